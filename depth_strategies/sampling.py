@@ -1,0 +1,141 @@
+"""Depth-guided sampling: put a fraction of each ray's NeRF samples in a window around the known surface.
+
+The maths is :func:`guided_bin_edges`, a pure function over bin edges in the sampler's *spacing* space
+(the normalised coordinate in which nerfstudio's proposal sampler works; for the uniform initial sampler it
+is ``s = (t - near) / (far - near)``). :class:`DepthGuidedProposalSampler` only turns a ``RayBundle`` into
+``RaySamples`` around it.
+
+Construction, for a ray with ``n`` NeRF samples of which ``g`` are guided (``g = round(fraction * n)``):
+
+* the model's own sampler draws ``n`` bins (``n + 1`` edges) from the proposal PDF, as nerfacto does;
+* a ray with valid depth keeps ``n - g`` of those edges, evenly spaced in index and always including the
+  first and the last, so the ray still spans ``[near, far]`` and the kept edges are a coarser stratified
+  draw from the same PDF; it adds ``g + 1`` edges stratified over the window ``[D - eps, D + eps]`` with one
+  jitter per ray (``lo + (k + u) (hi - lo) / (g + 1)``, ``k = 0..g``), which makes ``g`` bins inside it;
+* edges are merged and sorted, so bins stay contiguous (``start_{i+1} = end_i``), ``n`` bins in all, and
+  the spacing edges are the exact images of the Euclidean ones: volume rendering weights, nerfacto's
+  interlevel loss and its distortion loss see an ordinary set of samples;
+* a ray without valid depth keeps all ``n`` of the model's own edges.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, SpacedSampler
+
+MIN_OWN_EDGES = 2
+"""A guided ray keeps at least its first and last own edge, so its samples still span [near, far]."""
+
+
+def num_guided_samples(num_samples: int, fraction: float) -> int:
+    """Number of guided bins ``g`` out of ``num_samples``: ``round(fraction * n)``, at most ``n - 2``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"guided fraction must be in [0, 1], got {fraction}")
+    return max(0, min(round(fraction * num_samples), num_samples + 1 - MIN_OWN_EDGES - 1))
+
+
+def guided_bin_edges(
+    own_edges: Float[Tensor, "*bs num_edges"],
+    window_start: Float[Tensor, "*bs 1"],
+    window_end: Float[Tensor, "*bs 1"],
+    valid: Bool[Tensor, "*bs 1"],
+    num_guided: int,
+    jitter: Optional[Float[Tensor, "*bs 1"]] = None,
+) -> Float[Tensor, "*bs num_edges"]:
+    """Merge ``num_guided`` stratified bins inside ``[window_start, window_end]`` into a ray's own sorted edges.
+
+    Args:
+        own_edges: sorted bin edges from the model's own sampler (``n + 1`` edges for ``n`` bins).
+        window_start: lower end of the window around the surface (same space as ``own_edges``).
+        window_end: upper end of the window; rays with ``window_end <= window_start`` are treated as invalid.
+        valid: rays that have a known surface depth; the others keep ``own_edges`` unchanged.
+        num_guided: ``g``, the number of bins placed in the window (``0 <= g <= n - 2``).
+        jitter: per-ray offset ``u`` in [0, 1) of the stratified window edges; ``None`` uses the centre 0.5.
+
+    Returns:
+        ``n + 1`` sorted edges per ray.
+    """
+    num_edges = own_edges.shape[-1]
+    num_own = num_edges - (num_guided + 1)
+    if num_guided == 0:
+        return own_edges
+    if num_own < MIN_OWN_EDGES:
+        raise ValueError(f"{num_guided} guided bins leave fewer than {MIN_OWN_EDGES} of {num_edges} own edges")
+    keep = torch.linspace(0, num_edges - 1, num_own, device=own_edges.device).round().long()
+    kept = own_edges[..., keep]
+    if jitter is None:
+        jitter = torch.full_like(window_start, 0.5)
+    k = torch.arange(num_guided + 1, device=own_edges.device, dtype=own_edges.dtype)
+    step = (window_end - window_start) / (num_guided + 1)
+    guided = window_start + (k + jitter) * step
+    merged, _ = torch.sort(torch.cat([kept, guided], dim=-1), dim=-1)
+    use_guided = valid & (window_end > window_start)
+    return torch.where(use_guided, merged, own_edges)
+
+
+def euclidean_to_spacing(
+    t: Float[Tensor, "*bs 1"],
+    nears: Float[Tensor, "*bs 1"],
+    fars: Float[Tensor, "*bs 1"],
+    spacing_fn: Callable[[Tensor], Tensor],
+) -> Float[Tensor, "*bs 1"]:
+    """Inverse of nerfstudio's ``spacing_to_euclidean_fn``: s = (g(t) - g(near)) / (g(far) - g(near))."""
+    g_near, g_far = spacing_fn(nears), spacing_fn(fars)
+    return (spacing_fn(t) - g_near) / (g_far - g_near)
+
+
+def edges_from_samples(ray_samples: RaySamples) -> Float[Tensor, "*bs num_edges"]:
+    """The ``n + 1`` spacing edges of ``n`` contiguous samples."""
+    assert ray_samples.spacing_starts is not None and ray_samples.spacing_ends is not None
+    return torch.cat([ray_samples.spacing_starts[..., 0], ray_samples.spacing_ends[..., -1:, 0]], dim=-1)
+
+
+class DepthGuidedProposalSampler(ProposalNetworkSampler):
+    """nerfacto's proposal sampler whose last (NeRF) level can be guided by a known depth per ray.
+
+    Without ``guide_depth`` (evaluation, rendering, the viewer, and every ray of the baseline) it is exactly
+    nerfstudio's ``ProposalNetworkSampler``.
+    """
+
+    def __init__(self, guided_fraction: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(self.initial_sampler, SpacedSampler):
+            raise TypeError("depth guidance needs a spaced initial sampler (e.g. nerfstudio's UniformSampler)")
+        self.num_guided = num_guided_samples(self.num_nerf_samples_per_ray, guided_fraction)
+
+    def generate_ray_samples(  # type: ignore[override]
+        self,
+        ray_bundle: Optional[RayBundle] = None,
+        density_fns: Optional[List[Callable]] = None,
+        guide_depth: Optional[Float[Tensor, "*bs 1"]] = None,
+        guide_valid: Optional[Bool[Tensor, "*bs 1"]] = None,
+        guide_half_width: float = 0.0,
+    ) -> Tuple[RaySamples, List, List]:
+        ray_samples, weights_list, ray_samples_list = super().generate_ray_samples(ray_bundle, density_fns)
+        if guide_depth is None or guide_valid is None or self.num_guided == 0:
+            return ray_samples, weights_list, ray_samples_list
+        assert ray_bundle is not None and ray_bundle.nears is not None and ray_bundle.fars is not None
+        assert isinstance(self.initial_sampler, SpacedSampler)
+        nears, fars = ray_bundle.nears, ray_bundle.fars
+        spacing_fn = self.initial_sampler.spacing_fn
+        lo = euclidean_to_spacing(torch.maximum(guide_depth - guide_half_width, nears), nears, fars, spacing_fn)
+        hi = euclidean_to_spacing(torch.minimum(guide_depth + guide_half_width, fars), nears, fars, spacing_fn)
+        jitter = torch.rand_like(lo) if self.training else None
+        edges = guided_bin_edges(edges_from_samples(ray_samples), lo, hi, guide_valid, self.num_guided, jitter)
+        edges = edges.detach()
+        assert ray_samples.spacing_to_euclidean_fn is not None
+        euclidean = ray_samples.spacing_to_euclidean_fn(edges)
+        guided_samples = ray_bundle.get_ray_samples(
+            bin_starts=euclidean[..., :-1, None],
+            bin_ends=euclidean[..., 1:, None],
+            spacing_starts=edges[..., :-1, None],
+            spacing_ends=edges[..., 1:, None],
+            spacing_to_euclidean_fn=ray_samples.spacing_to_euclidean_fn,
+        )
+        return guided_samples, weights_list, ray_samples_list

@@ -1,0 +1,126 @@
+"""Training machinery shared by every method: a learning-rate schedule whose checkpoints reload under
+``torch.load(weights_only=True)``, and a trainer whose checkpoints are written atomically.
+
+Why the schedule: nerfstudio's ``ExponentialDecayScheduler`` computes its factor with numpy, so
+``LambdaLR`` stores ``numpy.float64`` learning rates in the optimizer and scheduler state. torch >= 2.6
+loads checkpoints with ``weights_only=True`` and refuses numpy scalars, so ``ns-eval``, ``ns-render``,
+``ns-viewer`` and ``--load-dir`` resume all fail on nerfacto's checkpoints. The factor below is the same
+formula computed with :mod:`math`, so every stored learning rate is a Python float.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Type
+
+import torch
+from torch.optim import Optimizer, lr_scheduler
+
+from nerfstudio.engine.schedulers import Scheduler, SchedulerConfig
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+
+
+def exponential_decay_factor(
+    step: int,
+    lr_init: float,
+    lr_final: float,
+    warmup_steps: int = 0,
+    max_steps: int = 100000,
+    lr_pre_warmup: float = 1e-8,
+    ramp: Literal["linear", "cosine"] = "cosine",
+) -> float:
+    """Multiplier of ``lr_init`` at ``step``: warm-up ramp, then log-linear decay to ``lr_final``.
+
+    Same schedule as nerfstudio's ``ExponentialDecayScheduler``; always returns a Python ``float``.
+    """
+    if step < warmup_steps:
+        progress = min(max(step / warmup_steps, 0.0), 1.0)
+        if ramp == "cosine":
+            lr = lr_pre_warmup + (lr_init - lr_pre_warmup) * math.sin(0.5 * math.pi * progress)
+        else:
+            lr = lr_pre_warmup + (lr_init - lr_pre_warmup) * progress
+    else:
+        t = min(max((step - warmup_steps) / max(max_steps - warmup_steps, 1), 0.0), 1.0)
+        lr = math.exp(math.log(lr_init) * (1.0 - t) + math.log(lr_final) * t)
+    return float(lr / lr_init)
+
+
+@dataclass
+class FloatExponentialDecaySchedulerConfig(SchedulerConfig):
+    """Exponential decay with warm-up (nerfstudio's schedule) whose state holds only Python floats."""
+
+    _target: Type = field(default_factory=lambda: FloatExponentialDecayScheduler)
+    """Target class to instantiate."""
+    lr_pre_warmup: float = 1e-8
+    """Learning rate before warm-up."""
+    lr_final: float | None = None
+    """Final learning rate; ``None`` keeps the optimizer's initial rate."""
+    warmup_steps: int = 0
+    """Number of warm-up steps."""
+    max_steps: int = 100000
+    """Step at which the decay reaches ``lr_final``."""
+    ramp: Literal["linear", "cosine"] = "cosine"
+    """Shape of the warm-up ramp."""
+
+
+class FloatExponentialDecayScheduler(Scheduler):
+    """``LambdaLR`` over :func:`exponential_decay_factor`."""
+
+    config: FloatExponentialDecaySchedulerConfig
+
+    def get_scheduler(self, optimizer: Optimizer, lr_init: float) -> lr_scheduler.LRScheduler:
+        lr_final = lr_init if self.config.lr_final is None else self.config.lr_final
+        cfg = self.config
+
+        def factor(step: int) -> float:
+            return exponential_decay_factor(
+                step, lr_init, lr_final, cfg.warmup_steps, cfg.max_steps, cfg.lr_pre_warmup, cfg.ramp
+            )
+
+        return lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
+
+
+def atomic_torch_save(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@dataclass
+class DepthStrategyTrainerConfig(TrainerConfig):
+    """nerfstudio's ``TrainerConfig`` with atomically written checkpoints."""
+
+    _target: Type = field(default_factory=lambda: DepthStrategyTrainer)
+    """Target class to instantiate."""
+
+
+class DepthStrategyTrainer(Trainer):
+    """nerfstudio's trainer; checkpoints are written to a temporary file and renamed into place, so an
+    interrupted save never leaves a truncated ``step-*.ckpt`` that ``--load-dir`` would pick up."""
+
+    def save_checkpoint(self, step: int) -> None:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        ckpt_path: Path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
+        pipeline = self.pipeline.module if hasattr(self.pipeline, "module") else self.pipeline
+        atomic_torch_save(
+            {
+                "step": step,
+                "pipeline": pipeline.state_dict(),  # type: ignore[union-attr]
+                "optimizers": {k: v.state_dict() for (k, v) in self.optimizers.optimizers.items()},
+                "schedulers": {k: v.state_dict() for (k, v) in self.optimizers.schedulers.items()},
+                "scalers": self.grad_scaler.state_dict(),
+            },
+            ckpt_path,
+        )
+        if self.config.save_only_latest_checkpoint:
+            for old in self.checkpoint_dir.glob("*.ckpt"):
+                if old != ckpt_path:
+                    old.unlink()

@@ -1,0 +1,152 @@
+"""Depth losses on 1-3 rays with hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from depth_strategies import losses
+
+
+def col(*values: float) -> torch.Tensor:
+    """One ray's per-sample values as [1, num_samples, 1]."""
+    return torch.tensor(values, dtype=torch.float64).reshape(1, -1, 1)
+
+
+def weights_from_density(density: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """w_i = T_i (1 - exp(-sigma_i delta_i)), T_i = exp(-sum_{j<i} sigma_j delta_j) (volume rendering)."""
+    tau = density * (ends - starts)
+    transmittance = torch.exp(-torch.cumsum(torch.cat([torch.zeros_like(tau[..., :1, :]), tau[..., :-1, :]], -2), -2))
+    return transmittance * (1 - torch.exp(-tau))
+
+
+def test_expected_termination_is_weighted_sum_of_midpoints():
+    assert_close(losses.expected_termination(col(0.2, 0.5, 0.3), col(1, 2, 3)), torch.tensor([[0.2 * 1 + 0.5 * 2 + 0.3 * 3]], dtype=torch.float64))
+
+
+def test_expected_termination_is_unnormalised_for_transparent_rays():
+    assert_close(losses.expected_termination(col(0.25, 0.25), col(2, 4)), torch.tensor([[0.25 * 2 + 0.25 * 4]], dtype=torch.float64))
+
+
+def test_termination_variance_is_geometric_spread_around_center():
+    d = 0.2 * 1 + 0.5 * 2 + 0.3 * 3  # 2.1
+    expected = 0.2 * (1 - d) ** 2 + 0.5 * (2 - d) ** 2 + 0.3 * (3 - d) ** 2
+    got = losses.termination_variance(col(0.2, 0.5, 0.3), col(1, 2, 3), torch.tensor([[d]], dtype=torch.float64))
+    assert_close(got, torch.tensor([[expected]], dtype=torch.float64))
+
+
+def test_termination_variance_is_zero_for_a_single_sharp_sample():
+    got = losses.termination_variance(col(0, 1, 0), col(1, 2, 3), torch.tensor([[2.0]], dtype=torch.float64))
+    assert_close(got, torch.zeros(1, 1, dtype=torch.float64))
+
+
+def test_weight_entropy_is_log_n_for_uniform_and_zero_for_one_sample():
+    assert_close(losses.weight_entropy(col(0.25, 0.25, 0.25, 0.25)), torch.tensor([[math.log(4)]], dtype=torch.float64))
+    assert_close(losses.weight_entropy(col(0, 0, 1, 0)), torch.zeros(1, 1, dtype=torch.float64), atol=1e-8, rtol=0)
+
+
+def test_soft_loss_is_zero_when_depth_is_perfect_and_squared_error_otherwise():
+    assert_close(losses.soft_depth_loss(torch.tensor([[2.0]]), torch.tensor([[2.0]])), torch.zeros(1, 1))
+    assert_close(losses.soft_depth_loss(torch.tensor([[2.5], [1.0]]), torch.tensor([[2.0], [3.0]])), torch.tensor([[0.25], [4.0]]))
+
+
+def test_free_space_loss_sums_weights_ending_before_the_margin():
+    # bins [0,1],[1,2],[2,3],[3,4]; free until 2.5 -> the first two bins: 0.1 + 0.2
+    got = losses.free_space_loss(col(0.1, 0.2, 0.3, 0.4), col(1, 2, 3, 4), torch.tensor([[2.5]], dtype=torch.float64))
+    assert_close(got, torch.tensor([[0.1 + 0.2]], dtype=torch.float64))
+
+
+def test_free_space_loss_is_zero_when_density_is_behind_surface():
+    got = losses.free_space_loss(col(0, 0, 0.6, 0.4), col(1, 2, 3, 4), torch.tensor([[2.5]], dtype=torch.float64))
+    assert_close(got, torch.zeros(1, 1, dtype=torch.float64))
+
+
+def test_free_space_loss_on_known_empty_ray_is_its_accumulation():
+    got = losses.free_space_loss(col(0.1, 0.2, 0.3), col(1, 2, 3), torch.tensor([[math.inf]], dtype=torch.float64))
+    assert_close(got, torch.tensor([[0.1 + 0.2 + 0.3]], dtype=torch.float64))
+
+
+def test_free_space_loss_ignores_the_sample_straddling_the_margin():
+    got = losses.free_space_loss(col(0.5, 0.5), col(2, 3), torch.tensor([[2.5]], dtype=torch.float64))
+    assert_close(got, torch.tensor([[0.5]], dtype=torch.float64))
+
+
+def test_surface_loss_is_zero_for_a_sharp_surface_at_the_true_depth():
+    got = losses.surface_loss(col(0, 1, 0), col(1, 2, 3), torch.tensor([[2.0]], dtype=torch.float64), variance_mult=1.0)
+    assert_close(got, torch.zeros(1, 1, dtype=torch.float64))
+
+
+def test_surface_loss_adds_l1_and_weighted_variance():
+    d = 0.5 * 1 + 0.5 * 3  # 2.0
+    var = 0.5 * (1 - d) ** 2 + 0.5 * (3 - d) ** 2  # 1.0
+    got = losses.surface_loss(col(0.5, 0.5), col(1, 3), torch.tensor([[2.5]], dtype=torch.float64), variance_mult=0.1)
+    assert_close(got, torch.tensor([[abs(d - 2.5) + 0.1 * var]], dtype=torch.float64))
+
+
+def test_masked_mean_averages_only_selected_rays():
+    values = torch.tensor([[1.0], [3.0], [100.0]])
+    mask = torch.tensor([[True], [True], [False]])
+    assert_close(losses.masked_mean(values, mask), torch.tensor((1.0 + 3.0) / 2))
+
+
+def test_masked_mean_all_masked_gives_zero_not_nan():
+    values = torch.tensor([[float("nan")], [float("inf")]], requires_grad=True)
+    out = losses.masked_mean(values, torch.zeros(2, 1, dtype=torch.bool))
+    out.backward()
+    assert out.item() == 0.0
+    assert torch.equal(values.grad, torch.zeros(2, 1))
+
+
+# -------------------------------------------------------------------- gradients move the surface
+STARTS = torch.tensor([1.0, 1.5, 2.0, 2.5, 3.0], dtype=torch.float64).reshape(1, 5, 1)
+ENDS = STARTS + 0.5
+MIDS = (STARTS + ENDS) / 2  # 1.25, 1.75, 2.25, 2.75, 3.25
+
+
+def _descend(loss_fn, density0, steps=20, lr=0.5):
+    density = density0.clone().requires_grad_(True)
+    for _ in range(steps):
+        loss = loss_fn(weights_from_density(density, STARTS, ENDS)).sum()
+        (grad,) = torch.autograd.grad(loss, density)
+        with torch.no_grad():
+            density -= lr * grad
+            density.clamp_(min=0)
+    return density.detach()
+
+
+@pytest.mark.parametrize("gt", [1.75, 3.25])
+def test_soft_loss_gradient_moves_expected_depth_toward_the_surface(gt):
+    density0 = torch.full((1, 5, 1), 1.0, dtype=torch.float64)
+    gt_t = torch.tensor([[gt]], dtype=torch.float64)
+
+    def loss_fn(w):
+        return losses.soft_depth_loss(losses.expected_termination(w, MIDS), gt_t)
+
+    before = loss_fn(weights_from_density(density0, STARTS, ENDS)).item()
+    after = loss_fn(weights_from_density(_descend(loss_fn, density0), STARTS, ENDS)).item()
+    assert after < 0.5 * before
+
+
+@pytest.mark.parametrize("gt", [1.75, 3.25])
+def test_surface_loss_gradient_moves_expected_depth_toward_the_surface(gt):
+    density0 = torch.full((1, 5, 1), 1.0, dtype=torch.float64)
+    gt_t = torch.tensor([[gt]], dtype=torch.float64)
+
+    def loss_fn(w):
+        return losses.surface_loss(w, MIDS, gt_t, variance_mult=1.0)
+
+    d0 = losses.expected_termination(weights_from_density(density0, STARTS, ENDS), MIDS).item()
+    d1 = losses.expected_termination(weights_from_density(_descend(loss_fn, density0), STARTS, ENDS), MIDS).item()
+    assert abs(d1 - gt) < abs(d0 - gt)
+
+
+def test_free_space_loss_gradient_lowers_density_only_in_front_of_the_surface():
+    density = torch.full((1, 5, 1), 1.0, dtype=torch.float64, requires_grad=True)
+    # surface at 3.25 with eps 0.25: free until 3.0 -> bins ending at 1.5, 2.0, 2.5, 3.0 are free
+    loss = losses.free_space_loss(weights_from_density(density, STARTS, ENDS), ENDS, torch.tensor([[3.0]], dtype=torch.float64))
+    (grad,) = torch.autograd.grad(loss.sum(), density)
+    assert (grad[0, :4, 0] > 0).all(), "gradient descent must lower density in free space"
+    assert grad[0, 4, 0] == 0, "the sample at the surface is not penalised"

@@ -1,0 +1,215 @@
+"""Depth-guided sampling: the pure edge merge (hand-computed and against a slow reference) and the module."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from nerfstudio.cameras.rays import Frustums, RayBundle
+from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, UniformSampler
+
+from depth_strategies.sampling import (
+    DepthGuidedProposalSampler,
+    edges_from_samples,
+    euclidean_to_spacing,
+    guided_bin_edges,
+    num_guided_samples,
+)
+
+
+def test_num_guided_samples_rounds_the_fraction_and_keeps_two_own_edges():
+    assert num_guided_samples(32, 0.75) == 24
+    assert num_guided_samples(32, 0.5) == 16
+    assert num_guided_samples(32, 0.0) == 0
+    assert num_guided_samples(4, 1.0) == 2  # n - 2: first and last own edge survive
+    with pytest.raises(ValueError):
+        num_guided_samples(8, 1.5)
+
+
+def test_guided_edges_hand_computed():
+    own = torch.linspace(0, 1, 9).repeat(2, 1)  # 8 bins
+    lo = torch.tensor([[0.4], [0.4]])
+    hi = torch.tensor([[0.6], [0.6]])
+    valid = torch.tensor([[True], [False]])
+    edges = guided_bin_edges(own, lo, hi, valid, num_guided=4)
+    # kept own edges: indices round(linspace(0, 8, 4)) = 0, 3, 5, 8 -> 0, 0.375, 0.625, 1
+    # guided edges: 0.4 + (k + 0.5) * 0.2 / 5, k = 0..4 -> 0.42, 0.46, 0.50, 0.54, 0.58
+    expected = torch.tensor([0.0, 0.375, 0.42, 0.46, 0.50, 0.54, 0.58, 0.625, 1.0])
+    assert_close(edges[0], expected)
+    assert_close(edges[1], own[1]), "a ray without depth keeps the model's own edges"
+
+
+def test_guided_edges_jitter_stays_inside_the_window():
+    own = torch.linspace(0, 1, 17).repeat(3, 1)
+    lo, hi = torch.full((3, 1), 0.3), torch.full((3, 1), 0.5)
+    jitter = torch.tensor([[0.0], [0.5], [0.999]])
+    edges = guided_bin_edges(own, lo, hi, torch.ones(3, 1, dtype=torch.bool), num_guided=8, jitter=jitter)
+    mids = (edges[:, 1:] + edges[:, :-1]) / 2
+    in_window = ((mids >= 0.3) & (mids <= 0.5)).sum(-1)
+    assert (in_window >= 8).all()
+    assert (edges[:, 1:] >= edges[:, :-1]).all()
+
+
+def test_guided_edges_window_outside_near_far_is_treated_as_invalid():
+    own = torch.linspace(0, 1, 9)[None]
+    edges = guided_bin_edges(own, torch.tensor([[1.2]]), torch.tensor([[1.0]]), torch.ones(1, 1, dtype=torch.bool), 4)
+    assert_close(edges, own)
+
+
+def slow_guided_bin_edges(own, lo, hi, valid, g, jitter):
+    """Obvious per-ray reference of guided_bin_edges."""
+    out = []
+    n_edges = own.shape[-1]
+    for r in range(own.shape[0]):
+        if not bool(valid[r, 0]) or not bool(hi[r, 0] > lo[r, 0]):
+            out.append(own[r])
+            continue
+        n_keep = n_edges - (g + 1)
+        kept = [own[r, round(i * (n_edges - 1) / (n_keep - 1))] for i in range(n_keep)]
+        step = (hi[r, 0] - lo[r, 0]) / (g + 1)
+        guided = [lo[r, 0] + (k + jitter[r, 0]) * step for k in range(g + 1)]
+        out.append(torch.sort(torch.stack(kept + guided))[0])
+    return torch.stack(out)
+
+
+def test_guided_edges_match_slow_reference_forward_and_backward():
+    gen = torch.Generator().manual_seed(0)
+    n_rays, n_edges, g = 6, 13, 7
+    own = torch.sort(torch.rand(n_rays, n_edges, generator=gen, dtype=torch.float64), dim=-1)[0]
+    lo = torch.rand(n_rays, 1, generator=gen, dtype=torch.float64) * 0.5
+    hi = lo + torch.rand(n_rays, 1, generator=gen, dtype=torch.float64) * 0.4
+    hi[2] = lo[2] - 0.1  # an empty window
+    valid = torch.tensor([[True], [False], [True], [True], [False], [True]])
+    jitter = torch.rand(n_rays, 1, generator=gen, dtype=torch.float64)
+
+    def run(fn):
+        o, l, h = own.clone().requires_grad_(True), lo.clone().requires_grad_(True), hi.clone().requires_grad_(True)
+        out = fn(o, l, h, valid, g, jitter)
+        (out * torch.arange(n_edges, dtype=torch.float64)).sum().backward()
+        return out.detach(), o.grad, l.grad, h.grad
+
+    fast, slow = run(guided_bin_edges), run(slow_guided_bin_edges)
+    for a, b in zip(fast, slow):
+        assert_close(a, b)
+
+
+def test_euclidean_to_spacing_inverts_uniform_spacing():
+    nears, fars = torch.tensor([[2.0]]), torch.tensor([[6.0]])
+    assert_close(euclidean_to_spacing(torch.tensor([[3.0]]), nears, fars, lambda x: x), torch.tensor([[0.25]]))
+
+
+# ------------------------------------------------------------------------------------- the module
+N_PROP, N_NERF = (16,), 16
+
+
+def make_bundle(n_rays: int = 3) -> RayBundle:
+    origins = torch.zeros(n_rays, 3)
+    directions = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, 1.0]]).repeat(n_rays, 1), dim=-1)
+    return RayBundle(
+        origins=origins,
+        directions=directions,
+        pixel_area=torch.ones(n_rays, 1),
+        nears=torch.full((n_rays, 1), 2.0),
+        fars=torch.full((n_rays, 1), 6.0),
+        camera_indices=torch.zeros(n_rays, 1, dtype=torch.long),
+    )
+
+
+class TinyField(torch.nn.Module):
+    """Density = softplus(linear(position)): enough to check that gradients reach field parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 1)
+
+    def forward(self, positions):
+        return torch.nn.functional.softplus(self.linear(positions))
+
+
+def make_sampler(fraction: float, cls=DepthGuidedProposalSampler, **extra):
+    kwargs = dict(
+        num_proposal_samples_per_ray=N_PROP,
+        num_nerf_samples_per_ray=N_NERF,
+        num_proposal_network_iterations=1,
+        single_jitter=True,
+        initial_sampler=UniformSampler(single_jitter=True),
+    )
+    if cls is DepthGuidedProposalSampler:
+        kwargs["guided_fraction"] = fraction
+    return cls(**kwargs, **extra)
+
+
+def test_module_places_the_fraction_in_the_window_only_on_valid_rays():
+    torch.manual_seed(0)
+    field = TinyField()
+    sampler = make_sampler(0.75)
+    bundle = make_bundle()
+    depth = torch.tensor([[4.0], [3.0], [5.0]])
+    valid = torch.tensor([[True], [False], [True]])
+    samples, _, _ = sampler(bundle, density_fns=[field], guide_depth=depth, guide_valid=valid, guide_half_width=0.3)
+    mids = ((samples.frustums.starts + samples.frustums.ends) / 2)[..., 0]
+    in_window = ((mids >= depth - 0.3) & (mids <= depth + 0.3)).sum(-1)
+    assert samples.frustums.starts.shape == (3, N_NERF, 1)
+    assert in_window[0] >= 12 and in_window[2] >= 12  # 0.75 * 16
+    # bins sorted and contiguous; spacing consistent with the Euclidean bins (uniform: t = 2 + 4 s)
+    assert (samples.frustums.ends >= samples.frustums.starts).all()
+    assert_close(samples.frustums.starts[:, 1:], samples.frustums.ends[:, :-1])
+    assert_close(samples.frustums.starts, 2.0 + 4.0 * samples.spacing_starts)
+    assert_close(samples.frustums.ends, 2.0 + 4.0 * samples.spacing_ends)
+
+
+def test_module_keeps_the_first_and_last_own_edge():
+    field = TinyField()
+    bundle = make_bundle()
+    torch.manual_seed(7)
+    plain, _, _ = make_sampler(0.75)(bundle, density_fns=[field])
+    torch.manual_seed(7)
+    guided, _, _ = make_sampler(0.75)(
+        bundle, density_fns=[field], guide_depth=torch.full((3, 1), 4.0),
+        guide_valid=torch.ones(3, 1, dtype=torch.bool), guide_half_width=0.3,
+    )
+    assert_close(edges_from_samples(guided)[:, [0, -1]], edges_from_samples(plain)[:, [0, -1]])
+
+
+def test_module_without_guide_is_nerfstudios_proposal_sampler():
+    field = TinyField()
+    bundle = make_bundle()
+    torch.manual_seed(3)
+    ours, _, _ = make_sampler(0.75)(bundle, density_fns=[field])
+    torch.manual_seed(3)
+    theirs, _, _ = make_sampler(0.0, cls=ProposalNetworkSampler)(bundle, density_fns=[field])
+    assert_close(ours.frustums.starts, theirs.frustums.starts)
+    assert_close(ours.frustums.ends, theirs.frustums.ends)
+
+
+def test_module_invalid_rays_keep_their_own_samples():
+    field = TinyField()
+    bundle = make_bundle()
+    torch.manual_seed(5)
+    plain, _, _ = make_sampler(0.75)(bundle, density_fns=[field])
+    torch.manual_seed(5)
+    guided, _, _ = make_sampler(0.75)(
+        bundle,
+        density_fns=[field],
+        guide_depth=torch.full((3, 1), 4.0),
+        guide_valid=torch.tensor([[False], [True], [False]]),
+        guide_half_width=0.3,
+    )
+    assert_close(guided.frustums.starts[[0, 2]], plain.frustums.starts[[0, 2]])
+    assert not torch.allclose(guided.frustums.starts[1], plain.frustums.starts[1])
+
+
+def test_module_gradients_reach_the_field():
+    field = TinyField()
+    sampler = make_sampler(0.5)
+    samples, _, _ = sampler(
+        make_bundle(),
+        density_fns=[field],
+        guide_depth=torch.full((3, 1), 4.0),
+        guide_valid=torch.ones(3, 1, dtype=torch.bool),
+        guide_half_width=0.3,
+    )
+    weights = samples.get_weights(field(samples.frustums.get_positions()))
+    (weights * samples.frustums.starts).sum().backward()
+    assert field.linear.weight.grad is not None and field.linear.weight.grad.abs().sum() > 0

@@ -24,22 +24,21 @@ from typing import Dict, List, Literal, Mapping, Optional, Tuple, Type
 import numpy as np
 import torch
 from jaxtyping import Float
-from PIL import Image
-from torch import Tensor
-
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.base_dataset import InputDataset
+from PIL import Image
+from torch import Tensor
 
-from depth_strategies import depth_io
+from depth_strategies import depth_io, metrics
 from depth_strategies.depth_io import DepthFileError
 
-DEPTH_KEY = "depth_image"
+DEPTH_KEY = metrics.DEPTH_KEY
 """Batch / ray-metadata key: ground-truth distance along the ray in model units, 0 where the state is not
 SURFACE. Same key as nerfstudio's depth datasets, so nerfstudio's ``depth-nerfacto`` model (with
 ``is_euclidean_depth=True``) reads it too."""
-STATE_KEY = "depth_state"
+STATE_KEY = metrics.STATE_KEY
 """Batch / ray-metadata key: a :class:`DepthState` per pixel (uint8)."""
 
 BLENDER_NEAR = 2.0
@@ -58,7 +57,7 @@ class DepthState(IntEnum):
 
     UNKNOWN = 0
     """Nothing usable: partial alpha, depth missing, zero, NaN, inf, negative or outside the depth range."""
-    SURFACE = 1
+    SURFACE = metrics.SURFACE
     """An opaque surface at the known depth."""
     EMPTY = 2
     """Image alpha is 0: the whole ray is free space."""
@@ -153,6 +152,12 @@ class DepthDataset(InputDataset):
             return Path(listed) if listed is not None else None
         image = Path(self._dataparser_outputs.image_filenames[index])
         frame = self.source.frames.get(image.resolve())
+        named = frame.get(depth_io.DEPTH_FILE_PATH_KEY) if frame is not None else None
+        if isinstance(named, str) and named.strip() and self.source.transforms_dir is not None:
+            # A "depth_file_path" whose file is gone is a missing depth map: required splits stop with the
+            # split, image and search in the message (below), optional ones warn, like any other missing map.
+            if not (Path(named) if Path(named).is_absolute() else self.source.transforms_dir / named).is_file():
+                return None
         return depth_io.find_depth_file(image, frame, self.source.transforms_dir)
 
     def _load_all(self) -> None:
@@ -210,7 +215,12 @@ class DepthDataset(InputDataset):
             # The image was resized with a filter: its alpha at silhouettes is partial again.
             alpha_small = self._alpha(index, (out_h, out_w))
             if alpha_small is not None:
-                state = np.where((state == DepthState.SURFACE) & (alpha_small < OPAQUE), DepthState.UNKNOWN, state)
+                # Partial alpha: the ray is neither a known surface nor free space (a picked EMPTY pixel next to
+                # the silhouette would wrongly declare a partly covered ray empty).
+                partial = (alpha_small > 0) & (alpha_small < OPAQUE)
+                state = np.where(
+                    partial | ((state == DepthState.SURFACE) & (alpha_small < OPAQUE)), DepthState.UNKNOWN, state
+                )
                 state = np.where(alpha_small == 0, DepthState.EMPTY, state).astype(np.uint8)
         scale = float(self._dataparser_outputs.dataparser_scale)
         ray_depth = np.where(state == DepthState.SURFACE, ray_depth * scale, 0.0).astype(np.float32)

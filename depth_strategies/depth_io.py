@@ -291,7 +291,7 @@ def describe_search(image_path: Path, frame: Optional[Mapping] = None, data_dir:
     parts: list[str] = []
     if frame is not None and DEPTH_FILE_PATH_KEY in frame:
         try:
-            parts.append(f'{DEPTH_FILE_PATH_KEY} {_frame_depth_path(Path(image_path), frame, data_dir)}')
+            parts.append(f"{DEPTH_FILE_PATH_KEY} {_frame_depth_path(Path(image_path), frame, data_dir)}")
         except DepthFileError:
             parts.append(f"{DEPTH_FILE_PATH_KEY} {frame[DEPTH_FILE_PATH_KEY]!r}")
     parts.extend(_pattern_candidates(Path(image_path)))
@@ -367,8 +367,7 @@ def _check_choice(value: Any, allowed: tuple[str, ...], what: str, source: str, 
     if isinstance(value, str) and value in allowed:
         return value
     raise DepthFileError(
-        f"{source}: {what} {_json_repr(value)} is not allowed (depth file {path}); allowed values: "
-        f"{', '.join(allowed)}"
+        f"{source}: {what} {_json_repr(value)} is not allowed (depth file {path}); allowed values: {', '.join(allowed)}"
     )
 
 
@@ -387,7 +386,7 @@ def _check_channel(value: Any, what: str, source: str, path: Path) -> str:
     if isinstance(value, str) and value:
         return value
     raise DepthFileError(
-        f'{source}: {what} {_json_repr(value)} is not allowed (depth file {path}); it must be an EXR channel name '
+        f"{source}: {what} {_json_repr(value)} is not allowed (depth file {path}); it must be an EXR channel name "
         'such as "Z" or "ViewLayer.Depth.Z"'
     )
 
@@ -521,7 +520,7 @@ def _select_exr_channel(path: Path, names: list[str], requested: Optional[str]) 
         return names[0]
     raise DepthFileError(
         f"depth file {path}: no depth channel found among EXR channels {listed} (tried "
-        f"{', '.join(EXR_AUTO_CHANNELS)} and *.Z/*.V); set \"{META_EXR_CHANNEL_KEY}\" (or the config override)"
+        f'{", ".join(EXR_AUTO_CHANNELS)} and *.Z/*.V); set "{META_EXR_CHANNEL_KEY}" (or the config override)'
     )
 
 

@@ -23,7 +23,6 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 import yaml
-
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig

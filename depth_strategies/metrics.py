@@ -6,11 +6,23 @@ All depths are distances along the ray in Blender units (the model divides out t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Literal
+from typing import Dict, Literal, Optional
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
+from torchmetrics.functional import peak_signal_noise_ratio, structural_similarity_index_measure
+
+DEPTH_KEY = "depth_image"
+"""Batch key of ground-truth ray distance (model units); see :mod:`depth_strategies.data`."""
+STATE_KEY = "depth_state"
+"""Batch key of the per-pixel depth state; 1 = a surface at known depth (:class:`depth_strategies.data.DepthState`)."""
+SURFACE = 1
+"""Value of ``DepthState.SURFACE``."""
+OUTPUT_VARIANCE = "weight_variance"
+"""Per-ray model output: sum_i w_i (t_i - D)^2, the spread of the termination distribution (distance^2)."""
+OUTPUT_ENTROPY = "weight_entropy"
+"""Per-ray model output: entropy (nats) of the normalised weights along the ray."""
 
 DELTA_THRESHOLD = 1.25
 """Threshold accuracy max(d/d*, d*/d) < 1.25 (Eigen et al., NeurIPS 2014)."""
@@ -40,8 +52,8 @@ METRICS: Dict[str, MetricSpec] = {
         MetricSpec("depth_rmse", "lower", "units", "root mean squared depth error on the same pixels"),
         MetricSpec("depth_abs_rel", "lower", "", "mean |D - D_gt| / D_gt"),
         MetricSpec("depth_delta1", "higher", "", "fraction of pixels with max(D/D_gt, D_gt/D) < 1.25"),
-        MetricSpec("weight_variance", "lower", "units^2", "sum_i w_i (t_i - D)^2 on surface rays"),
-        MetricSpec("weight_entropy", "lower", "nats", "entropy of the normalised weights on surface rays"),
+        MetricSpec(OUTPUT_VARIANCE, "lower", "units^2", "sum_i w_i (t_i - D)^2 on rays that hit a surface"),
+        MetricSpec(OUTPUT_ENTROPY, "lower", "nats", "entropy of the normalised weights on rays that hit a surface"),
     )
 }
 """Every metric the model reports, with its direction: tables and statistics are generated from this."""
@@ -67,3 +79,36 @@ def depth_errors(
 def masked_average(values: Float[Tensor, "*bs 1"], mask: Bool[Tensor, "*bs 1"]) -> float:
     """Plain mean of ``values`` over ``mask`` as a float (NaN when the mask is empty: the caller skips it)."""
     return float(values[mask].double().mean()) if bool(mask.any()) else float("nan")
+
+
+def image_metrics(
+    outputs: Dict[str, Tensor],
+    batch: Dict[str, Tensor],
+    scene_scale: float = 1.0,
+    lpips: Optional[torch.nn.Module] = None,
+) -> Dict[str, float]:
+    """Every metric of one rendered test view, for any nerfacto-family model.
+
+    ``outputs``: ``rgb`` [H, W, 3], ``depth`` [H, W, 1] (rendered, median termination distance), ``accumulation``,
+    and, when the model offers them, ``weight_variance`` / ``weight_entropy``. ``batch``: ``image`` [H, W, 3]
+    (background already composited) and, when the view has ground-truth depth, ``depth_image`` / ``depth_state``.
+    Depths are divided by ``scene_scale`` so that errors are in Blender units. LPIPS only when ``lpips`` is given.
+    """
+    device = outputs["rgb"].device
+    gt = torch.moveaxis(batch["image"].to(device)[..., :3], -1, 0)[None]
+    pred = torch.moveaxis(outputs["rgb"], -1, 0)[None]
+    metrics = {
+        "psnr": float(peak_signal_noise_ratio(pred, gt, data_range=1.0)),
+        "ssim": float(structural_similarity_index_measure(pred, gt)),  # type: ignore[arg-type]
+    }
+    if lpips is not None:
+        metrics["lpips"] = float(lpips(gt, pred))
+    if DEPTH_KEY in batch and STATE_KEY in batch:
+        surface = batch[STATE_KEY].to(device) == SURFACE
+        metrics.update(depth_errors(outputs["depth"] / scene_scale, batch[DEPTH_KEY].to(device) / scene_scale, surface))
+    else:
+        surface = outputs["accumulation"] > 0.5
+    if OUTPUT_VARIANCE in outputs and bool(surface.any()):
+        metrics[OUTPUT_VARIANCE] = masked_average(outputs[OUTPUT_VARIANCE] / scene_scale**2, surface)
+        metrics[OUTPUT_ENTROPY] = masked_average(outputs[OUTPUT_ENTROPY], surface)
+    return metrics

@@ -15,12 +15,10 @@ and the viewer build rays from cameras, so every method renders with its own lea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Tuple, Type
+from typing import Dict, Literal, Optional, Tuple, Type
 
 import numpy as np
 import torch
-from torch import Tensor
-
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -29,7 +27,7 @@ from nerfstudio.fields.density_fields import HashMLPDensityField
 from nerfstudio.fields.nerfacto_field import NerfactoField
 from nerfstudio.model_components import losses as ns_losses
 from nerfstudio.model_components.losses import DepthLossType, MSELoss
-from nerfstudio.model_components.ray_samplers import UniformSampler
+from nerfstudio.model_components.ray_samplers import UniformLinDispPiecewiseSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, NormalsRenderer, RGBRenderer
 from nerfstudio.model_components.scene_colliders import NearFarCollider
 from nerfstudio.model_components.shaders import NormalsShader
@@ -37,19 +35,17 @@ from nerfstudio.models.base_model import Model
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 from nerfstudio.utils import colormaps
 from nerfstudio.utils.external import TCNN_EXISTS
+from torch import Tensor
+from torchmetrics.image import PeakSignalNoiseRatio
 
 from depth_strategies import losses
 from depth_strategies.data import BLENDER_FAR, BLENDER_NEAR, DEPTH_KEY, STATE_KEY, DepthState
-from depth_strategies.metrics import depth_errors, masked_average
+from depth_strategies.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, image_metrics
 from depth_strategies.offline import build_lpips
 from depth_strategies.sampling import DepthGuidedProposalSampler
+from depth_strategies.visualize import depth_images
 
 SoftLossType = Literal["l2", "ds-nerf", "urf"]
-
-OUTPUT_VARIANCE = "weight_variance"
-"""Per-ray output: sum_i w_i (t_i - D)^2, the spread of the termination distribution (distance^2)."""
-OUTPUT_ENTROPY = "weight_entropy"
-"""Per-ray output: entropy (nats) of the normalised weights along the ray."""
 
 
 def default_implementation() -> Literal["tcnn", "torch"]:
@@ -106,87 +102,11 @@ class DepthStrategyModel(NerfactoModel):
         return float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
 
     def populate_modules(self) -> None:
-        """nerfacto's modules, except LPIPS only when cached and the proposal sampler's last level guided.
-
-        ``NerfactoModel.populate_modules`` is not called because it builds LPIPS unconditionally, which
-        downloads AlexNet; everything else here matches it.
-        """
-        Model.populate_modules(self)
+        """nerfacto's modules (LPIPS only when cached) with a depth-guided proposal sampler."""
         cfg = self.config
-        scale = self.scene_scale
-        contraction = None if cfg.disable_scene_contraction else SceneContraction(order=float("inf"))
-        self.field = NerfactoField(
-            self.scene_box.aabb,
-            hidden_dim=cfg.hidden_dim,
-            num_levels=cfg.num_levels,
-            max_res=cfg.max_res,
-            base_res=cfg.base_res,
-            features_per_level=cfg.features_per_level,
-            log2_hashmap_size=cfg.log2_hashmap_size,
-            hidden_dim_color=cfg.hidden_dim_color,
-            hidden_dim_transient=cfg.hidden_dim_transient,
-            spatial_distortion=contraction,
-            num_images=self.num_train_data,
-            use_pred_normals=cfg.predict_normals,
-            use_average_appearance_embedding=cfg.use_average_appearance_embedding,
-            appearance_embedding_dim=cfg.appearance_embed_dim if cfg.use_appearance_embedding else 0,
-            average_init_density=cfg.average_init_density,
-            implementation=cfg.implementation,
-        )
-        self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
-
-        self.proposal_networks = torch.nn.ModuleList()
-        num_nets = 1 if cfg.use_same_proposal_network else cfg.num_proposal_iterations
-        for i in range(num_nets):
-            args = cfg.proposal_net_args_list[min(i, len(cfg.proposal_net_args_list) - 1)]
-            self.proposal_networks.append(
-                HashMLPDensityField(
-                    self.scene_box.aabb,
-                    spatial_distortion=contraction,
-                    **args,
-                    average_init_density=cfg.average_init_density,
-                    implementation=cfg.implementation,
-                )
-            )
-        self.density_fns = [
-            self.proposal_networks[min(i, num_nets - 1)].density_fn for i in range(cfg.num_proposal_iterations)
-        ]
-
-        def update_schedule(step: int) -> float:
-            return float(
-                np.clip(np.interp(step, [0, cfg.proposal_warmup], [0, cfg.proposal_update_every]), 1,
-                        cfg.proposal_update_every)
-            )
-
-        initial_sampler = UniformSampler(single_jitter=cfg.use_single_jitter)
         if cfg.proposal_initial_sampler != "uniform":
             raise ValueError("depth strategies need proposal_initial_sampler='uniform' (object scenes)")
-        self.proposal_sampler = DepthGuidedProposalSampler(
-            guided_fraction=cfg.guided_fraction,
-            num_nerf_samples_per_ray=cfg.num_nerf_samples_per_ray,
-            num_proposal_samples_per_ray=cfg.num_proposal_samples_per_ray,
-            num_proposal_network_iterations=cfg.num_proposal_iterations,
-            single_jitter=cfg.use_single_jitter,
-            update_sched=update_schedule,
-            initial_sampler=initial_sampler,
-        )
-        self.collider = NearFarCollider(near_plane=cfg.near_plane * scale, far_plane=cfg.far_plane * scale)
-
-        self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
-        self.renderer_accumulation = AccumulationRenderer()
-        self.renderer_depth = DepthRenderer(method="median")
-        self.renderer_expected_depth = DepthRenderer(method="expected")
-        self.renderer_normals = NormalsRenderer()
-        self.normals_shader = NormalsShader()
-        self.rgb_loss = MSELoss()
-
-        from torchmetrics.functional import structural_similarity_index_measure
-        from torchmetrics.image import PeakSignalNoiseRatio
-
-        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
-        self.ssim = structural_similarity_index_measure
-        self.lpips = build_lpips()
-        self.step = 0
+        build_nerfacto_modules(self, near_far_scale=self.scene_scale, guided_fraction=cfg.guided_fraction)
 
     # ------------------------------------------------------------------ forward
     def _training_guide(self, ray_bundle: RayBundle) -> Tuple[Optional[Tensor], Optional[Tensor]]:
@@ -291,56 +211,41 @@ class DepthStrategyModel(NerfactoModel):
         sigma = torch.tensor([cfg.soft_depth_sigma * scale], device=self.device)
         termination = torch.where(surface, gt * scale, torch.zeros_like(gt))
         levels = len(outputs["weights_list"])
-        return sum(
-            ns_losses.depth_loss(
-                weights=outputs["weights_list"][i],
-                ray_samples=outputs["ray_samples_list"][i],
-                termination_depth=termination,
-                predicted_depth=outputs["expected_depth"],
-                sigma=sigma,
-                directions_norm=outputs["directions_norm"],
-                is_euclidean=True,
-                depth_loss_type=loss_type,
+        return (
+            sum(
+                ns_losses.depth_loss(
+                    weights=outputs["weights_list"][i],
+                    ray_samples=outputs["ray_samples_list"][i],
+                    termination_depth=termination,
+                    predicted_depth=outputs["expected_depth"],
+                    sigma=sigma,
+                    directions_norm=outputs["directions_norm"],
+                    is_euclidean=True,
+                    depth_loss_type=loss_type,
+                )
+                for i in range(levels)
             )
-            for i in range(levels)
-        ) / levels
+            / levels
+        )
 
     # ------------------------------------------------------------------ evaluation
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
-        """RGB metrics, depth metrics on pixels with known surface depth, sharpness, and depth images.
+        """RGB, depth and sharpness metrics (:func:`depth_strategies.metrics.image_metrics`) and depth images.
 
-        Uses only the rendered ``outputs`` (rendered from cameras, without ground truth) and the batch's
-        ground truth for scoring. Depth is compared in Blender units (the dataparser scale divided out).
+        ``outputs`` were rendered from a camera, without ground truth; the batch's ground truth only scores them.
         """
-        gt_rgb = self.renderer_rgb.blend_background(batch["image"].to(self.device))
-        predicted_rgb = outputs["rgb"]
-        gt_chw = torch.moveaxis(gt_rgb, -1, 0)[None, ...]
-        pred_chw = torch.moveaxis(predicted_rgb, -1, 0)[None, ...]
-        metrics: Dict[str, float] = {
-            "psnr": float(self.psnr(gt_chw, pred_chw).item()),
-            "ssim": float(self.ssim(gt_chw, pred_chw)),  # type: ignore[arg-type]
-        }
-        if self.lpips is not None:
-            metrics["lpips"] = float(self.lpips(gt_chw, pred_chw))
+        metrics = image_metrics(outputs, batch, self.scene_scale, self.lpips)
+        gt_rgb = batch["image"].to(self.device)
         images: Dict[str, Tensor] = {
-            "img": torch.cat([gt_rgb, predicted_rgb], dim=1),
+            "img": torch.cat([gt_rgb, outputs["rgb"]], dim=1),
             "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
         }
         scale = self.scene_scale
-        depth = outputs["depth"] / scale
-        if DEPTH_KEY in batch:
-            gt_depth = batch[DEPTH_KEY].to(self.device) / scale
-            surface = batch[STATE_KEY].to(self.device) == DepthState.SURFACE
-            metrics.update(depth_errors(depth, gt_depth, surface))
-            rays_with_surface = surface
-        else:
-            gt_depth, surface = None, None
-            rays_with_surface = outputs["accumulation"] > 0.5
-        metrics[OUTPUT_VARIANCE] = masked_average(outputs[OUTPUT_VARIANCE] / scale**2, rays_with_surface)
-        metrics[OUTPUT_ENTROPY] = masked_average(outputs[OUTPUT_ENTROPY], rays_with_surface)
-        images.update(depth_images(depth, outputs["accumulation"], gt_depth, surface))
+        gt_depth = batch[DEPTH_KEY].to(self.device) / scale if DEPTH_KEY in batch else None
+        surface = batch[STATE_KEY].to(self.device) == DepthState.SURFACE if STATE_KEY in batch else None
+        images.update(depth_images(outputs["depth"] / scale, outputs["accumulation"], gt_depth, surface))
         for i in range(self.config.num_proposal_iterations):
             images[f"prop_depth_{i}"] = colormaps.apply_depth_colormap(
                 outputs[f"prop_depth_{i}"], accumulation=outputs["accumulation"]
@@ -348,19 +253,83 @@ class DepthStrategyModel(NerfactoModel):
         return metrics, images
 
 
-DEPTH_ERROR_RANGE = 0.5
-"""Depth error that saturates the error colour map, in Blender units (above the default eps = 0.3)."""
+def build_nerfacto_modules(model: NerfactoModel, near_far_scale: float = 1.0, guided_fraction: float = 0.0) -> None:
+    """Build nerfacto's fields, proposal sampler, collider, renderers and RGB loss on ``model``.
 
+    The same modules as ``NerfactoModel.populate_modules``, which is not called because it builds LPIPS
+    unconditionally and so downloads AlexNet; here LPIPS is built only when its weights are cached. The
+    proposal sampler is a :class:`DepthGuidedProposalSampler` (nerfstudio's sampler when ``guided_fraction``
+    is 0 or no depth is given); near and far planes are multiplied by ``near_far_scale``.
+    """
+    Model.populate_modules(model)
+    cfg = model.config
+    contraction = None if cfg.disable_scene_contraction else SceneContraction(order=float("inf"))
+    model.field = NerfactoField(
+        model.scene_box.aabb,
+        hidden_dim=cfg.hidden_dim,
+        num_levels=cfg.num_levels,
+        max_res=cfg.max_res,
+        base_res=cfg.base_res,
+        features_per_level=cfg.features_per_level,
+        log2_hashmap_size=cfg.log2_hashmap_size,
+        hidden_dim_color=cfg.hidden_dim_color,
+        hidden_dim_transient=cfg.hidden_dim_transient,
+        spatial_distortion=contraction,
+        num_images=model.num_train_data,
+        use_pred_normals=cfg.predict_normals,
+        use_average_appearance_embedding=cfg.use_average_appearance_embedding,
+        appearance_embedding_dim=cfg.appearance_embed_dim if cfg.use_appearance_embedding else 0,
+        average_init_density=cfg.average_init_density,
+        implementation=cfg.implementation,
+    )
+    model.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=model.num_train_data, device="cpu")
+    model.proposal_networks = torch.nn.ModuleList()
+    num_nets = 1 if cfg.use_same_proposal_network else cfg.num_proposal_iterations
+    for i in range(num_nets):
+        args = cfg.proposal_net_args_list[min(i, len(cfg.proposal_net_args_list) - 1)]
+        model.proposal_networks.append(
+            HashMLPDensityField(
+                model.scene_box.aabb,
+                spatial_distortion=contraction,
+                **args,
+                average_init_density=cfg.average_init_density,
+                implementation=cfg.implementation,
+            )
+        )
+    model.density_fns = [
+        model.proposal_networks[min(i, num_nets - 1)].density_fn for i in range(cfg.num_proposal_iterations)
+    ]
 
-def depth_images(
-    depth: Tensor, accumulation: Tensor, gt_depth: Optional[Tensor], surface: Optional[Tensor]
-) -> Dict[str, Tensor]:
-    """Colourised depth (GT | prediction on one shared range) and |error| maps, [H, W, 3] in [0, 1]."""
-    if gt_depth is None or surface is None or not bool(surface.any()):
-        return {"depth": colormaps.apply_depth_colormap(depth, accumulation=accumulation)}
-    near, far = float(gt_depth[surface].min()), float(gt_depth[surface].max())
-    gt_vis = colormaps.apply_depth_colormap(gt_depth, near_plane=near, far_plane=far) * surface
-    pred_vis = colormaps.apply_depth_colormap(depth, accumulation=accumulation, near_plane=near, far_plane=far)
-    error = torch.where(surface, (depth - gt_depth).abs() / DEPTH_ERROR_RANGE, torch.zeros_like(depth))
-    error_vis = colormaps.apply_colormap(error.clamp(0, 1), colormaps.ColormapOptions(colormap="inferno"))
-    return {"depth": torch.cat([gt_vis, pred_vis], dim=1), "depth_error": error_vis * surface}
+    def update_schedule(step: int) -> float:
+        return float(
+            np.clip(
+                np.interp(step, [0, cfg.proposal_warmup], [0, cfg.proposal_update_every]), 1, cfg.proposal_update_every
+            )
+        )
+
+    if cfg.proposal_initial_sampler == "uniform":
+        initial_sampler = UniformSampler(single_jitter=cfg.use_single_jitter)
+    else:
+        initial_sampler = UniformLinDispPiecewiseSampler(single_jitter=cfg.use_single_jitter)
+    model.proposal_sampler = DepthGuidedProposalSampler(
+        guided_fraction=guided_fraction,
+        num_nerf_samples_per_ray=cfg.num_nerf_samples_per_ray,
+        num_proposal_samples_per_ray=cfg.num_proposal_samples_per_ray,
+        num_proposal_network_iterations=cfg.num_proposal_iterations,
+        single_jitter=cfg.use_single_jitter,
+        update_sched=update_schedule,
+        initial_sampler=initial_sampler,
+    )
+    model.collider = NearFarCollider(
+        near_plane=cfg.near_plane * near_far_scale, far_plane=cfg.far_plane * near_far_scale
+    )
+    model.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
+    model.renderer_accumulation = AccumulationRenderer()
+    model.renderer_depth = DepthRenderer(method="median")
+    model.renderer_expected_depth = DepthRenderer(method="expected")
+    model.renderer_normals = NormalsRenderer()
+    model.normals_shader = NormalsShader()
+    model.rgb_loss = MSELoss()
+    model.psnr = PeakSignalNoiseRatio(data_range=1.0)
+    model.lpips = build_lpips()
+    model.step = 0

@@ -24,10 +24,9 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 from jaxtyping import Bool, Float
-from torch import Tensor
-
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, SpacedSampler
+from torch import Tensor
 
 MIN_OWN_EDGES = 2
 """A guided ray keeps at least its first and last own edge, so its samples still span [near, far]."""

@@ -127,8 +127,9 @@ def solid(colour: Sequence[float]) -> Texture:
 
 def checker_xy(period: float, a: Sequence[float], b: Sequence[float]) -> Texture:
     """Checkerboard in the local x/y coordinates with square cells of side ``period``."""
-    return lambda p: _two_tone(np.floor(p[:, 0] / period).astype(np.int64) + np.floor(p[:, 1] / period).astype(
-        np.int64), a, b)
+    return lambda p: _two_tone(
+        np.floor(p[:, 0] / period).astype(np.int64) + np.floor(p[:, 1] / period).astype(np.int64), a, b
+    )
 
 
 def bands_z(period: float, a: Sequence[float], b: Sequence[float]) -> Texture:
@@ -139,7 +140,8 @@ def bands_z(period: float, a: Sequence[float], b: Sequence[float]) -> Texture:
 def angular_stripes(count: int, a: Sequence[float], b: Sequence[float]) -> Texture:
     """``count`` vertical stripes around the local z axis (``count`` should be even)."""
     return lambda p: _two_tone(
-        np.floor((np.arctan2(p[:, 1], p[:, 0]) + math.pi) / (2.0 * math.pi) * count).astype(np.int64), a, b)
+        np.floor((np.arctan2(p[:, 1], p[:, 0]) + math.pi) / (2.0 * math.pi) * count).astype(np.int64), a, b
+    )
 
 
 def lat_long_checker(lat_bands: int, long_bands: int, a: Sequence[float], b: Sequence[float]) -> Texture:
@@ -333,8 +335,15 @@ class BoxSheet(Sheet):
         return n
 
 
-def _capped_cylinder(obj: str, base: Sequence[float], radius: float, height: float, side: Texture,
-                     cap: Texture, rotation: Array = _IDENTITY) -> list[Sheet]:
+def _capped_cylinder(
+    obj: str,
+    base: Sequence[float],
+    radius: float,
+    height: float,
+    side: Texture,
+    cap: Texture,
+    rotation: Array = _IDENTITY,
+) -> list[Sheet]:
     """Closed cylinder: side plus bottom and top disks, from ``base`` along the frame's z axis for ``height``."""
     c = (float(base[0]), float(base[1]), float(base[2]))
     return [
@@ -349,14 +358,16 @@ def build_scene() -> tuple[Sheet, ...]:
     sheets: list[Sheet] = []
     # Platform: flat cylinder, checkerboard top.
     sheets += [
-        CylinderSheet("platform", (0.0, 0.0, -0.75), _IDENTITY, angular_stripes(24, RED, WHITE), radius=1.2, z0=0.0,
-                      z1=0.15),
+        CylinderSheet(
+            "platform", (0.0, 0.0, -0.75), _IDENTITY, angular_stripes(24, RED, WHITE), radius=1.2, z0=0.0, z1=0.15
+        ),
         DiskSheet("platform", (0.0, 0.0, -0.75), _IDENTITY, checker_xy(0.25, CREAM, TEAL), height=0.15, r_out=1.2),
         DiskSheet("platform", (0.0, 0.0, -0.75), _IDENTITY, solid(GREY), height=0.0, r_out=1.2),
     ]
     # Sphere resting on the platform.
-    sheets.append(SphereSheet("sphere", (0.45, 0.40, -0.15), _IDENTITY, lat_long_checker(8, 12, RED, WHITE),
-                              radius=0.45))
+    sheets.append(
+        SphereSheet("sphere", (0.45, 0.40, -0.15), _IDENTITY, lat_long_checker(8, 12, RED, WHITE), radius=0.45)
+    )
     # Cup: open top, inner floor at z = -0.5; it stands on the platform, whose top closes it from below.
     cup = (-0.5, 0.45, -0.6)
     sheets += [
@@ -366,15 +377,25 @@ def build_scene() -> tuple[Sheet, ...]:
         DiskSheet("cup", cup, _IDENTITY, solid(ORANGE), height=0.1, r_out=0.28),
     ]
     # Rotated box with two-tone diagonal stripes.
-    sheets.append(BoxSheet("box", (0.40, -0.50, -0.30), rotation_z(30.0), diagonal_stripes(0.2, BLUE, ORANGE),
-                           half=(0.30, 0.22, 0.30)))
+    sheets.append(
+        BoxSheet(
+            "box", (0.40, -0.50, -0.30), rotation_z(30.0), diagonal_stripes(0.2, BLUE, ORANGE), half=(0.30, 0.22, 0.30)
+        )
+    )
     # Thin structures: a centre rod and a gate (two posts and a horizontal bar).
     sheets += _capped_cylinder("rod", (0.0, 0.0, -0.6), 0.04, 1.35, bands_z(0.2, BLACK, YELLOW), solid(YELLOW))
     post_a, post_b = np.array([-0.8, -0.3, 0.3]), np.array([-0.3, -0.8, 0.3])
     for base in (post_a, post_b):
         sheets += _capped_cylinder("gate", (base[0], base[1], -0.6), 0.035, 0.95, solid(CYAN), solid(CYAN))
-    sheets += _capped_cylinder("gate", post_a, 0.03, float(np.linalg.norm(post_b - post_a)),
-                               bands_z(0.1, MAGENTA, WHITE), solid(MAGENTA), rotation=frame_from_axis(post_b - post_a))
+    sheets += _capped_cylinder(
+        "gate",
+        post_a,
+        0.03,
+        float(np.linalg.norm(post_b - post_a)),
+        bands_z(0.1, MAGENTA, WHITE),
+        solid(MAGENTA),
+        rotation=frame_from_axis(post_b - post_a),
+    )
     return tuple(sheets)
 
 
@@ -449,8 +470,9 @@ def focal_from_width(width: int, camera_angle_x: float = CAMERA_ANGLE_X) -> floa
     return 0.5 * width / math.tan(0.5 * camera_angle_x)
 
 
-def camera_rays(c2w: Array, width: int, height: int, focal: float,
-                offsets: tuple[float, float] = (0.5, 0.5)) -> tuple[Array, Array, Array]:
+def camera_rays(
+    c2w: Array, width: int, height: int, focal: float, offsets: tuple[float, float] = (0.5, 0.5)
+) -> tuple[Array, Array, Array]:
     """Rays of every pixel of a pinhole camera (nerfstudio/Blender conventions, principal point at the centre).
 
     Args:
@@ -485,8 +507,9 @@ def subpixel_offsets(supersample: int) -> list[tuple[float, float]]:
     return [((i + 0.5) / s, (j + 0.5) / s) for j in range(s) for i in range(s)]
 
 
-def render_view(c2w: Array, width: int, height: int, focal: float,
-                supersample: int = 2) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+def render_view(
+    c2w: Array, width: int, height: int, focal: float, supersample: int = 2
+) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """Render one view.
 
     Returns:
@@ -525,8 +548,9 @@ def render_view(c2w: Array, width: int, height: int, focal: float,
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def look_at(eye: Sequence[float], target: Sequence[float] = (0.0, 0.0, 0.0),
-            up: Sequence[float] = (0.0, 0.0, 1.0)) -> Array:
+def look_at(
+    eye: Sequence[float], target: Sequence[float] = (0.0, 0.0, 0.0), up: Sequence[float] = (0.0, 0.0, 1.0)
+) -> Array:
     """``[4, 4]`` OpenGL camera-to-world matrix at ``eye`` looking at ``target`` (falls back to +y up when the
     view direction is parallel to ``up``)."""
     eye_a = np.asarray(eye, dtype=np.float64)
@@ -581,8 +605,9 @@ def write_rgba_png(path: Path, rgba: NDArray[np.uint8]) -> None:
     from PIL import Image
 
     tmp = _tmp_path(path)
-    Image.fromarray(np.ascontiguousarray(rgba, dtype=np.uint8), mode="RGBA").save(tmp, format="PNG",
-                                                                                  compress_level=6, optimize=False)
+    Image.fromarray(np.ascontiguousarray(rgba, dtype=np.uint8), mode="RGBA").save(
+        tmp, format="PNG", compress_level=6, optimize=False
+    )
     os.replace(tmp, path)
 
 
@@ -612,14 +637,24 @@ def is_previous_output(out: Path) -> bool:
             meta = json.loads((out / f"transforms_{split}.json").read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(meta, dict) and isinstance(meta.get("generator"), dict) and \
-                meta["generator"].get("name") == GENERATOR_NAME:
+        if (
+            isinstance(meta, dict)
+            and isinstance(meta.get("generator"), dict)
+            and meta["generator"].get("name") == GENERATOR_NAME
+        ):
             return True
     return False
 
 
-def make_scene(out: Path, resolution: int = 128, views_train: int = 50, views_val: int = 10, views_test: int = 20,
-               seed: int = 0, supersample: int = 2) -> Path:
+def make_scene(
+    out: Path,
+    resolution: int = 128,
+    views_train: int = 50,
+    views_val: int = 10,
+    views_test: int = 20,
+    seed: int = 0,
+    supersample: int = 2,
+) -> Path:
     """Write the built-in scene as a Blender/NeRF-synthetic dataset with z-depth EXRs into ``out``.
 
     Layout: ``transforms_{train,val,test}.json`` and ``{split}/r_{i}.png`` (RGBA, transparent background) plus
@@ -642,12 +677,13 @@ def make_scene(out: Path, resolution: int = 128, views_train: int = 50, views_va
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not is_previous_output(out):
-        raise FileExistsError(f"{out} is not empty and does not look like a previous ds-make-scene output "
-                              f"(no {MARKER_NAME} marker or transforms_*.json with generator '{GENERATOR_NAME}'); "
-                              "refusing to overwrite it: choose an empty or new folder")
+        raise FileExistsError(
+            f"{out} is not empty and does not look like a previous ds-make-scene output "
+            f"(no {MARKER_NAME} marker or transforms_*.json with generator '{GENERATOR_NAME}'); "
+            "refusing to overwrite it: choose an empty or new folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    generator = {"name": GENERATOR_NAME, "seed": int(seed), "resolution": int(resolution),
-                 "version": GENERATOR_VERSION}
+    generator = {"name": GENERATOR_NAME, "seed": int(seed), "resolution": int(resolution), "version": GENERATOR_VERSION}
     _atomic_write_bytes(out / MARKER_NAME, (json.dumps(generator, indent=2) + "\n").encode())
     for split in SPLITS:  # remove stale frames of a previous run
         folder = out / split
@@ -664,10 +700,21 @@ def make_scene(out: Path, resolution: int = 128, views_train: int = 50, views_va
             rgba, depth = render_view(c2w, resolution, resolution, focal, supersample)
             write_rgba_png(folder / f"r_{i}.png", rgba)
             write_depth_exr(folder / f"r_{i}_depth.exr", depth)
-            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist(),
-                           "depth_file_path": f"./{split}/r_{i}_depth.exr"})
-        meta = {"camera_angle_x": CAMERA_ANGLE_X, "depth_format": "exr", "depth_type": "z", "depth_scale": 1.0,
-                "generator": generator, "frames": frames}
+            frames.append(
+                {
+                    "file_path": f"./{split}/r_{i}",
+                    "transform_matrix": c2w.tolist(),
+                    "depth_file_path": f"./{split}/r_{i}_depth.exr",
+                }
+            )
+        meta = {
+            "camera_angle_x": CAMERA_ANGLE_X,
+            "depth_format": "exr",
+            "depth_type": "z",
+            "depth_scale": 1.0,
+            "generator": generator,
+            "frames": frames,
+        }
         _atomic_write_bytes(out / f"transforms_{split}.json", (json.dumps(meta, indent=2) + "\n").encode())
     return out
 
@@ -677,8 +724,15 @@ def make_scene(out: Path, resolution: int = 128, views_train: int = 50, views_va
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def make_scene_cli(out: tyro.conf.Positional[Path], resolution: int = 128, views_train: int = 50,
-                   views_val: int = 10, views_test: int = 20, seed: int = 0, supersample: int = 2) -> None:
+def make_scene_cli(
+    out: tyro.conf.Positional[Path],
+    resolution: int = 128,
+    views_train: int = 50,
+    views_val: int = 10,
+    views_test: int = 20,
+    seed: int = 0,
+    supersample: int = 2,
+) -> None:
     """Write the built-in analytic test scene as a Blender/NeRF-synthetic dataset with z-depth EXR maps.
 
     Args:
@@ -691,12 +745,21 @@ def make_scene_cli(out: tyro.conf.Positional[Path], resolution: int = 128, views
         supersample: Sub-pixel rays per pixel side for colour and alpha (supersample^2 rays per pixel).
     """
     try:
-        make_scene(out, resolution=resolution, views_train=views_train, views_val=views_val, views_test=views_test,
-                   seed=seed, supersample=supersample)
+        make_scene(
+            out,
+            resolution=resolution,
+            views_train=views_train,
+            views_val=views_val,
+            views_test=views_test,
+            seed=seed,
+            supersample=supersample,
+        )
     except (FileExistsError, ValueError) as e:
         raise SystemExit(f"ds-make-scene: error: {e}") from None
-    print(f"ds-make-scene: wrote {out} (train {views_train} / val {views_val} / test {views_test} views, "
-          f"{resolution}x{resolution}, supersample {supersample}, seed {seed})")
+    print(
+        f"ds-make-scene: wrote {out} (train {views_train} / val {views_val} / test {views_test} views, "
+        f"{resolution}x{resolution}, supersample {supersample}, seed {seed})"
+    )
 
 
 def entrypoint() -> None:

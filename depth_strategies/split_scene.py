@@ -60,6 +60,10 @@ def split_scene(
     transforms = src / f"transforms_{from_split}.json"
     if not transforms.is_file():
         raise FileNotFoundError(f"{transforms} does not exist: SRC must be a Blender-format scene folder")
+    if Path(out).resolve() == Path(src).resolve():
+        raise ValueError(
+            f"OUT {out} is the source scene: writing there would overwrite its transforms files; choose another folder"
+        )
     meta = json.loads(transforms.read_text())
     frames = meta["frames"]
     depth_files = []
@@ -121,6 +125,9 @@ class SplitSceneArgs:
 def entrypoint() -> None:
     """Console script ``ds-split-scene``."""
     args = tyro.cli(SplitSceneArgs)
-    plan = split_scene(args.src, args.out, args.from_split, args.n_train, args.n_val, args.n_test, args.seed)
+    try:
+        plan = split_scene(args.src, args.out, args.from_split, args.n_train, args.n_val, args.n_test, args.seed)
+    except (FileNotFoundError, ValueError) as e:  # DepthFileError is a ValueError: a message, not a traceback
+        raise SystemExit(f"ds-split-scene: error: {e}") from None
     counts = ", ".join(f"{k}: {len(v)}" for k, v in plan.items())
     print(f"wrote {args.out}/transforms_{{train,val,test}}.json ({counts} views of {args.src}/{args.from_split})")

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Type
 
 import torch
-from torch.optim import Optimizer, lr_scheduler
-
+from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.schedulers import Scheduler, SchedulerConfig
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from torch.optim import Optimizer, lr_scheduler
 
 
 def exponential_decay_factor(
@@ -124,3 +126,48 @@ class DepthStrategyTrainer(Trainer):
             for old in self.checkpoint_dir.glob("*.ckpt"):
                 if old != ckpt_path:
                     old.unlink()
+
+
+class TrainingLoop:
+    """One method's pipeline and optimizers, stepped exactly like nerfstudio's ``Trainer.train_iteration``.
+
+    For benchmarks and tests that train in-process: no writers, viewer or checkpoints (nerfstudio's
+    ``Trainer`` registers global event writers, which would leak from one run into the next).
+    """
+
+    def __init__(self, config: TrainerConfig, device: str, test_mode: Literal["val", "test"] = "val"):
+        self.device = device
+        self.pipeline = config.pipeline.setup(device=device, test_mode=test_mode)
+        self.optimizers = Optimizers(config.optimizers, self.pipeline.get_param_groups())
+        grad_scaler = torch.amp.GradScaler(enabled=False)
+        attrs = TrainingCallbackAttributes(
+            optimizers=self.optimizers,
+            grad_scaler=grad_scaler,
+            pipeline=self.pipeline,
+            trainer=None,  # type: ignore
+        )
+        self.callbacks = self.pipeline.get_training_callbacks(attrs)
+        self.step = 0
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def run(self, iterations: int) -> float:
+        """Seconds per iteration over ``iterations`` training steps."""
+        self._sync()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            for cb in self.callbacks:
+                cb.run_callback_at_location(self.step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+            self.optimizers.zero_grad_all()
+            _, loss_dict, _ = self.pipeline.get_train_loss_dict(step=self.step)
+            loss = torch.stack([v for v in loss_dict.values()]).sum()
+            loss.backward()
+            self.optimizers.optimizer_step_all()
+            self.optimizers.scheduler_step_all(self.step)
+            for cb in self.callbacks:
+                cb.run_callback_at_location(self.step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+            self.step += 1
+        self._sync()
+        return (time.perf_counter() - start) / iterations

@@ -368,8 +368,11 @@ def test_unknown_suffix_is_an_error_listing_supported_formats(tmp_path: Path) ->
 
 def test_8bit_png_without_nerf_synthetic_naming_is_an_error(tmp_path: Path) -> None:
     path = write_rgba_depth(tmp_path / "r_0_depth.png", np.array([[100]]))
-    with pytest.raises(DepthFileError, match=r"r_0_depth\.png: 8-bit depth PNG but not NeRF-synthetic naming.*"
-                       r"set the encoding explicitly"):
+    with pytest.raises(
+        DepthFileError,
+        match=r"r_0_depth\.png: 8-bit depth PNG but not NeRF-synthetic naming.*"
+        r"set the encoding explicitly",
+    ):
         resolve_encoding(path)
 
 

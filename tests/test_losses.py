@@ -24,11 +24,17 @@ def weights_from_density(density: torch.Tensor, starts: torch.Tensor, ends: torc
 
 
 def test_expected_termination_is_weighted_sum_of_midpoints():
-    assert_close(losses.expected_termination(col(0.2, 0.5, 0.3), col(1, 2, 3)), torch.tensor([[0.2 * 1 + 0.5 * 2 + 0.3 * 3]], dtype=torch.float64))
+    assert_close(
+        losses.expected_termination(col(0.2, 0.5, 0.3), col(1, 2, 3)),
+        torch.tensor([[0.2 * 1 + 0.5 * 2 + 0.3 * 3]], dtype=torch.float64),
+    )
 
 
 def test_expected_termination_is_unnormalised_for_transparent_rays():
-    assert_close(losses.expected_termination(col(0.25, 0.25), col(2, 4)), torch.tensor([[0.25 * 2 + 0.25 * 4]], dtype=torch.float64))
+    assert_close(
+        losses.expected_termination(col(0.25, 0.25), col(2, 4)),
+        torch.tensor([[0.25 * 2 + 0.25 * 4]], dtype=torch.float64),
+    )
 
 
 def test_termination_variance_is_geometric_spread_around_center():
@@ -50,7 +56,10 @@ def test_weight_entropy_is_log_n_for_uniform_and_zero_for_one_sample():
 
 def test_soft_loss_is_zero_when_depth_is_perfect_and_squared_error_otherwise():
     assert_close(losses.soft_depth_loss(torch.tensor([[2.0]]), torch.tensor([[2.0]])), torch.zeros(1, 1))
-    assert_close(losses.soft_depth_loss(torch.tensor([[2.5], [1.0]]), torch.tensor([[2.0], [3.0]])), torch.tensor([[0.25], [4.0]]))
+    assert_close(
+        losses.soft_depth_loss(torch.tensor([[2.5], [1.0]]), torch.tensor([[2.0], [3.0]])),
+        torch.tensor([[0.25], [4.0]]),
+    )
 
 
 def test_free_space_loss_sums_weights_ending_before_the_margin():
@@ -146,7 +155,9 @@ def test_surface_loss_gradient_moves_expected_depth_toward_the_surface(gt):
 def test_free_space_loss_gradient_lowers_density_only_in_front_of_the_surface():
     density = torch.full((1, 5, 1), 1.0, dtype=torch.float64, requires_grad=True)
     # surface at 3.25 with eps 0.25: free until 3.0 -> bins ending at 1.5, 2.0, 2.5, 3.0 are free
-    loss = losses.free_space_loss(weights_from_density(density, STARTS, ENDS), ENDS, torch.tensor([[3.0]], dtype=torch.float64))
+    loss = losses.free_space_loss(
+        weights_from_density(density, STARTS, ENDS), ENDS, torch.tensor([[3.0]], dtype=torch.float64)
+    )
     (grad,) = torch.autograd.grad(loss.sum(), density)
     assert (grad[0, :4, 0] > 0).all(), "gradient descent must lower density in free space"
     assert grad[0, 4, 0] == 0, "the sample at the surface is not penalised"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.testing import assert_close
-
-from nerfstudio.cameras.rays import Frustums, RayBundle
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, UniformSampler
+from torch.testing import assert_close
 
 from depth_strategies.sampling import (
     DepthGuidedProposalSampler,
@@ -84,10 +83,10 @@ def test_guided_edges_match_slow_reference_forward_and_backward():
     jitter = torch.rand(n_rays, 1, generator=gen, dtype=torch.float64)
 
     def run(fn):
-        o, l, h = own.clone().requires_grad_(True), lo.clone().requires_grad_(True), hi.clone().requires_grad_(True)
-        out = fn(o, l, h, valid, g, jitter)
+        o, lo_, hi_ = (t.clone().requires_grad_(True) for t in (own, lo, hi))
+        out = fn(o, lo_, hi_, valid, g, jitter)
         (out * torch.arange(n_edges, dtype=torch.float64)).sum().backward()
-        return out.detach(), o.grad, l.grad, h.grad
+        return out.detach(), o.grad, lo_.grad, hi_.grad
 
     fast, slow = run(guided_bin_edges), run(slow_guided_bin_edges)
     for a, b in zip(fast, slow):
@@ -166,8 +165,11 @@ def test_module_keeps_the_first_and_last_own_edge():
     plain, _, _ = make_sampler(0.75)(bundle, density_fns=[field])
     torch.manual_seed(7)
     guided, _, _ = make_sampler(0.75)(
-        bundle, density_fns=[field], guide_depth=torch.full((3, 1), 4.0),
-        guide_valid=torch.ones(3, 1, dtype=torch.bool), guide_half_width=0.3,
+        bundle,
+        density_fns=[field],
+        guide_depth=torch.full((3, 1), 4.0),
+        guide_valid=torch.ones(3, 1, dtype=torch.bool),
+        guide_half_width=0.3,
     )
     assert_close(edges_from_samples(guided)[:, [0, -1]], edges_from_samples(plain)[:, [0, -1]])
 

@@ -42,8 +42,11 @@ def _orbit(elev_deg: float, azim_deg: float, radius: float = CAMERA_RADIUS) -> n
 
 
 def _hash_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _load_rgba(path: Path) -> np.ndarray:
@@ -174,8 +177,9 @@ def test_depth_reprojects_consistently_and_colours_agree_between_views() -> None
     # colours: only pixels whose 3x3 neighbourhood in view 1 is fully opaque (away from silhouettes)
     opaque1 = rgba1[..., 3] == 255
     interior = np.ones_like(opaque1)
-    interior[1:-1, 1:-1] = np.all([opaque1[1 + dv:res - 1 + dv, 1 + du:res - 1 + du]
-                                   for dv in (-1, 0, 1) for du in (-1, 0, 1)], axis=0)
+    interior[1:-1, 1:-1] = np.all(
+        [opaque1[1 + dv : res - 1 + dv, 1 + du : res - 1 + du] for dv in (-1, 0, 1) for du in (-1, 0, 1)], axis=0
+    )
     interior[[0, -1], :] = False
     interior[:, [0, -1]] = False
     sel = visible & interior[v, u]
@@ -246,8 +250,9 @@ def test_different_seed_or_split_gives_different_cameras(tmp_path: Path, small_s
     m0 = json.loads((small_scene / "transforms_train.json").read_text())
     m1 = json.loads((other / "transforms_train.json").read_text())
     assert m1["generator"]["seed"] == 1
-    assert not np.allclose([fr["transform_matrix"] for fr in m0["frames"]],
-                           [fr["transform_matrix"] for fr in m1["frames"]])
+    assert not np.allclose(
+        [fr["transform_matrix"] for fr in m0["frames"]], [fr["transform_matrix"] for fr in m1["frames"]]
+    )
 
 
 def test_sampled_cameras_orbit_the_origin_on_the_upper_hemisphere() -> None:
@@ -328,8 +333,12 @@ def test_cli_writes_a_complete_dataset(tmp_path: Path) -> None:
             assert (rgba[..., 3] == 0).any() and (rgba[..., 3] == 255).any()
             assert (out / fr["depth_file_path"]).is_file()
     # rerunning over its own output is allowed, and stale frames of the previous run are removed
-    proc = subprocess.run([*_cli(), str(out), "--resolution", "16", "--views-train", "1", "--views-val", "1",
-                           "--views-test", "1"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*_cli(), str(out), "--resolution", "16", "--views-train", "1", "--views-val", "1", "--views-test", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (out / "train").iterdir()) == ["r_0.png", "r_0_depth.exr"]
 

@@ -1,0 +1,108 @@
+"""``ds-bench``: seconds per training iteration of each method, as a ratio to ``depth-baseline``, in one run.
+
+Timing is a benchmark, not a test: absolute seconds depend on the machine, ratios measured in one process on
+the same data and batch size do not (much). Methods are timed in interleaved rounds so that a slow-down of
+the machine hits all of them alike; the median over rounds is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import tyro
+
+from depth_strategies.methods import STRATEGIES, apply_overrides, load_size_profile, method_config
+from depth_strategies.training import TrainingLoop
+
+TARGET_RATIO = 1.15
+"""Every strategy should cost at most this many times the baseline per iteration."""
+
+
+def benchmark(
+    data: Path,
+    methods: List[str],
+    size_profile: str,
+    device: str,
+    warmup: int,
+    iterations: int,
+    rounds: int,
+    seed: int = 0,
+) -> Dict[str, List[float]]:
+    """Seconds per iteration of each method in each round (interleaved)."""
+    torch.manual_seed(seed)
+    sizes = load_size_profile(size_profile)
+    timers = {}
+    for name in methods:
+        config = apply_overrides(method_config(name), sizes)
+        config = apply_overrides(config, {"pipeline.datamanager.data": data, "machine.device_type": device})
+        timers[name] = TrainingLoop(config, device)
+        timers[name].run(warmup)
+    times: Dict[str, List[float]] = {name: [] for name in methods}
+    for _ in range(rounds):
+        for name in methods:
+            times[name].append(timers[name].run(iterations))
+    return times
+
+
+def ratios(times: Dict[str, List[float]], baseline: str = "depth-baseline") -> Dict[str, Tuple[float, float]]:
+    """(median seconds per iteration, ratio to the baseline's median) per method."""
+    base = statistics.median(times[baseline])
+    return {name: (statistics.median(t), statistics.median(t) / base) for name, t in times.items()}
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    """Time one training iteration of every method and print its ratio to depth-baseline."""
+
+    data: Optional[Path] = None
+    """Blender-format scene with depth; default: a small built-in scene made in a temporary folder."""
+    methods: Tuple[str, ...] = tuple(STRATEGIES)
+    """Methods to time; depth-baseline is always included as the reference."""
+    sizes: str = "cpu"
+    """Size profile from configs/sizes.yaml (batch size, samples per ray, grid); the same for every method."""
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+    """Device to time on."""
+    warmup: int = 5
+    """Untimed iterations per method first."""
+    iterations: int = 10
+    """Timed iterations per method per round."""
+    rounds: int = 3
+    """Interleaved rounds; the median is reported."""
+    output: Optional[Path] = None
+    """Also write the measurements as JSON here."""
+
+
+def entrypoint() -> None:
+    """Console script ``ds-bench``."""
+    args = tyro.cli(BenchArgs)
+    methods = ["depth-baseline"] + [m for m in args.methods if m != "depth-baseline"]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data
+        if data is None:
+            from depth_strategies.scene import make_scene
+
+            data = make_scene(Path(tmp) / "scene", resolution=64, views_train=8, views_val=1, views_test=1)
+        times = benchmark(data, methods, args.sizes, args.device, args.warmup, args.iterations, args.rounds)
+    result = ratios(times)
+    device_name = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    print(f"ds-bench on {device_name}, sizes '{args.sizes}', {args.rounds} rounds x {args.iterations} iterations")
+    print(f"{'method':<16} {'s/iter':>8} {'ratio':>7}  target <= {TARGET_RATIO}")
+    for name, (seconds, ratio) in result.items():
+        verdict = "" if name == "depth-baseline" else ("ok" if ratio <= TARGET_RATIO else "SLOWER THAN TARGET")
+        print(f"{name:<16} {seconds:8.3f} {ratio:7.3f}  {verdict}")
+    if args.output is not None:
+        payload = {
+            "device": device_name,
+            "sizes": args.sizes,
+            "times": times,
+            "ratios": {k: v[1] for k, v in result.items()},
+        }
+        args.output.write_text(json.dumps(payload, indent=2))

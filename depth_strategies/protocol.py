@@ -1,0 +1,431 @@
+"""Comparison protocols as data: a YAML file under ``configs/`` declares scenes, methods, budgets, sweeps and
+metrics; this module validates it against one schema and expands it into runs.
+
+Schema (every key optional unless marked; unknown keys are errors that name the key path)::
+
+    name: quick                       # required: used in messages and results.json
+    description: "..."
+    scenes:                           # required, at least one; each exactly one of generate / path / split
+      - name: builtin
+        generate: {resolution: 64, views_train: 30, views_val: 1, views_test: 4, seed: 0}   # ds-make-scene
+      - name: lego
+        path: ../shared/data/lego     # an existing Blender-format folder (relative to the repository)
+      - name: lego-100
+        split: {source: ../shared/data/lego, from_split: test, n_train: 100, n_val: 5, n_test: 20, seed: 0}
+    methods:                          # required: registered names, variants, or nerfstudio's depth-nerfacto
+      - depth-baseline
+      - {name: depth-soft-dsnerf, base: depth-soft, overrides: {pipeline.model.soft_depth_loss: ds-nerf}}
+      - {name: depth-nerfacto, external: depth-nerfacto}
+    baseline: depth-baseline          # what every method is compared with
+    sizes: cpu                        # size profile of configs/sizes.yaml
+    overrides: {}                     # dotted config paths applied to every method
+    iterations: 300                   # training iterations per run
+    seeds: 1                          # number of seeds (0..n-1) or an explicit list
+    device: auto                      # auto | cpu | cuda
+    eval_every: 100                   # periodic test-view evaluation for the curves (0: only at the end)
+    curve_views: 2                    # test views used by the periodic evaluation
+    panel_views: 3                    # test views shown in the comparison panels
+    sweeps:                           # grids over config fields of one method -> ablation table and plot
+      - {name: lambda_soft, method: depth-soft, field: pipeline.model.soft_depth_mult, values: [0.001, 0.01, 0.1]}
+    metrics: {psnr: higher, ssim: higher, lpips: lower, depth_l1: lower}   # reported metrics and direction
+
+Paths are resolved relative to the repository root (the folder that holds ``configs/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Literal, Mapping, Optional, Tuple, Union
+
+import yaml
+
+from depth_strategies.methods import CONFIG_DIR, STRATEGIES, load_size_profile
+from depth_strategies.metrics import METRICS
+
+REPO_ROOT = CONFIG_DIR.parent
+"""Relative paths in protocols are resolved from here."""
+EXTERNAL_METHODS = ("depth-nerfacto",)
+"""nerfstudio methods the comparison can run as external references (on our datamanager)."""
+
+
+class ProtocolError(ValueError):
+    """A protocol file does not match the schema; the message names the file and the key path."""
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """A built-in scene made by ``ds-make-scene``."""
+
+    resolution: int = 64
+    """Image width and height in pixels."""
+    views_train: int = 30
+    """Training views."""
+    views_val: int = 1
+    """Validation views (nerfstudio's periodic evaluation)."""
+    views_test: int = 4
+    """Held-out test views that are scored."""
+    seed: int = 0
+    """Camera seed of ds-make-scene."""
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A ``ds-split-scene`` recipe over a scene with depth in one split."""
+
+    source: str
+    """Source Blender-format folder (relative to the repository root, or absolute)."""
+    from_split: str = "test"
+    """Split of the source whose views have depth."""
+    n_train: Optional[int] = None
+    """Training views (evenly spread over the even views; all when null)."""
+    n_val: int = 5
+    """Validation views."""
+    n_test: Optional[int] = None
+    """Test views (evenly spread over the remaining odd views; all when null)."""
+    seed: int = 0
+    """Seed of the spread offsets."""
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """One scene of the protocol: exactly one of ``generate``, ``path`` and ``split``."""
+
+    name: str
+    """Name of the scene in results and tables."""
+    generate: Optional[GenerateSpec] = None
+    """Make the built-in scene."""
+    path: Optional[str] = None
+    """Use an existing Blender-format folder."""
+    split: Optional[SplitSpec] = None
+    """Make a ds-split-scene of a source folder."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method of the comparison."""
+
+    name: str
+    """Name in results and tables (a registered method, or a new name for a variant)."""
+    base: Optional[str] = None
+    """Registered method a variant starts from (defaults to ``name``)."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Dotted config paths replaced for this method only."""
+    external: Optional[str] = None
+    """An external nerfstudio method run as a reference (``depth-nerfacto``)."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A grid over one config field of one method: an ablation table and plot."""
+
+    name: str
+    """Name of the ablation."""
+    method: str
+    """Method (by its protocol name) whose field is varied."""
+    field: str
+    """Dotted config path (e.g. ``pipeline.model.soft_depth_mult``)."""
+    values: Tuple[Any, ...]
+    """Values of the field; the method's own value is marked in the table."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A whole comparison."""
+
+    name: str
+    """Protocol name."""
+    scenes: Tuple[SceneSpec, ...]
+    """Scenes to train and test on."""
+    methods: Tuple[MethodSpec, ...]
+    """Methods to compare."""
+    description: str = ""
+    """One paragraph for the report."""
+    baseline: str = "depth-baseline"
+    """Method every other is compared with (must be in ``methods``)."""
+    sizes: Optional[str] = "cpu"
+    """Size profile of configs/sizes.yaml, or null for the method defaults (GPU sizes)."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Dotted config paths applied to every method."""
+    iterations: int = 300
+    """Training iterations per run."""
+    seeds: Tuple[int, ...] = (0,)
+    """Seeds; every (scene, method, seed) is one run."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Device for every run."""
+    eval_every: int = 100
+    """Evaluate curve views every this many iterations (0: only at the end)."""
+    curve_views: int = 2
+    """Test views in the periodic evaluation (the first ones)."""
+    panel_views: int = 3
+    """Test views in the comparison panels."""
+    sweeps: Tuple[SweepSpec, ...] = ()
+    """Ablations."""
+    metrics: Mapping[str, Literal["higher", "lower"]] = field(
+        default_factory=lambda: {name: spec.better for name, spec in METRICS.items()}
+    )
+    """Reported metrics and whether higher or lower is better."""
+    source: Optional[str] = None
+    """File the protocol was read from."""
+
+
+# ------------------------------------------------------------------------------------------- parsing
+def _fail(source: str, path: str, message: str) -> ProtocolError:
+    return ProtocolError(f"{source}: {path}: {message}")
+
+
+def _expect(value: Any, kind: Union[type, Tuple[type, ...]], source: str, path: str, what: str) -> Any:
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise _fail(source, path, f"expected {what}, got {value!r}")
+    if not isinstance(value, kind):
+        raise _fail(source, path, f"expected {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
+    """Build ``cls`` from a mapping, rejecting unknown keys and missing required ones."""
+    _expect(data, dict, source, path, "a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise _fail(source, f"{path}.{sorted(unknown)[0]}", f"unknown key; allowed: {', '.join(fields)}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise _fail(source, f"{path}.{missing[0]}", "required key is missing")
+    kwargs = {}
+    for name, value in data.items():
+        sub = f"{path}.{name}"
+        if cls is GenerateSpec or (cls is SplitSpec and name not in ("source", "from_split")):
+            if value is not None or name not in ("n_train", "n_test"):
+                _expect(value, int, source, sub, "an integer")
+                if value < (0 if name == "seed" else 1):
+                    raise _fail(source, sub, f"must be >= {0 if name == 'seed' else 1}, got {value}")
+        elif name in ("name", "source", "from_split", "path", "base", "external", "method", "field"):
+            if value is not None:
+                _expect(value, str, source, sub, "a string")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _parse_scene(data: Any, source: str, path: str) -> SceneSpec:
+    _expect(data, dict, source, path, "a mapping with name and one of generate / path / split")
+    data = dict(data)
+    if "generate" in data:
+        data["generate"] = _parse_dataclass(GenerateSpec, data["generate"] or {}, source, f"{path}.generate")
+    if "split" in data:
+        data["split"] = _parse_dataclass(SplitSpec, data["split"], source, f"{path}.split")
+    scene = _parse_dataclass(SceneSpec, data, source, path)
+    chosen = [k for k in ("generate", "path", "split") if getattr(scene, k) is not None]
+    if len(chosen) != 1:
+        raise _fail(source, path, f"give exactly one of generate, path, split (got {chosen or 'none'})")
+    return scene
+
+
+def _parse_method(data: Any, source: str, path: str) -> MethodSpec:
+    if isinstance(data, str):
+        data = {"name": data}
+    method = _parse_dataclass(MethodSpec, data, source, path)
+    _expect(method.overrides, dict, source, f"{path}.overrides", "a mapping of dotted config paths")
+    if method.external is not None:
+        if method.external not in EXTERNAL_METHODS:
+            raise _fail(source, f"{path}.external", f"unknown external method; known: {', '.join(EXTERNAL_METHODS)}")
+        if method.base is not None:
+            raise _fail(source, path, "an external method has no base")
+    else:
+        base = method.base or method.name
+        if base not in STRATEGIES:
+            raise _fail(
+                source,
+                f"{path}.{'base' if method.base else 'name'}",
+                f"unknown method {base!r}; registered: {', '.join(STRATEGIES)} (or set external / base)",
+            )
+    return dataclasses.replace(method, overrides=dict(method.overrides))
+
+
+def parse_protocol(data: Any, source: str) -> Protocol:
+    """Validate a protocol mapping (as loaded from YAML) and build a :class:`Protocol`."""
+    _expect(data, dict, source, "<top>", "a mapping")
+    data = dict(data)
+    for key in ("scenes", "methods"):
+        if key in data:
+            _expect(data[key], list, source, key, "a list")
+            if not data[key]:
+                raise _fail(source, key, "must not be empty")
+    if "scenes" in data:
+        data["scenes"] = tuple(_parse_scene(s, source, f"scenes[{i}]") for i, s in enumerate(data["scenes"]))
+    if "methods" in data:
+        data["methods"] = tuple(_parse_method(m, source, f"methods[{i}]") for i, m in enumerate(data["methods"]))
+    if "seeds" in data:
+        seeds = data["seeds"]
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds < 1:
+                raise _fail(source, "seeds", f"need at least one seed, got {seeds}")
+            seeds = list(range(seeds))
+        _expect(seeds, list, source, "seeds", "a count or a list of integers")
+        for i, s in enumerate(seeds):
+            _expect(s, int, source, f"seeds[{i}]", "an integer")
+        data["seeds"] = tuple(seeds)
+    if "sweeps" in data:
+        _expect(data["sweeps"], list, source, "sweeps", "a list")
+        sweeps = []
+        for i, s in enumerate(data["sweeps"]):
+            sweep = _parse_dataclass(SweepSpec, s, source, f"sweeps[{i}]")
+            _expect(sweep.values, list, source, f"sweeps[{i}].values", "a list")
+            if not sweep.values:
+                raise _fail(source, f"sweeps[{i}].values", "must not be empty")
+            sweeps.append(dataclasses.replace(sweep, values=tuple(sweep.values)))
+        data["sweeps"] = tuple(sweeps)
+    for key in ("iterations", "eval_every", "curve_views", "panel_views"):
+        if key in data:
+            _expect(data[key], int, source, key, "an integer")
+            if data[key] < (1 if key == "iterations" else 0):
+                raise _fail(source, key, f"must be >= {1 if key == 'iterations' else 0}, got {data[key]}")
+    if "device" in data and data["device"] not in ("auto", "cpu", "cuda"):
+        raise _fail(source, "device", f"expected auto, cpu or cuda, got {data['device']!r}")
+    for key in ("overrides",):
+        if key in data:
+            _expect(data[key], dict, source, key, "a mapping of dotted config paths")
+    if "metrics" in data:
+        _expect(data["metrics"], dict, source, "metrics", "a mapping metric: higher|lower")
+        for name, better in data["metrics"].items():
+            if name not in METRICS:
+                raise _fail(source, f"metrics.{name}", f"unknown metric; known: {', '.join(METRICS)}")
+            if better != METRICS[name].better:
+                raise _fail(source, f"metrics.{name}", f"{name} is {METRICS[name].better}-is-better, not {better!r}")
+    protocol = _parse_dataclass(Protocol, {**data, "source": source}, source, "<top>")
+    names = [m.name for m in protocol.methods]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise _fail(source, "methods", f"duplicate method name {sorted(duplicates)[0]!r}")
+    if protocol.baseline not in names:
+        raise _fail(source, "baseline", f"{protocol.baseline!r} is not one of the methods ({', '.join(names)})")
+    scene_names = [s.name for s in protocol.scenes]
+    if len(set(scene_names)) != len(scene_names):
+        raise _fail(source, "scenes", "scene names must be unique")
+    for i, sweep in enumerate(protocol.sweeps):
+        if sweep.method not in names:
+            raise _fail(source, f"sweeps[{i}].method", f"{sweep.method!r} is not one of the methods")
+    if protocol.sizes is not None:
+        try:
+            load_size_profile(protocol.sizes)
+        except KeyError as err:
+            raise _fail(source, "sizes", str(err.args[0])) from None
+    return protocol
+
+
+def resolve_protocol_path(name_or_path: str) -> Path:
+    """``quick`` -> ``configs/quick.yaml``; an existing path is used as is."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "sizes")
+    raise ProtocolError(f"no protocol {name_or_path!r}: not a file, and not one of configs/ ({', '.join(known)})")
+
+
+def load_protocol(name_or_path: str) -> Protocol:
+    """Read and validate a protocol by name (``configs/NAME.yaml``) or path."""
+    path = resolve_protocol_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ProtocolError(f"{path}: not valid YAML: {err}") from None
+    return parse_protocol(data, str(path))
+
+
+def resolve_path(path: str) -> Path:
+    """A protocol path, relative to the repository root unless absolute."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+
+# ------------------------------------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a method (maybe a sweep point) on a scene with a seed."""
+
+    scene: str
+    """Scene name."""
+    method: str
+    """Method name in the protocol (for a sweep point: ``<method>@<field>=<value>``)."""
+    base: Optional[str]
+    """Registered method the config comes from (None for an external method)."""
+    external: Optional[str]
+    """External method name, if any."""
+    overrides: Tuple[Tuple[str, Any], ...]
+    """Dotted config overrides of this run, in order: size profile, protocol, method, sweep."""
+    seed: int
+    """Machine seed of the run."""
+    iterations: int
+    """Training iterations."""
+    sweep: Optional[Tuple[str, str, Any]] = None
+    """(sweep name, field, value) for ablation runs."""
+
+    @property
+    def run_id(self) -> str:
+        """Folder name under ``runs/``: scene/method/seedN."""
+        safe = self.method.replace("/", "_").replace("=", "-")
+        return f"{self.scene}/{safe}/seed{self.seed}"
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines the run; a finished run is reused only if it matches."""
+        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def expand_runs(protocol: Protocol, only_methods: Optional[List[str]] = None) -> List[RunSpec]:
+    """Every (scene, method or sweep point, seed) run of the protocol; ``only_methods`` filters by name."""
+    sizes = list(load_size_profile(protocol.sizes).items()) if protocol.sizes else []
+    common = sizes + list(protocol.overrides.items())
+    methods = {m.name: m for m in protocol.methods}
+    if only_methods:
+        unknown = [m for m in only_methods if m not in methods]
+        if unknown:
+            raise ProtocolError(f"--methods: {unknown[0]!r} is not in protocol {protocol.name} ({', '.join(methods)})")
+        keep = set(only_methods) | {protocol.baseline}
+    else:
+        keep = set(methods)
+    runs: List[RunSpec] = []
+    for scene in protocol.scenes:
+        for seed in protocol.seeds:
+            for m in protocol.methods:
+                if m.name not in keep:
+                    continue
+                runs.append(
+                    RunSpec(
+                        scene.name,
+                        m.name,
+                        None if m.external else (m.base or m.name),
+                        m.external,
+                        tuple(common + list(m.overrides.items())),
+                        seed,
+                        protocol.iterations,
+                    )
+                )
+            for sweep in protocol.sweeps:
+                if sweep.method not in keep:
+                    continue
+                m = methods[sweep.method]
+                for value in sweep.values:
+                    runs.append(
+                        RunSpec(
+                            scene.name,
+                            f"{m.name}@{sweep.name}={value}",
+                            None if m.external else (m.base or m.name),
+                            m.external,
+                            tuple(common + list(m.overrides.items()) + [(sweep.field, value)]),
+                            seed,
+                            protocol.iterations,
+                            sweep=(sweep.name, sweep.field, value),
+                        )
+                    )
+    return runs

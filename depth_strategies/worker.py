@@ -1,0 +1,212 @@
+"""One run of the comparison, in its own process: train with nerfstudio's trainer, evaluate on test views.
+
+``python -m depth_strategies.worker JOB.json`` where the job is written by :mod:`depth_strategies.compare`. The
+run folder gets nerfstudio's usual output (``config.yml``, ``nerfstudio_models/``, tensorboard events), so
+``ns-eval``, ``ns-render`` and ``ns-viewer`` work on it, plus ``curve.jsonl`` (periodic evaluations),
+``views/*.npz`` (rendered panel views) and, written last and atomically, ``result.json``. A run without
+``result.json`` is unfinished and is redone from scratch.
+
+Progress goes to stdout as lines ``@@progress {"step": s, "total": n}`` for the parent's progress bars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List
+
+import torch
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+from nerfstudio.engine.trainer import TrainerConfig
+
+from depth_strategies.evaluation import ViewResult, evaluate_views
+from depth_strategies.methods import apply_overrides, method_config
+
+PROGRESS_PREFIX = "@@progress "
+"""Marker of progress lines on the worker's stdout."""
+PROGRESS_INTERVAL_S = 1.0
+"""Seconds between progress lines."""
+
+
+def build_config(job: Dict[str, Any]) -> TrainerConfig:
+    """The run's TrainerConfig: the method (or the external reference), its overrides, and run bookkeeping."""
+    run = job["run"]
+    if run["external"] == "depth-nerfacto":
+        from depth_strategies.reference import depth_nerfacto_reference
+
+        config = depth_nerfacto_reference()
+    else:
+        config = method_config(run["base"])
+    config = apply_overrides(config, dict(run["overrides"]))
+    iterations = int(run["iterations"])
+    bookkeeping = {
+        "pipeline.datamanager.data": Path(job["data"]),
+        "output_dir": Path(job["output_dir"]),
+        "experiment_name": "run",
+        "timestamp": "nerfstudio",
+        "max_num_iterations": iterations,
+        "steps_per_save": iterations,
+        "save_only_latest_checkpoint": True,
+        "steps_per_eval_batch": 0,
+        "steps_per_eval_image": 0,
+        "steps_per_eval_all_images": 0,
+        "vis": "tensorboard",
+        "machine.seed": int(run["seed"]),
+        "machine.device_type": job["device"],
+        "mixed_precision": job["device"] == "cuda" and config.mixed_precision,
+    }
+    return apply_overrides(config, bookkeeping)
+
+
+def peak_memory_mb(device: str) -> Dict[str, float]:
+    """Peak resident memory of this process and, on CUDA, peak GPU memory allocated by torch."""
+    peak = {"cpu_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if device == "cuda":
+        peak["gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def software_versions() -> Dict[str, str]:
+    """Versions that produced a result."""
+    import nerfstudio
+
+    from depth_strategies import __version__
+
+    try:
+        from importlib.metadata import version
+
+        ns_version = version("nerfstudio")
+    except Exception:  # pragma: no cover - metadata missing only in odd installs
+        ns_version = getattr(nerfstudio, "__version__", "unknown")
+    return {
+        "depth_strategies": __version__,
+        "nerfstudio": ns_version,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _view_dicts(results: List[ViewResult]) -> List[Dict[str, Any]]:
+    return [
+        {"index": r.index, "name": r.name, "metrics": r.metrics, "render_seconds": r.render_seconds} for r in results
+    ]
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Train and evaluate one run; returns (and writes) its result."""
+    run_dir = Path(job["run_dir"])
+    device = job["device"]
+    config = build_config(job)
+    torch.manual_seed(int(job["run"]["seed"]))
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup(test_mode="test")
+    pipeline = trainer.pipeline
+    curve_file = run_dir / "curve.jsonl"
+    curve_file.unlink(missing_ok=True)
+    curve_indices = list(range(min(int(job["curve_views"]), len(pipeline.datamanager.eval_dataset))))
+    eval_seconds = [0.0]
+
+    def record_curve(step: int) -> None:
+        start = time.perf_counter()
+        views = evaluate_views(pipeline, curve_indices)
+        point = {
+            "step": step + 1,
+            **{k: sum(v.metrics.get(k, float("nan")) for v in views) / len(views) for k in views[0].metrics},
+        }
+        with curve_file.open("a") as f:
+            f.write(json.dumps(point) + "\n")
+        eval_seconds[0] += time.perf_counter() - start
+
+    every = int(job["eval_every"])
+    if every > 0 and curve_indices:
+        trainer.callbacks.append(
+            TrainingCallback(
+                where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
+                update_every_num_iters=every,
+                func=record_curve,
+            )
+        )
+    done = threading.Event()
+    total = config.max_num_iterations
+
+    def report_progress() -> None:
+        while not done.wait(PROGRESS_INTERVAL_S):
+            print(PROGRESS_PREFIX + json.dumps({"step": trainer.step, "total": total}), flush=True)
+
+    reporter = threading.Thread(target=report_progress, daemon=True)
+    reporter.start()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    try:
+        trainer.train()
+    finally:
+        done.set()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    train_seconds = time.perf_counter() - start - eval_seconds[0]
+    print(PROGRESS_PREFIX + json.dumps({"step": total, "total": total, "phase": "eval"}), flush=True)
+
+    panel = [int(i) for i in job["panel_indices"]]
+    views = evaluate_views(pipeline, None, save_dir=run_dir / "views", save_indices=panel)
+    curve = [json.loads(line) for line in curve_file.read_text().splitlines()] if curve_file.exists() else []
+    rays = config.pipeline.datamanager.train_num_rays_per_batch
+    render_total = sum(v.render_seconds for v in views)
+    result = {
+        "run": job["run"],
+        "run_id": job["run_id"],
+        "fingerprint": job["fingerprint"],
+        "status": "ok",
+        "config": str(trainer.base_dir / "config.yml"),
+        "train": {
+            "iterations": total,
+            "wall_time_s": train_seconds,
+            "seconds_per_iteration": train_seconds / total,
+            "rays_per_second": rays * total / train_seconds,
+            "batch_rays": rays,
+            **peak_memory_mb(device),
+            "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        },
+        "render": {"views": len(views), "frames_per_second": len(views) / render_total if render_total else None},
+        "views": _view_dicts(views),
+        "curve": curve,
+        "software": software_versions(),
+    }
+    _write_json_atomic(run_dir / "result.json", result)
+    return result
+
+
+def main(argv: List[str]) -> int:
+    """Entry point: ``python -m depth_strategies.worker JOB.json``."""
+    job = json.loads(Path(argv[1]).read_text())
+    try:
+        run_job(job)
+    except Exception as err:  # the parent reports the failure in the table and carries on
+        traceback.print_exc()
+        failure = {
+            "run_id": job["run_id"],
+            "fingerprint": job["fingerprint"],
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}".strip()[:2000],
+        }
+        _write_json_atomic(Path(job["run_dir"]) / "failed.json", failure)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

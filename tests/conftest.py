@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny generated scenes, the real lego scene (skipped only where absent), and a runner
+for ``ns-*`` command lines as a user types them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+import pytest
+from nerfstudio.engine.trainer import TrainerConfig
+
+from depth_strategies.methods import apply_overrides, load_size_profile, method_config, ns_train_flags
+from depth_strategies.scene import make_scene
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+LEGO = SHARED_DATA / "lego"
+
+
+@pytest.fixture(scope="session")
+def lego_dir() -> Path:
+    """The real NeRF-synthetic lego scene (200x200, depth for the test split), read in place."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA} is absent (tests on lego need ../shared/data/lego)")
+    assert LEGO.is_dir(), f"{SHARED_DATA} exists but holds no lego/ folder"
+    return LEGO
+
+
+@pytest.fixture(scope="session")
+def tiny_scene(tmp_path_factory) -> Path:
+    """A 32x32 built-in scene: 6 train, 2 val, 2 test views, depth everywhere."""
+    return make_scene(
+        tmp_path_factory.mktemp("scene") / "tiny",
+        resolution=32,
+        views_train=6,
+        views_val=2,
+        views_test=2,
+        seed=0,
+        supersample=1,
+    )
+
+
+@pytest.fixture
+def scene_copy(tiny_scene, tmp_path) -> Path:
+    """A private copy of the tiny scene that a test may break."""
+    return Path(shutil.copytree(tiny_scene, tmp_path / "scene"))
+
+
+def tiny_config(name: str, data: Path, **overrides) -> TrainerConfig:
+    """A registered method at the 'tiny' size profile, on ``data``, on the CPU."""
+    cfg = apply_overrides(method_config(name), load_size_profile("tiny"))
+    return apply_overrides(cfg, {"pipeline.datamanager.data": data, "machine.device_type": "cpu", **overrides})
+
+
+def tiny_flags() -> List[str]:
+    """ns-train flags of the 'tiny' size profile (configs/sizes.yaml)."""
+    return ns_train_flags(load_size_profile("tiny"))
+
+
+def console_script(name: str) -> str:
+    """Path of a console script installed next to this Python (the venv's bin/)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def run_cli(args: Sequence[str], cwd: Path, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a console script as a user would; on failure show its output."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "200"}
+    proc = subprocess.run(
+        [console_script(args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited with {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
+            f"--- stderr\n{proc.stderr[-6000:]}"
+        )
+    return proc

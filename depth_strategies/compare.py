@@ -1,0 +1,349 @@
+"""``ds-compare``: the whole study in one command.
+
+Trains every run of a protocol (``configs/<name>.yaml``) in its own process, evaluates it on held-out test
+views, and writes into the output folder::
+
+    results.json   every metric per method, view and seed; costs; protocol and software versions
+    results.csv    one row per (scene, method, metric) with the paired statistics
+    results.md     the tables (mean ± std, best in bold, difference to the baseline, statistics, ablations)
+    plots/         curves, bars with confidence intervals, per-view scatter, ablation plots
+    panels/        ground truth | each method; rows RGB, depth, depth error
+    runs/<scene>/<method>/seed<k>/   nerfstudio output (config.yml, checkpoints), result.json, curve.jsonl, views/
+
+Rerunning the same command skips finished runs (``result.json`` with the same fingerprint). A run without
+``result.json`` is redone from scratch; every file is written atomically, so an interruption (Ctrl-C, crash,
+full disk) never leaves a half-written result. A failed run is reported as failed with its error and the
+other runs still complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import tyro
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from depth_strategies import report
+from depth_strategies.protocol import Protocol, ProtocolError, RunSpec, SceneSpec, expand_runs, load_protocol, resolve_path
+
+CONSOLE = Console()
+RESULTS_SCHEMA_VERSION = 1
+"""Version of the results.json layout."""
+WORKER_MODULE = "depth_strategies.worker"
+"""Module run (``python -m``) for each training run."""
+
+
+# ------------------------------------------------------------------------------------------- scenes
+def prepare_scene(scene: SceneSpec, out: Path) -> Path:
+    """The folder of a protocol scene, generating or splitting it under ``out/scenes`` when needed."""
+    if scene.path is not None:
+        path = resolve_path(scene.path)
+        if not (path / "transforms_train.json").is_file():
+            raise ProtocolError(f"scene {scene.name}: {path} is not a Blender-format scene (no transforms_train.json)")
+        return path
+    target = out / "scenes" / scene.name
+    recipe = json.dumps(dataclasses.asdict(scene), sort_keys=True)
+    stamp = target / ".recipe.json"
+    if stamp.is_file() and stamp.read_text() == recipe:
+        return target
+    if scene.generate is not None:
+        from depth_strategies.scene import make_scene
+
+        g = scene.generate
+        if target.exists():
+            shutil.rmtree(target)
+        make_scene(target, resolution=g.resolution, views_train=g.views_train, views_val=g.views_val,
+                   views_test=g.views_test, seed=g.seed)
+    else:
+        from depth_strategies.split_scene import split_scene
+
+        s = scene.split
+        assert s is not None
+        split_scene(resolve_path(s.source), target, s.from_split, s.n_train, s.n_val, s.n_test, s.seed)
+    stamp.write_text(recipe)
+    return target
+
+
+def test_view_count(scene_dir: Path) -> int:
+    """Number of test views of a Blender-format scene."""
+    return len(json.loads((scene_dir / "transforms_test.json").read_text())["frames"])
+
+
+# ------------------------------------------------------------------------------------------- runs
+@dataclass
+class RunOutcome:
+    """What became of one run."""
+
+    spec: RunSpec
+    result: Dict[str, Any]
+    reused: bool = False
+
+
+def _load_finished(run_dir: Path, spec: RunSpec) -> Optional[Dict[str, Any]]:
+    path = run_dir / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return result if result.get("fingerprint") == spec.fingerprint() and result.get("status") == "ok" else None
+
+
+def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, run_dir: Path, device: str) -> Dict[str, Any]:
+    views = test_view_count(scene_dir)
+    return {
+        "run": dataclasses.asdict(spec),
+        "run_id": spec.run_id,
+        "fingerprint": spec.fingerprint(),
+        "data": str(scene_dir),
+        "run_dir": str(run_dir),
+        "output_dir": str(run_dir / "nerfstudio"),
+        "device": device,
+        "eval_every": protocol.eval_every,
+        "curve_views": protocol.curve_views,
+        "panel_indices": list(range(min(protocol.panel_views, views))),
+    }
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def run_in_subprocess(job: Dict[str, Any], log_path: Path, on_progress: ProgressCallback) -> int:
+    """Run one job in a fresh Python process; stream its progress; its output goes to ``log_path``."""
+    job_path = Path(job["run_dir"]) / "job.json"
+    job_path.write_text(json.dumps(job, indent=2))
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(job_path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("@@progress "):
+                    event = json.loads(line[len("@@progress "):])
+                    on_progress(int(event["step"]), int(event["total"]))
+                else:
+                    log.write(line)
+            return proc.wait()
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+
+
+def _failure(spec: RunSpec, run_dir: Path, code: int, log_path: Path) -> Dict[str, Any]:
+    failed = run_dir / "failed.json"
+    error = None
+    if failed.is_file():
+        error = json.loads(failed.read_text()).get("error")
+    if not error:
+        tail = log_path.read_text().strip().splitlines()[-1:] if log_path.is_file() else []
+        error = f"worker exited with status {code}" + (f": {tail[0]}" if tail else "")
+    return {"run": dataclasses.asdict(spec), "run_id": spec.run_id, "fingerprint": spec.fingerprint(),
+            "status": "failed", "error": error, "log": str(log_path)}
+
+
+def execute(protocol: Protocol, runs: List[RunSpec], scene_dirs: Dict[str, Path], out: Path, device: str,
+            runner=run_in_subprocess) -> List[RunOutcome]:
+    """Run (or reuse) every run with progress bars; returns the outcomes in run order."""
+    outcomes: List[RunOutcome] = []
+    pending: List[Tuple[RunSpec, Path]] = []
+    for spec in runs:
+        run_dir = out / "runs" / spec.run_id
+        finished = _load_finished(run_dir, spec)
+        if finished is not None:
+            outcomes.append(RunOutcome(spec, finished, reused=True))
+        else:
+            pending.append((spec, run_dir))
+    if outcomes:
+        CONSOLE.print(f"[green]Reusing {len(outcomes)} finished run(s)[/green]; {len(pending)} to run.")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=CONSOLE, transient=False) as progress:
+        overall = progress.add_task("all runs (iterations)", total=sum(s.iterations for s, _ in pending))
+        done_before = 0
+        for number, (spec, run_dir) in enumerate(pending, 1):
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # unfinished or failed earlier: start clean
+            run_dir.mkdir(parents=True)
+            task = progress.add_task(f"[{number}/{len(pending)}] {spec.run_id}", total=spec.iterations)
+
+            def on_progress(step: int, total: int, task=task, base=done_before) -> None:
+                progress.update(task, completed=min(step, total))
+                progress.update(overall, completed=base + min(step, total))
+
+            log_path = run_dir / "log.txt"
+            code = runner(_job(spec, protocol, scene_dirs[spec.scene], run_dir, device), log_path, on_progress)
+            done_before += spec.iterations
+            progress.update(overall, completed=done_before)
+            progress.update(task, completed=spec.iterations, visible=False)
+            if code == 0 and (run_dir / "result.json").is_file():
+                outcomes.append(RunOutcome(spec, json.loads((run_dir / "result.json").read_text())))
+                progress.console.print(f"  [green]done[/green] {spec.run_id}")
+            else:
+                outcomes.append(RunOutcome(spec, _failure(spec, run_dir, code, log_path)))
+                progress.console.print(f"  [red]failed[/red] {spec.run_id}: {outcomes[-1].result['error']} "
+                                       f"(log: {log_path})")
+    order = {spec.run_id: i for i, spec in enumerate(runs)}
+    return sorted(outcomes, key=lambda o: order[o.spec.run_id])
+
+
+# ------------------------------------------------------------------------------------------- results
+def resolve_device(protocol_device: str) -> str:
+    """``auto`` -> cuda when available, else cpu."""
+    if protocol_device != "auto":
+        return protocol_device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def machine_description(device: str) -> Dict[str, Any]:
+    """Where the study ran."""
+    info: Dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(), "device": device}
+    if device == "cuda":
+        import torch
+
+        info["device"] = torch.cuda.get_device_name()
+    else:
+        info["device"] = f"CPU ({platform.processor() or platform.machine()})"
+    return info
+
+
+def assemble_results(protocol: Protocol, outcomes: List[RunOutcome], out: Path, device: str, command: str,
+                     wall_time_s: float) -> Dict[str, Any]:
+    """The results.json dictionary."""
+    runs = []
+    software: Dict[str, str] = {}
+    for outcome in outcomes:
+        spec, result = outcome.spec, outcome.result
+        entry = {
+            "scene": spec.scene, "method": spec.method, "seed": spec.seed, "run_id": spec.run_id,
+            "run_dir": str(Path("runs") / spec.run_id), "status": result["status"], "error": result.get("error"),
+            "sweep": list(spec.sweep) if spec.sweep else None, "reused": outcome.reused,
+            "train": result.get("train", {}), "render": result.get("render", {}),
+            "views": result.get("views", []), "curve": result.get("curve", []), "config": result.get("config"),
+        }
+        software = result.get("software", software)
+        runs.append(entry)
+    results = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "protocol": _protocol_dict(protocol),
+        "metrics": report.metric_specs(protocol.metrics, dict(protocol.metrics)),
+        "command": command,
+        "machine": machine_description(device),
+        "software": software,
+        "wall_time_s": wall_time_s,
+        "runs": runs,
+    }
+    results["comparisons"] = report.compare_to_baseline(results)
+    return results
+
+
+def _protocol_dict(protocol: Protocol) -> Dict[str, Any]:
+    data = dataclasses.asdict(protocol)
+    return json.loads(json.dumps(data, default=str))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(results: Dict[str, Any], out: Path) -> List[Path]:
+    """results.json / .csv / .md, plots and panels; returns the files written."""
+    written = []
+    for name, text in (("results.json", json.dumps(results, indent=2)), ("results.csv", report.render_csv(results)),
+                       ("results.md", report.render_markdown(results))):
+        write_atomic(out / name, text)
+        written.append(out / name)
+    from depth_strategies.plots import make_all_figures
+
+    written += make_all_figures(results, out)
+    return written
+
+
+# ------------------------------------------------------------------------------------------- CLI
+@dataclass(frozen=True)
+class CompareArgs:
+    """Train and compare the depth strategies on a protocol; write tables, statistics, plots and panels."""
+
+    protocol: tyro.conf.Positional[str] = "quick"
+    """Protocol name under configs/ (quick, lego, lego-fewview, ...) or a path to a YAML file."""
+    output: Optional[Path] = None
+    """Output folder (default: results/<protocol name>). Rerunning with the same folder resumes."""
+    methods: Tuple[str, ...] = ()
+    """Only these methods of the protocol (the baseline is always included)."""
+    seeds: Optional[int] = None
+    """Number of seeds, overriding the protocol's."""
+    report_only: bool = False
+    """Regenerate tables, plots and panels from an existing results.json without training."""
+
+
+def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
+    """Run a comparison; returns the results dictionary."""
+    protocol = load_protocol(args.protocol)
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ProtocolError(f"--seeds must be at least 1, got {args.seeds}")
+        protocol = dataclasses.replace(protocol, seeds=tuple(range(args.seeds)))
+    out = args.output or Path("results") / protocol.name
+    out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        results = json.loads((out / "results.json").read_text())
+        return _finish(results, out, time.perf_counter())
+    start = time.perf_counter()
+    device = resolve_device(protocol.device)
+    runs = expand_runs(protocol, list(args.methods) or None)
+    CONSOLE.print(f"[bold]ds-compare[/bold] protocol [cyan]{protocol.name}[/cyan] ({protocol.source}): "
+                  f"{len(runs)} runs on {device}, output {out}")
+    scene_dirs = {s.name: prepare_scene(s, out) for s in protocol.scenes}
+    outcomes = execute(protocol, runs, scene_dirs, out, device, runner)
+    command = "ds-compare " + " ".join(sys.argv[1:]) if sys.argv and "ds-compare" in sys.argv[0] else "ds-compare"
+    results = assemble_results(protocol, outcomes, out, device, command, time.perf_counter() - start)
+    return _finish(results, out, start)
+
+
+def _finish(results: Dict[str, Any], out: Path, start: float) -> Dict[str, Any]:
+    written = write_outputs(results, out)
+    ok = sum(r["status"] == "ok" for r in results["runs"])
+    CONSOLE.rule("ds-compare finished")
+    CONSOLE.print(f"{ok}/{len(results['runs'])} runs ok, wall time {(time.perf_counter() - start) / 60:.1f} min")
+    CONSOLE.print(report.render_markdown(results).split("\n## ", 2)[1].split("\n### ")[0] if ok else "")
+    CONSOLE.print("Wrote:")
+    for path in written:
+        CONSOLE.print(f"  {path}")
+    return results
+
+
+def entrypoint() -> None:
+    """Console script ``ds-compare``."""
+    args = tyro.cli(CompareArgs)
+    try:
+        compare(args)
+    except ProtocolError as err:
+        CONSOLE.print(f"[red]ds-compare: error:[/red] {err}")
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        CONSOLE.print("[yellow]Interrupted.[/yellow] Finished runs are kept; rerun the same command to resume.")
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -35,7 +35,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from depth_strategies import report
-from depth_strategies.protocol import Protocol, ProtocolError, RunSpec, SceneSpec, expand_runs, load_protocol, resolve_path
+from depth_strategies.protocol import (
+    Protocol,
+    ProtocolError,
+    RunSpec,
+    SceneSpec,
+    expand_runs,
+    load_protocol,
+    resolve_path,
+)
 
 CONSOLE = Console()
 RESULTS_SCHEMA_VERSION = 1
@@ -63,8 +71,14 @@ def prepare_scene(scene: SceneSpec, out: Path) -> Path:
         g = scene.generate
         if target.exists():
             shutil.rmtree(target)
-        make_scene(target, resolution=g.resolution, views_train=g.views_train, views_val=g.views_val,
-                   views_test=g.views_test, seed=g.seed)
+        make_scene(
+            target,
+            resolution=g.resolution,
+            views_train=g.views_train,
+            views_val=g.views_val,
+            views_test=g.views_test,
+            seed=g.seed,
+        )
     else:
         from depth_strategies.split_scene import split_scene
 
@@ -125,13 +139,18 @@ def run_in_subprocess(job: Dict[str, Any], log_path: Path, on_progress: Progress
     job_path = Path(job["run_dir"]) / "job.json"
     job_path.write_text(json.dumps(job, indent=2))
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(job_path)], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, str(job_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
                 if line.startswith("@@progress "):
-                    event = json.loads(line[len("@@progress "):])
+                    event = json.loads(line[len("@@progress ") :])
                     on_progress(int(event["step"]), int(event["total"]))
                 else:
                     log.write(line)
@@ -153,12 +172,24 @@ def _failure(spec: RunSpec, run_dir: Path, code: int, log_path: Path) -> Dict[st
     if not error:
         tail = log_path.read_text().strip().splitlines()[-1:] if log_path.is_file() else []
         error = f"worker exited with status {code}" + (f": {tail[0]}" if tail else "")
-    return {"run": dataclasses.asdict(spec), "run_id": spec.run_id, "fingerprint": spec.fingerprint(),
-            "status": "failed", "error": error, "log": str(log_path)}
+    return {
+        "run": dataclasses.asdict(spec),
+        "run_id": spec.run_id,
+        "fingerprint": spec.fingerprint(),
+        "status": "failed",
+        "error": error,
+        "log": str(log_path),
+    }
 
 
-def execute(protocol: Protocol, runs: List[RunSpec], scene_dirs: Dict[str, Path], out: Path, device: str,
-            runner=run_in_subprocess) -> List[RunOutcome]:
+def execute(
+    protocol: Protocol,
+    runs: List[RunSpec],
+    scene_dirs: Dict[str, Path],
+    out: Path,
+    device: str,
+    runner=run_in_subprocess,
+) -> List[RunOutcome]:
     """Run (or reuse) every run with progress bars; returns the outcomes in run order."""
     outcomes: List[RunOutcome] = []
     pending: List[Tuple[RunSpec, Path]] = []
@@ -171,8 +202,14 @@ def execute(protocol: Protocol, runs: List[RunSpec], scene_dirs: Dict[str, Path]
             pending.append((spec, run_dir))
     if outcomes:
         CONSOLE.print(f"[green]Reusing {len(outcomes)} finished run(s)[/green]; {len(pending)} to run.")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=CONSOLE, transient=False) as progress:
         overall = progress.add_task("all runs (iterations)", total=sum(s.iterations for s, _ in pending))
         done_before = 0
@@ -196,8 +233,9 @@ def execute(protocol: Protocol, runs: List[RunSpec], scene_dirs: Dict[str, Path]
                 progress.console.print(f"  [green]done[/green] {spec.run_id}")
             else:
                 outcomes.append(RunOutcome(spec, _failure(spec, run_dir, code, log_path)))
-                progress.console.print(f"  [red]failed[/red] {spec.run_id}: {outcomes[-1].result['error']} "
-                                       f"(log: {log_path})")
+                progress.console.print(
+                    f"  [red]failed[/red] {spec.run_id}: {outcomes[-1].result['error']} (log: {log_path})"
+                )
     order = {spec.run_id: i for i, spec in enumerate(runs)}
     return sorted(outcomes, key=lambda o: order[o.spec.run_id])
 
@@ -224,19 +262,29 @@ def machine_description(device: str) -> Dict[str, Any]:
     return info
 
 
-def assemble_results(protocol: Protocol, outcomes: List[RunOutcome], out: Path, device: str, command: str,
-                     wall_time_s: float) -> Dict[str, Any]:
+def assemble_results(
+    protocol: Protocol, outcomes: List[RunOutcome], out: Path, device: str, command: str, wall_time_s: float
+) -> Dict[str, Any]:
     """The results.json dictionary."""
     runs = []
     software: Dict[str, str] = {}
     for outcome in outcomes:
         spec, result = outcome.spec, outcome.result
         entry = {
-            "scene": spec.scene, "method": spec.method, "seed": spec.seed, "run_id": spec.run_id,
-            "run_dir": str(Path("runs") / spec.run_id), "status": result["status"], "error": result.get("error"),
-            "sweep": list(spec.sweep) if spec.sweep else None, "reused": outcome.reused,
-            "train": result.get("train", {}), "render": result.get("render", {}),
-            "views": result.get("views", []), "curve": result.get("curve", []), "config": result.get("config"),
+            "scene": spec.scene,
+            "method": spec.method,
+            "seed": spec.seed,
+            "run_id": spec.run_id,
+            "run_dir": str(Path("runs") / spec.run_id),
+            "status": result["status"],
+            "error": result.get("error"),
+            "sweep": list(spec.sweep) if spec.sweep else None,
+            "reused": outcome.reused,
+            "train": result.get("train", {}),
+            "render": result.get("render", {}),
+            "views": result.get("views", []),
+            "curve": result.get("curve", []),
+            "config": result.get("config"),
         }
         software = result.get("software", software)
         runs.append(entry)
@@ -269,8 +317,11 @@ def write_atomic(path: Path, text: str) -> None:
 def write_outputs(results: Dict[str, Any], out: Path) -> List[Path]:
     """results.json / .csv / .md, plots and panels; returns the files written."""
     written = []
-    for name, text in (("results.json", json.dumps(results, indent=2)), ("results.csv", report.render_csv(results)),
-                       ("results.md", report.render_markdown(results))):
+    for name, text in (
+        ("results.json", json.dumps(results, indent=2)),
+        ("results.csv", report.render_csv(results)),
+        ("results.md", report.render_markdown(results)),
+    ):
         write_atomic(out / name, text)
         written.append(out / name)
     from depth_strategies.plots import make_all_figures
@@ -311,8 +362,10 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
     start = time.perf_counter()
     device = resolve_device(protocol.device)
     runs = expand_runs(protocol, list(args.methods) or None)
-    CONSOLE.print(f"[bold]ds-compare[/bold] protocol [cyan]{protocol.name}[/cyan] ({protocol.source}): "
-                  f"{len(runs)} runs on {device}, output {out}")
+    CONSOLE.print(
+        f"[bold]ds-compare[/bold] protocol [cyan]{protocol.name}[/cyan] ({protocol.source}): "
+        f"{len(runs)} runs on {device}, output {out}"
+    )
     scene_dirs = {s.name: prepare_scene(s, out) for s in protocol.scenes}
     outcomes = execute(protocol, runs, scene_dirs, out, device, runner)
     command = "ds-compare " + " ".join(sys.argv[1:]) if sys.argv and "ds-compare" in sys.argv[0] else "ds-compare"

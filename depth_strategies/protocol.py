@@ -174,7 +174,7 @@ class Protocol:
 
 # ------------------------------------------------------------------------------------------- parsing
 def _fail(source: str, path: str, message: str) -> ProtocolError:
-    return ProtocolError(f"{source}: {path}: {message}")
+    return ProtocolError(f"{source}: {path.removeprefix('.') or '<top level>'}: {message}")
 
 
 def _expect(value: Any, kind: Union[type, Tuple[type, ...]], source: str, path: str, what: str) -> Any:
@@ -251,7 +251,7 @@ def _parse_method(data: Any, source: str, path: str) -> MethodSpec:
 
 def parse_protocol(data: Any, source: str) -> Protocol:
     """Validate a protocol mapping (as loaded from YAML) and build a :class:`Protocol`."""
-    _expect(data, dict, source, "<top>", "a mapping")
+    _expect(data, dict, source, "", "a mapping")
     data = dict(data)
     for key in ("scenes", "methods"):
         if key in data:
@@ -299,7 +299,7 @@ def parse_protocol(data: Any, source: str) -> Protocol:
                 raise _fail(source, f"metrics.{name}", f"unknown metric; known: {', '.join(METRICS)}")
             if better != METRICS[name].better:
                 raise _fail(source, f"metrics.{name}", f"{name} is {METRICS[name].better}-is-better, not {better!r}")
-    protocol = _parse_dataclass(Protocol, {**data, "source": source}, source, "<top>")
+    protocol = _parse_dataclass(Protocol, {**data, "source": source}, source, "")
     names = [m.name for m in protocol.methods]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

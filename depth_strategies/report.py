@@ -20,8 +20,17 @@ ARROW = {"higher": "↑", "lower": "↓"}
 """Header arrow of a metric's better direction."""
 SIGNIFICANT = "†"
 """Marks a difference to the baseline whose Holm-adjusted Wilcoxon p-value is below ``stats.ALPHA``."""
-DECIMALS = {"psnr": 2, "ssim": 3, "lpips": 3, "depth_l1": 3, "depth_rmse": 3, "depth_abs_rel": 3,
-            "depth_delta1": 3, "weight_variance": 4, "weight_entropy": 2}
+DECIMALS = {
+    "psnr": 2,
+    "ssim": 3,
+    "lpips": 3,
+    "depth_l1": 3,
+    "depth_rmse": 3,
+    "depth_abs_rel": 3,
+    "depth_delta1": 3,
+    "weight_variance": 4,
+    "weight_entropy": 2,
+}
 """Printed decimals per metric."""
 
 
@@ -66,9 +75,14 @@ def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = No
     rows = []
     for (scene, method), group in group_runs(main_runs(results) if runs is None else runs).items():
         failed = [r for r in group if r["status"] != "ok"]
-        row: Dict[str, Any] = {"scene": scene, "method": method, "seeds": len(group),
-                               "status": "failed" if len(failed) == len(group) else "ok",
-                               "error": failed[0].get("error") if failed else None, "sweep": group[0].get("sweep")}
+        row: Dict[str, Any] = {
+            "scene": scene,
+            "method": method,
+            "seeds": len(group),
+            "status": "failed" if len(failed) == len(group) else "ok",
+            "error": failed[0].get("error") if failed else None,
+            "sweep": group[0].get("sweep"),
+        }
         for metric in metric_names(results):
             values = list(per_view(group, metric).values())
             row[metric] = {
@@ -100,11 +114,18 @@ def compare_to_baseline(results: Dict[str, Any], seed: int = 0) -> List[Dict[str
             a, b = stats.paired([mine[k] for k in keys], [base[k] for k in keys])
             diff = a - b
             low, high = stats.bootstrap_mean_ci(diff, seed=seed)
-            comparisons.append({
-                "scene": scene, "method": method, "metric": metric, "n": int(diff.size),
-                "mean_difference": float(diff.mean()) if diff.size else float("nan"),
-                "ci_low": low, "ci_high": high, "p_value": stats.wilcoxon_p(diff),
-            })
+            comparisons.append(
+                {
+                    "scene": scene,
+                    "method": method,
+                    "metric": metric,
+                    "n": int(diff.size),
+                    "mean_difference": float(diff.mean()) if diff.size else float("nan"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_value": stats.wilcoxon_p(diff),
+                }
+            )
     for scene in {c["scene"] for c in comparisons}:
         rows = [c for c in comparisons if c["scene"] == scene]
         for row, adjusted in zip(rows, stats.holm([c["p_value"] for c in rows])):
@@ -138,14 +159,17 @@ def _present(results: Dict[str, Any], rows: List[Dict[str, Any]]) -> List[str]:
     return [m for m in metric_names(results) if any(r[m]["n"] for r in rows)]
 
 
-def main_table(results: Dict[str, Any], scene: str, rows: List[Dict[str, Any]],
-               comparisons: List[Dict[str, Any]]) -> str:
+def main_table(
+    results: Dict[str, Any], scene: str, rows: List[Dict[str, Any]], comparisons: List[Dict[str, Any]]
+) -> str:
     """Markdown table of one scene: mean ± std, best in bold, difference to baseline (significant: †)."""
     baseline = results["protocol"]["baseline"]
     metrics = _present(results, rows)
     lookup = {(c["method"], c["metric"]): c for c in comparisons if c["scene"] == scene}
-    lines = ["| method | " + " | ".join(_header(results, m) for m in metrics) + " | s/iter |",
-             "|---|" + "---|" * (len(metrics) + 1)]
+    lines = [
+        "| method | " + " | ".join(_header(results, m) for m in metrics) + " | s/iter |",
+        "|---|" + "---|" * (len(metrics) + 1),
+    ]
     base_row = next((r for r in rows if r["method"] == baseline), None)
     base_time = base_row["seconds_per_iteration"] if base_row else None
     for row in rows:
@@ -178,7 +202,10 @@ def main_table(results: Dict[str, Any], scene: str, rows: List[Dict[str, Any]],
 def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str, Any]]) -> str:
     """Markdown table of the paired statistics of one scene."""
     rows = [c for c in comparisons if c["scene"] == scene and c["n"]]
-    lines = ["| method | metric | n | mean difference | 95% CI | Wilcoxon p | Holm p |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | metric | n | mean difference | 95% CI | Wilcoxon p | Holm p |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in rows:
         m = c["metric"]
         lines.append(
@@ -205,8 +232,10 @@ def sweep_tables(results: Dict[str, Any]) -> List[Tuple[str, str]]:
         rows = summarize(results, runs)
         field = runs[0]["sweep"][1]
         metrics = _present(results, rows)
-        lines = [f"| {field} | " + " | ".join(_header(results, m) for m in metrics) + " |",
-                 "|---|" + "---|" * len(metrics)]
+        lines = [
+            f"| {field} | " + " | ".join(_header(results, m) for m in metrics) + " |",
+            "|---|" + "---|" * len(metrics),
+        ]
         for row in sorted(rows, key=lambda r: _sort_key(r["sweep"][2])):
             value = row["sweep"][2]
             if row["status"] != "ok":
@@ -230,13 +259,18 @@ def _sort_key(value: Any) -> Tuple[int, Any]:
 def cost_table(rows: List[Dict[str, Any]], baseline: str) -> str:
     """Training and rendering cost per method."""
     base = next((r for r in rows if r["method"] == baseline), None)
-    lines = ["| method | s/iter | × baseline | train rays/s | render fps | peak RSS (MB) | peak GPU (MB) | train wall (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | s/iter | × baseline | train rays/s | render fps | peak RSS (MB) | peak GPU (MB) | train wall (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["status"] != "ok":
             continue
-        ratio = (r["seconds_per_iteration"] / base["seconds_per_iteration"]
-                 if base and base["seconds_per_iteration"] and r["seconds_per_iteration"] else None)
+        ratio = (
+            r["seconds_per_iteration"] / base["seconds_per_iteration"]
+            if base and base["seconds_per_iteration"] and r["seconds_per_iteration"]
+            else None
+        )
         lines.append(
             f"| {r['method']} | {_num(r['seconds_per_iteration'], 3)} | {_num(ratio, 2)} | "
             f"{_num(r['rays_per_second'], 0)} | {_num(r['frames_per_second'], 3)} | {_num(r['cpu_rss_mb'], 0)} | "
@@ -262,8 +296,12 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"Command: `{results.get('command', 'ds-compare')}`  ",
         f"Machine: {machine.get('device', '?')}, {machine.get('cpus', '?')} CPUs; wall time "
         f"{results.get('wall_time_s', 0) / 60:.1f} min; {protocol['iterations']} iterations per run, "
-        f"seeds {list(protocol['seeds'])}; software: " + ", ".join(f"{k} {v}" for k, v in results.get("software", {}).items()
-                                                                   if k in ("depth_strategies", "nerfstudio", "torch")),
+        f"seeds {list(protocol['seeds'])}; software: "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in results.get("software", {}).items()
+            if k in ("depth_strategies", "nerfstudio", "torch")
+        ),
         "",
         f"Mean ± std over test views (and seeds). **Bold**: best. In parentheses: difference to "
         f"`{protocol['baseline']}` over the same views; {SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA}.",
@@ -274,10 +312,16 @@ def render_markdown(results: Dict[str, Any]) -> str:
         out += [f"## Scene `{scene}`", "", main_table(results, scene, scene_rows, comparisons), ""]
         table = stats_table(results, scene, comparisons)
         if table.count("\n") > 1:
-            out += ["### Paired statistics against the baseline", "",
-                    f"Per-view differences (method − {protocol['baseline']}), percentile bootstrap 95% CI of the mean "
-                    f"({stats.BOOTSTRAP_RESAMPLES} resamples), two-sided Wilcoxon signed-rank test, Holm-Bonferroni over "
-                    "all rows of the scene.", "", table, ""]
+            out += [
+                "### Paired statistics against the baseline",
+                "",
+                f"Per-view differences (method − {protocol['baseline']}), percentile bootstrap 95% CI of the mean "
+                f"({stats.BOOTSTRAP_RESAMPLES} resamples), two-sided Wilcoxon signed-rank test, Holm-Bonferroni over "
+                "all rows of the scene.",
+                "",
+                table,
+                "",
+            ]
         out += ["### Cost", "", cost_table(scene_rows, protocol["baseline"]), ""]
     for title, table in sweep_tables(results):
         out += [f"## {title}", "", table, ""]
@@ -289,19 +333,50 @@ def render_markdown(results: Dict[str, Any]) -> str:
 
 def render_csv(results: Dict[str, Any]) -> str:
     """``results.csv``: one row per (scene, method, metric) with summary and paired statistics."""
-    comparisons = {(c["scene"], c["method"], c["metric"]): c
-                   for c in results.get("comparisons") or compare_to_baseline(results)}
+    comparisons = {
+        (c["scene"], c["method"], c["metric"]): c for c in results.get("comparisons") or compare_to_baseline(results)
+    }
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["scene", "method", "status", "metric", "better", "mean", "std", "n", "difference_to_baseline",
-                     "ci_low", "ci_high", "p_value", "p_holm", "seconds_per_iteration"])
+    writer.writerow(
+        [
+            "scene",
+            "method",
+            "status",
+            "metric",
+            "better",
+            "mean",
+            "std",
+            "n",
+            "difference_to_baseline",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "p_holm",
+            "seconds_per_iteration",
+        ]
+    )
     for row in summarize(results) + summarize(results, [r for r in results["runs"] if r.get("sweep")]):
         for metric in metric_names(results):
             c = comparisons.get((row["scene"], row["method"], metric), {})
-            writer.writerow([row["scene"], row["method"], row["status"], metric, better(results, metric),
-                             row[metric]["mean"], row[metric]["std"], row[metric]["n"], c.get("mean_difference"),
-                             c.get("ci_low"), c.get("ci_high"), c.get("p_value"), c.get("p_holm"),
-                             row["seconds_per_iteration"]])
+            writer.writerow(
+                [
+                    row["scene"],
+                    row["method"],
+                    row["status"],
+                    metric,
+                    better(results, metric),
+                    row[metric]["mean"],
+                    row[metric]["std"],
+                    row[metric]["n"],
+                    c.get("mean_difference"),
+                    c.get("ci_low"),
+                    c.get("ci_high"),
+                    c.get("p_value"),
+                    c.get("p_holm"),
+                    row["seconds_per_iteration"],
+                ]
+            )
     return buffer.getvalue()
 
 

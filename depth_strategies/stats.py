@@ -64,9 +64,7 @@ def holm(p_values: Sequence[float]) -> List[float]:
     return adjusted
 
 
-def paired(
-    method: Sequence[Optional[float]], baseline: Sequence[Optional[float]]
-) -> Tuple[np.ndarray, np.ndarray]:
+def paired(method: Sequence[Optional[float]], baseline: Sequence[Optional[float]]) -> Tuple[np.ndarray, np.ndarray]:
     """The pairs where both values exist and are finite."""
     a = np.array([np.nan if v is None else v for v in method], dtype=np.float64)
     b = np.array([np.nan if v is None else v for v in baseline], dtype=np.float64)

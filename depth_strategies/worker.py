@@ -33,6 +33,11 @@ PROGRESS_PREFIX = "@@progress "
 """Marker of progress lines on the worker's stdout."""
 PROGRESS_INTERVAL_S = 1.0
 """Seconds between progress lines."""
+WARMUP_FRACTION = 0.1
+"""Share of the iterations (at most ``MAX_WARMUP``) left out of seconds per iteration: the first steps pay for
+lazy initialisation (thread pools, allocator, kernels) and would penalise whichever method runs first."""
+MAX_WARMUP = 20
+"""Largest number of warm-up iterations excluded from the timing."""
 
 
 def build_config(job: Dict[str, Any]) -> TrainerConfig:
@@ -63,6 +68,11 @@ def build_config(job: Dict[str, Any]) -> TrainerConfig:
         "mixed_precision": job["device"] == "cuda" and config.mixed_precision,
     }
     return apply_overrides(config, bookkeeping)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def peak_memory_mb(device: str) -> Dict[str, float]:
@@ -112,13 +122,16 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     device = job["device"]
     config = build_config(job)
     torch.manual_seed(int(job["run"]["seed"]))
+    config.save_config()  # as ns-train does: ns-eval, ns-render and ns-viewer load the run from it
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup(test_mode="test")
     pipeline = trainer.pipeline
     curve_file = run_dir / "curve.jsonl"
     curve_file.unlink(missing_ok=True)
     curve_indices = list(range(min(int(job["curve_views"]), len(pipeline.datamanager.eval_dataset))))
-    eval_seconds = [0.0]
+    total = config.max_num_iterations
+    warmup = min(MAX_WARMUP, int(total * WARMUP_FRACTION))
+    clock = {"eval": 0.0, "eval_at_warmup": 0.0, "warm": None}
 
     def record_curve(step: int) -> None:
         start = time.perf_counter()
@@ -129,8 +142,18 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         }
         with curve_file.open("a") as f:
             f.write(json.dumps(point) + "\n")
-        eval_seconds[0] += time.perf_counter() - start
+        clock["eval"] += time.perf_counter() - start
 
+    def mark_warm(step: int) -> None:
+        if step + 1 == warmup:
+            _sync(device)
+            clock["warm"], clock["eval_at_warmup"] = time.perf_counter(), clock["eval"]
+
+    trainer.callbacks.append(
+        TrainingCallback(
+            where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION], update_every_num_iters=1, func=mark_warm
+        )
+    )
     every = int(job["eval_every"])
     if every > 0 and curve_indices:
         trainer.callbacks.append(
@@ -141,7 +164,6 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
             )
         )
     done = threading.Event()
-    total = config.max_num_iterations
 
     def report_progress() -> None:
         while not done.wait(PROGRESS_INTERVAL_S):
@@ -156,14 +178,26 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         trainer.train()
     finally:
         done.set()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    train_seconds = time.perf_counter() - start - eval_seconds[0]
+    _sync(device)
+    end = time.perf_counter()
+    train_seconds = end - start - clock["eval"]
+    if clock["warm"] is not None and total > warmup:
+        seconds_per_iteration = (end - clock["warm"] - (clock["eval"] - clock["eval_at_warmup"])) / (total - warmup)
+    else:
+        seconds_per_iteration = train_seconds / total
     print(PROGRESS_PREFIX + json.dumps({"step": total, "total": total, "phase": "eval"}), flush=True)
 
     panel = [int(i) for i in job["panel_indices"]]
     views = evaluate_views(pipeline, None, save_dir=run_dir / "views", save_indices=panel)
     curve = [json.loads(line) for line in curve_file.read_text().splitlines()] if curve_file.exists() else []
+    final = [v for v in views if v.index in curve_indices]
+    if every > 0 and final and (not curve or curve[-1]["step"] != total):
+        curve.append(
+            {
+                "step": total,
+                **{k: sum(v.metrics.get(k, float("nan")) for v in final) / len(final) for k in final[0].metrics},
+            }
+        )
     rays = config.pipeline.datamanager.train_num_rays_per_batch
     render_total = sum(v.render_seconds for v in views)
     result = {
@@ -175,8 +209,9 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         "train": {
             "iterations": total,
             "wall_time_s": train_seconds,
-            "seconds_per_iteration": train_seconds / total,
-            "rays_per_second": rays * total / train_seconds,
+            "seconds_per_iteration": seconds_per_iteration,
+            "timed_iterations": total - warmup if clock["warm"] is not None else total,
+            "rays_per_second": rays / seconds_per_iteration,
             "batch_rays": rays,
             **peak_memory_mb(device),
             "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",

@@ -1,0 +1,274 @@
+"""ds-compare: protocol validation, statistics, tables from known results, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats as sp_stats
+
+from depth_strategies import report, stats
+from depth_strategies.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol
+
+from .conftest import REPO, console_script
+
+TINY_PROTOCOL = Path(__file__).parent / "data" / "tiny_protocol.yaml"
+MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}], "methods": ["depth-baseline"]}
+
+
+# ------------------------------------------------------------------------------------------- protocols
+@pytest.mark.parametrize("name", ["quick", "lego", "lego-fewview", "ablation"])
+def test_shipped_protocols_validate(name):
+    protocol = load_protocol(name)
+    assert protocol.name == name
+    assert expand_runs(protocol)
+
+
+@pytest.mark.parametrize(
+    "change, path, words",
+    [
+        ({"iteratons": 5}, "iteratons", "unknown key"),
+        ({"scenes": [{"name": "s", "generate": {"resolutoin": 16}}]}, "scenes[0].generate.resolutoin", "unknown key"),
+        ({"scenes": [{"generate": {}}]}, "scenes[0].name", "required"),
+        ({"scenes": [{"name": "s", "generate": {}, "path": "x"}]}, "scenes[0]", "exactly one"),
+        ({"methods": ["depth-magic"]}, "methods[0].name", "unknown method"),
+        ({"methods": [{"name": "v", "base": "nope"}]}, "methods[0].base", "unknown method"),
+        ({"methods": [{"name": "r", "external": "instant-ngp"}]}, "methods[0].external", "unknown external"),
+        ({"baseline": "depth-soft"}, "baseline", "not one of the methods"),
+        ({"metrics": {"psnr": "lower"}}, "metrics.psnr", "higher-is-better"),
+        ({"metrics": {"fid": "lower"}}, "metrics.fid", "unknown metric"),
+        ({"seeds": 0}, "seeds", "at least one"),
+        ({"iterations": 0}, "iterations", ">= 1"),
+        ({"device": "tpu"}, "device", "auto, cpu or cuda"),
+        ({"sizes": "huge"}, "sizes", "unknown size profile"),
+        (
+            {"sweeps": [{"name": "x", "method": "depth-soft", "field": "a.b", "values": [1]}]},
+            "sweeps[0].method",
+            "not one of the methods",
+        ),
+        (
+            {"sweeps": [{"name": "x", "method": "depth-baseline", "field": "a.b", "values": []}]},
+            "sweeps[0].values",
+            "must not be empty",
+        ),
+    ],
+)
+def test_protocol_errors_name_the_file_and_key(change, path, words):
+    with pytest.raises(ProtocolError) as err:
+        parse_protocol({**MINIMAL, **change}, "configs/bad.yaml")
+    message = str(err.value)
+    assert message.startswith(f"configs/bad.yaml: {path}:"), message
+    assert words in message
+
+
+def test_protocol_that_is_not_yaml_is_reported(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ProtocolError, match="not valid YAML"):
+        load_protocol(str(bad))
+    with pytest.raises(ProtocolError, match="no protocol 'nonexistent'"):
+        load_protocol("nonexistent")
+
+
+def test_expand_runs_crosses_scenes_seeds_methods_and_sweep_values():
+    protocol = parse_protocol(
+        {
+            **MINIMAL,
+            "methods": ["depth-baseline", "depth-soft"],
+            "seeds": 2,
+            "sweeps": [
+                {"name": "lam", "method": "depth-soft", "field": "pipeline.model.soft_depth_mult", "values": [0.1, 1.0]}
+            ],
+        },
+        "x",
+    )
+    runs = expand_runs(protocol)
+    assert len(runs) == 1 * 2 * (2 + 2)
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert len({r.fingerprint() for r in runs}) == len(runs)
+    sweep_run = next(r for r in runs if r.sweep)
+    assert sweep_run.overrides[-1] == ("pipeline.model.soft_depth_mult", 0.1)
+    assert {r.method for r in expand_runs(protocol, ["depth-soft"])} >= {"depth-baseline", "depth-soft"}
+    with pytest.raises(ProtocolError, match="depth-hard"):
+        expand_runs(protocol, ["depth-hard"])
+
+
+# ------------------------------------------------------------------------------------------- statistics
+def test_holm_adjusts_hand_computed_p_values():
+    # sorted: 0.01 * 3 = 0.03; 0.03 * 2 = 0.06; max(0.06, 0.04 * 1) = 0.06
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    adjusted = stats.holm([0.5, float("nan"), 0.9])
+    assert adjusted[0] == pytest.approx(min(1.0, 0.5 * 2)) and math.isnan(adjusted[1]) and adjusted[2] == 1.0
+
+
+def test_wilcoxon_matches_scipy_on_fixed_differences():
+    d = [0.8, -0.2, 1.1, 0.5, 0.9, 0.3, -0.1, 0.7]
+    assert stats.wilcoxon_p(d) == pytest.approx(sp_stats.wilcoxon(d).pvalue)
+    assert math.isnan(stats.wilcoxon_p([0.0, 0.0]))
+    # 4 views: the smallest two-sided exact p-value is 2 / 2^4
+    assert stats.wilcoxon_p([1.0, 2.0, 3.0, 4.0]) == pytest.approx(2 / 16)
+
+
+def test_bootstrap_interval_matches_scipy_percentile_bootstrap():
+    x = np.array([0.3, 1.2, -0.4, 0.8, 0.5, 1.5, 0.1, 0.9, 0.7, -0.2])
+    ours = stats.bootstrap_mean_ci(x, resamples=20000, seed=1)
+    theirs = sp_stats.bootstrap(
+        (x,), np.mean, method="percentile", n_resamples=20000, random_state=2
+    ).confidence_interval
+    assert ours[0] == pytest.approx(theirs.low, abs=0.03)
+    assert ours[1] == pytest.approx(theirs.high, abs=0.03)
+    assert stats.bootstrap_mean_ci(x, seed=5) == stats.bootstrap_mean_ci(x, seed=5)
+    assert all(math.isnan(v) for v in stats.bootstrap_mean_ci([1.0]))
+
+
+# ------------------------------------------------------------------------------------------- tables
+def hand_results():
+    def run(method, psnr, l1, status="ok", error=None):
+        views = [
+            {"index": i, "name": f"r_{i}", "metrics": {"psnr": p, "depth_l1": d}}
+            for i, (p, d) in enumerate(zip(psnr, l1))
+        ]
+        return {
+            "scene": "s",
+            "method": method,
+            "seed": 0,
+            "run_id": f"s/{method}/seed0",
+            "status": status,
+            "error": error,
+            "sweep": None,
+            "views": views if status == "ok" else [],
+            "curve": [],
+            "train": {"seconds_per_iteration": 0.5} if status == "ok" else {},
+            "render": {},
+        }
+
+    results = {
+        "protocol": {"name": "hand", "baseline": "depth-baseline", "iterations": 10, "seeds": [0]},
+        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "runs": [
+            run("depth-baseline", [20.0, 21.0, 22.0], [0.5, 0.4, 0.6]),
+            run("depth-soft", [21.0, 23.0, 22.0], [0.2, 0.1, 0.3]),
+            run("depth-hard", [], [], status="failed", error="ValueError: boom"),
+        ],
+    }
+    results["comparisons"] = report.compare_to_baseline(results)
+    return results
+
+
+def test_summary_and_differences_from_hand_written_results():
+    results = hand_results()
+    rows = {r["method"]: r for r in report.summarize(results)}
+    assert rows["depth-baseline"]["psnr"] == {"mean": 21.0, "std": 1.0, "n": 3}
+    assert rows["depth-soft"]["psnr"]["mean"] == pytest.approx(22.0)
+    assert rows["depth-soft"]["depth_l1"]["mean"] == pytest.approx(0.2)
+    assert rows["depth-hard"]["status"] == "failed"
+    comp = {(c["method"], c["metric"]): c for c in results["comparisons"]}
+    assert comp[("depth-soft", "psnr")]["mean_difference"] == pytest.approx((1 + 2 + 0) / 3)
+    assert comp[("depth-soft", "depth_l1")]["mean_difference"] == pytest.approx(-0.3)
+    # three identical -0.3 differences: exact two-sided Wilcoxon p = 2 / 2^3
+    assert comp[("depth-soft", "depth_l1")]["p_value"] == pytest.approx(0.25)
+    assert comp[("depth-soft", "depth_l1")]["p_holm"] == pytest.approx(min(1.0, 0.25 * 2))
+
+
+def test_markdown_table_has_arrows_bold_best_differences_and_failures():
+    md = report.render_markdown(hand_results())
+    assert "psnr (dB) ↑" in md and "depth_l1 (units) ↓" in md
+    assert "**22.00 ± 1.00** (+1.00)" in md
+    assert "**0.200 ± 0.100** (-0.300)" in md
+    assert "| depth-baseline | 21.00 ± 1.00 | 0.500 ± 0.100 |" in md
+    assert "**failed**: ValueError: boom" in md
+    csv_text = report.render_csv(hand_results())
+    assert "s,depth-soft,ok,psnr,higher,22.0,1.0,3," in csv_text
+
+
+# ------------------------------------------------------------------------------------------- end to end
+def _compare_cmd(protocol: Path, out: Path):
+    return [console_script("ds-compare"), str(protocol), "--output", str(out)]
+
+
+def _env():
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def failing_protocol(tmp_path_factory) -> Path:
+    """The tiny protocol plus a variant that fails at start-up (an invalid override)."""
+    data = yaml.safe_load(TINY_PROTOCOL.read_text())
+    data["methods"].append(
+        {"name": "broken", "base": "depth-hard", "overrides": {"pipeline.model.proposal_initial_sampler": "piecewise"}}
+    )
+    path = tmp_path_factory.mktemp("protocol") / "tiny_with_failure.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.slow
+def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        _compare_cmd(failing_protocol, out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_env(),
+        start_new_session=True,
+    )
+    first = out / "runs" / "builtin" / "depth-baseline" / "seed0" / "result.json"
+    deadline = time.time() + 600
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+    assert first.exists(), "the first run never finished"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C while the second run trains
+    proc.wait(timeout=120)
+    assert not (out / "results.json").exists(), "an interrupted comparison must not write results"
+    first_mtime = first.stat().st_mtime
+
+    done = subprocess.run(_compare_cmd(failing_protocol, out), capture_output=True, text=True, env=_env(), timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Reusing 1 finished run" in done.stdout
+    assert first.stat().st_mtime == first_mtime, "a finished run was trained again"
+    results = json.loads((out / "results.json").read_text())
+    by_method = {r["method"]: r for r in results["runs"]}
+    assert set(by_method) == {"depth-baseline", "depth-hybrid", "broken", "depth-hybrid@fraction=0.25"}
+    assert by_method["broken"]["status"] == "failed" and "proposal_initial_sampler" in by_method["broken"]["error"]
+    for name in ("depth-baseline", "depth-hybrid", "depth-hybrid@fraction=0.25"):
+        run = by_method[name]
+        assert run["status"] == "ok" and len(run["views"]) == 3
+        for view in run["views"]:
+            assert all(math.isfinite(v) for v in view["metrics"].values())
+        assert run["curve"] and run["curve"][-1]["step"] == 6
+        assert run["train"]["seconds_per_iteration"] > 0 and run["render"]["frames_per_second"] > 0
+    assert results["software"]["nerfstudio"] == "1.1.5" and results["protocol"]["name"] == "tiny"
+    md = (out / "results.md").read_text()
+    assert "| broken | **failed**:" in md and "Ablation `fraction`" in md
+    for name in (
+        "results.csv",
+        "plots/curves_builtin.png",
+        "plots/bars_builtin.png",
+        "plots/scatter_builtin.png",
+        "plots/sweep_builtin_fraction.png",
+        "panels/panel_builtin_r_0.png",
+        "panels/panel_builtin_r_1.png",
+    ):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    # nerfstudio's own tools work on the runs' output
+    config = Path(by_method["depth-hybrid"]["config"])
+    assert config.is_file() and next(config.parent.glob("nerfstudio_models/step-*.ckpt"))
+    # the tables can be regenerated from results.json alone
+    (out / "results.md").unlink()
+    subprocess.run(
+        [*_compare_cmd(failing_protocol, out), "--report-only"],
+        check=True,
+        capture_output=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert (out / "results.md").read_text() == md

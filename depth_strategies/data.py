@@ -262,6 +262,18 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Ray distances (Blender units) outside this range are treated as unknown."""
 
 
+def float32_intrinsics(outputs: DataparserOutputs) -> DataparserOutputs:
+    """Cast the cameras' intrinsics to float32 in place.
+
+    nerfstudio's blender parser passes a numpy float64 focal length, so ``fx``/``fy`` are float64 while poses are
+    float32, and ``ns-render spiral`` then fails in ``torch.cross`` ("expected scalar type Float but found Double").
+    """
+    cameras = outputs.cameras
+    for name in ("fx", "fy", "cx", "cy"):
+        setattr(cameras, name, getattr(cameras, name).float())
+    return outputs
+
+
 class DepthDataManager(VanillaDataManager[DepthDataset]):
     """``VanillaDataManager`` over :class:`DepthDataset`; training rays carry their ground truth in metadata."""
 
@@ -297,12 +309,12 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
         )
 
     def create_train_dataset(self) -> DepthDataset:
-        outputs = self.train_dataparser_outputs
+        outputs = float32_intrinsics(self.train_dataparser_outputs)
         source = self._source("train", outputs, self.config.train_depth)
         return DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
 
     def create_eval_dataset(self) -> DepthDataset:
-        outputs = self.dataparser.get_dataparser_outputs(split=self.test_split)
+        outputs = float32_intrinsics(self.dataparser.get_dataparser_outputs(split=self.test_split))
         source = self._source(self.test_split, outputs, self.config.eval_depth)
         return DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
 

@@ -44,7 +44,7 @@ def termination_variance(
 
 def weight_entropy(weights: Float[Tensor, "*bs num_samples 1"], eps: float = 1e-10) -> Float[Tensor, "*bs 1"]:
     """Shannon entropy (nats) of the normalised weights p_i = w_i / sum_j w_j; 0 for a single sharp sample."""
-    p = weights / (torch.sum(weights, dim=-2, keepdim=True) + eps)
+    p = normalised(weights, eps)
     return -torch.sum(p * torch.log(p + eps), dim=-2)
 
 
@@ -73,15 +73,30 @@ def free_space_loss(
     return torch.sum(weights * in_free_space, dim=-2)
 
 
+def normalised(weights: Float[Tensor, "*bs num_samples 1"], eps: float = 1e-10) -> Float[Tensor, "*bs num_samples 1"]:
+    """p_i = w_i / sum_j w_j: the ray's termination distribution given that it terminates."""
+    return weights / (torch.sum(weights, dim=-2, keepdim=True) + eps)
+
+
 def surface_loss(
     weights: Float[Tensor, "*bs num_samples 1"],
     t_mid: Float[Tensor, "*bs num_samples 1"],
     gt_depth: Float[Tensor, "*bs 1"],
     variance_mult: float,
 ) -> Float[Tensor, "*bs 1"]:
-    """L_surf = |D_pred - D_gt| + variance_mult * Var(w): terminate at the surface, and sharply."""
+    """L_surf = |D_pred - D_gt| + variance_mult * Var(w): terminate at the surface, and sharply.
+
+    D_pred = sum_i w_i t_i (unnormalised, as in the soft loss). Var(w) is the variance of the ray's termination
+    distribution p = w / sum w around its mean: sum_i p_i (t_i - sum_j p_j t_j)^2. For an opaque ray
+    (sum w = 1) this is sum_i w_i (t_i - D_pred)^2 exactly; for a ray that is still transparent, a variance
+    around the unnormalised D_pred would be dominated by the missing opacity and its gradient would push the
+    weights *down* whenever sum w < 1/3 (one sample of weight a at t: d/da a t^2 (1 - a)^2 > 0), fighting the
+    depth term early in training. Normalised, the variance measures only how spread the surface is.
+    """
     predicted = expected_termination(weights, t_mid)
-    return torch.abs(predicted - gt_depth) + variance_mult * termination_variance(weights, t_mid, predicted)
+    p = normalised(weights)
+    spread = termination_variance(p, t_mid, expected_termination(p, t_mid))
+    return torch.abs(predicted - gt_depth) + variance_mult * spread
 
 
 def masked_mean(values: Float[Tensor, "*bs 1"], mask: Bool[Tensor, "*bs 1"]) -> Float[Tensor, ""]:

@@ -20,7 +20,8 @@ STATE_KEY = "depth_state"
 SURFACE = 1
 """Value of ``DepthState.SURFACE``."""
 OUTPUT_VARIANCE = "weight_variance"
-"""Per-ray model output: sum_i w_i (t_i - D)^2, the spread of the termination distribution (distance^2)."""
+"""Per-ray model output: sum_i p_i (t_i - D)^2 with p = w / sum w and D = sum_i p_i t_i: the spread of the
+normalised termination distribution (distance^2), independent of how opaque the ray is."""
 OUTPUT_ENTROPY = "weight_entropy"
 """Per-ray model output: entropy (nats) of the normalised weights along the ray."""
 
@@ -52,7 +53,7 @@ METRICS: Dict[str, MetricSpec] = {
         MetricSpec("depth_rmse", "lower", "units", "root mean squared depth error on the same pixels"),
         MetricSpec("depth_abs_rel", "lower", "", "mean |D - D_gt| / D_gt"),
         MetricSpec("depth_delta1", "higher", "", "fraction of pixels with max(D/D_gt, D_gt/D) < 1.25"),
-        MetricSpec(OUTPUT_VARIANCE, "lower", "units^2", "sum_i w_i (t_i - D)^2 on rays that hit a surface"),
+        MetricSpec(OUTPUT_VARIANCE, "lower", "units^2", "variance of the normalised weights along rays that hit a surface"),
         MetricSpec(OUTPUT_ENTROPY, "lower", "nats", "entropy of the normalised weights on rays that hit a surface"),
     )
 }

@@ -109,40 +109,48 @@ class DepthStrategyTrainer(Trainer):
     interrupted save never leaves a truncated ``step-*.ckpt`` that ``--load-dir`` would pick up."""
 
     def save_checkpoint(self, step: int) -> None:
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_path: Path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
         pipeline = self.pipeline.module if hasattr(self.pipeline, "module") else self.pipeline
-        atomic_torch_save(
-            {
-                "step": step,
-                "pipeline": pipeline.state_dict(),  # type: ignore[union-attr]
-                "optimizers": {k: v.state_dict() for (k, v) in self.optimizers.optimizers.items()},
-                "schedulers": {k: v.state_dict() for (k, v) in self.optimizers.schedulers.items()},
-                "scalers": self.grad_scaler.state_dict(),
-            },
-            ckpt_path,
-        )
+        path = write_checkpoint(self.checkpoint_dir, step, pipeline, self.optimizers, self.grad_scaler)  # type: ignore
         if self.config.save_only_latest_checkpoint:
             for old in self.checkpoint_dir.glob("*.ckpt"):
-                if old != ckpt_path:
+                if old != path:
                     old.unlink()
+
+
+def write_checkpoint(checkpoint_dir: Path, step: int, pipeline, optimizers: Optimizers, grad_scaler) -> Path:
+    """``step-XXXXXXXXX.ckpt`` in nerfstudio's checkpoint layout, written atomically."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_dir / f"step-{step:09d}.ckpt"
+    atomic_torch_save(
+        {
+            "step": step,
+            "pipeline": pipeline.state_dict(),
+            "optimizers": {k: v.state_dict() for (k, v) in optimizers.optimizers.items()},
+            "schedulers": {k: v.state_dict() for (k, v) in optimizers.schedulers.items()},
+            "scalers": grad_scaler.state_dict(),
+        },
+        path,
+    )
+    return path
 
 
 class TrainingLoop:
     """One method's pipeline and optimizers, stepped exactly like nerfstudio's ``Trainer.train_iteration``.
 
-    For benchmarks and tests that train in-process: no writers, viewer or checkpoints (nerfstudio's
-    ``Trainer`` registers global event writers, which would leak from one run into the next).
+    For benchmarks and tests that train in-process: no writers or viewer (nerfstudio's ``Trainer`` registers
+    global event writers, which would leak from one run into the next); :meth:`save` writes a run that
+    nerfstudio's tools load.
     """
 
     def __init__(self, config: TrainerConfig, device: str, test_mode: Literal["val", "test"] = "val"):
         self.device = device
+        self.config = config
         self.pipeline = config.pipeline.setup(device=device, test_mode=test_mode)
         self.optimizers = Optimizers(config.optimizers, self.pipeline.get_param_groups())
-        grad_scaler = torch.amp.GradScaler(enabled=False)
+        self.grad_scaler = torch.amp.GradScaler(enabled=False)
         attrs = TrainingCallbackAttributes(
             optimizers=self.optimizers,
-            grad_scaler=grad_scaler,
+            grad_scaler=self.grad_scaler,
             pipeline=self.pipeline,
             trainer=None,  # type: ignore
         )
@@ -171,3 +179,11 @@ class TrainingLoop:
             self.step += 1
         self._sync()
         return (time.perf_counter() - start) / iterations
+
+    def save(self) -> Path:
+        """Write ``config.yml`` and a checkpoint where ``ns-train`` would, so ``ns-eval``, ``ns-render`` and
+        ``ns-viewer`` load this run; returns the config path."""
+        self.config.save_config()
+        write_checkpoint(self.config.get_checkpoint_dir(), max(self.step - 1, 0), self.pipeline, self.optimizers,
+                         self.grad_scaler)
+        return self.config.get_base_dir() / "config.yml"

@@ -378,7 +378,7 @@ def _finish(results: Dict[str, Any], out: Path, start: float) -> Dict[str, Any]:
     ok = sum(r["status"] == "ok" for r in results["runs"])
     CONSOLE.rule("ds-compare finished")
     CONSOLE.print(f"{ok}/{len(results['runs'])} runs ok, wall time {(time.perf_counter() - start) / 60:.1f} min")
-    CONSOLE.print(report.render_markdown(results).split("\n## ", 2)[1].split("\n### ")[0] if ok else "")
+    CONSOLE.print(report.main_tables(results), markup=False, soft_wrap=True)
     CONSOLE.print("Wrote:")
     for path in written:
         CONSOLE.print(f"  {path}")

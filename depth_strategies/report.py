@@ -331,6 +331,17 @@ def render_markdown(results: Dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def main_tables(results: Dict[str, Any]) -> str:
+    """The main table of every scene (what ``ds-compare`` prints at the end)."""
+    rows = summarize(results)
+    comparisons = results.get("comparisons") or compare_to_baseline(results)
+    blocks = []
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        scene_rows = [r for r in rows if r["scene"] == scene]
+        blocks.append(f"Scene {scene}:\n" + main_table(results, scene, scene_rows, comparisons))
+    return "\n\n".join(blocks)
+
+
 def render_csv(results: Dict[str, Any]) -> str:
     """``results.csv``: one row per (scene, method, metric) with summary and paired statistics."""
     comparisons = {

@@ -7,7 +7,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from scipy import stats as sp_stats
 from depth_strategies import report, stats
 from depth_strategies.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol
 
-from .conftest import REPO, console_script
+from .conftest import console_script
 
 TINY_PROTOCOL = Path(__file__).parent / "data" / "tiny_protocol.yaml"
 MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}], "methods": ["depth-baseline"]}

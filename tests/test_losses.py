@@ -161,3 +161,18 @@ def test_free_space_loss_gradient_lowers_density_only_in_front_of_the_surface():
     (grad,) = torch.autograd.grad(loss.sum(), density)
     assert (grad[0, :4, 0] > 0).all(), "gradient descent must lower density in free space"
     assert grad[0, 4, 0] == 0, "the sample at the surface is not penalised"
+
+
+def test_surface_variance_is_of_the_normalised_distribution_so_opacity_is_not_penalised():
+    # one sample of weight a at t = 4: the distribution is a point mass, whatever a is
+    for a in (0.1, 0.5, 1.0):
+        got = losses.surface_loss(col(a), col(4.0), torch.tensor([[4.0]], dtype=torch.float64), variance_mult=10.0)
+        assert_close(got, torch.tensor([[abs(a * 4.0 - 4.0)]], dtype=torch.float64))
+    # half-transparent two-sample ray: p = (0.5, 0.5) at t = 1, 3 -> mean 2, variance 1
+    got = losses.surface_loss(col(0.25, 0.25), col(1, 3), torch.tensor([[1.0]], dtype=torch.float64), variance_mult=1.0)
+    assert_close(got, torch.tensor([[abs(0.25 * 1 + 0.25 * 3 - 1.0) + 1.0]], dtype=torch.float64))
+
+
+def test_normalised_weights_sum_to_one_and_all_zero_weights_stay_finite():
+    assert_close(losses.normalised(col(0.2, 0.6)).sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert torch.isfinite(losses.normalised(col(0.0, 0.0))).all()

@@ -94,3 +94,20 @@ def test_depth_methods_end_with_clearly_lower_depth_error_than_baseline(name, co
     baseline = convergence_results["depth-baseline"][1]["depth_l1"]
     ours = convergence_results[name][1]["depth_l1"]
     assert ours < 0.8 * baseline, f"{name}: depth L1 {ours:.3f} vs baseline {baseline:.3f}"
+
+
+@pytest.mark.parametrize("supervise", [True, False])
+def test_depth_losses_reach_the_proposal_networks_only_when_supervised(supervise, tiny_scene):
+    loop = TrainingLoop(tiny_config("depth-hybrid", tiny_scene, **{"pipeline.model.supervise_proposals": supervise}),
+                        "cpu")
+    pipeline = loop.pipeline
+    pipeline.train()
+    ray_bundle, batch = pipeline.datamanager.next_train(0)
+    outputs = pipeline.model(ray_bundle)
+    loss_dict = pipeline.model.get_loss_dict(outputs, batch, pipeline.model.get_metrics_dict(outputs, batch))
+    depth_loss = loss_dict["soft_depth_loss"] + loss_dict["free_space_loss"] + loss_dict["surface_loss"]
+    depth_loss.backward()
+    proposal_grad = sum(p.grad.abs().sum() for p in pipeline.model.proposal_networks.parameters() if p.grad is not None)
+    field_grad = sum(p.grad.abs().sum() for p in pipeline.model.field.parameters() if p.grad is not None)
+    assert field_grad > 0
+    assert (proposal_grad > 0) == supervise

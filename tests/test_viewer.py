@@ -1,0 +1,130 @@
+"""nerfstudio's viewer with our methods, in a real headless browser (Debian's chromium, installed by .ci/run)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from depth_strategies.training import TrainingLoop
+
+from .conftest import console_script, tiny_config, tiny_flags
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+"""Flags for a sandbox without network (see the project's notes on headless Chromium)."""
+EXTRA_OUTPUTS = ("depth", "weight_variance", "weight_entropy", "expected_depth", "accumulation")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt install chromium; .ci/run does)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the viewer process exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"no viewer at {url} after {timeout} s")
+
+
+def browse(url: str, user_data_dir: Path, screenshot: Path) -> List[str]:
+    """Open the viewer, wait for the first render, screenshot it; return the output names it offers."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(user_data_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1000, "height": 700},
+        )
+        try:
+            page = context.new_page()
+            page.goto(url)
+            page.wait_for_selector("canvas", timeout=120_000)
+            page.get_by_text("Resolution:").wait_for(timeout=120_000)  # the first rendered image has arrived
+            time.sleep(3)
+            page.locator("canvas").first.screenshot(path=str(screenshot))
+            page.get_by_label("Output type").first.click()
+            page.get_by_role("option").first.wait_for(timeout=30_000)
+            return page.get_by_role("option").all_inner_texts()
+        finally:
+            context.close()
+
+
+def assert_render_not_blank(screenshot: Path) -> None:
+    image = np.asarray(Image.open(screenshot).convert("RGB")).astype(np.float64)
+    render_area = image[:, : int(image.shape[1] * 0.6)]  # left of the control panel
+    assert render_area.std() > 5.0, "the render canvas is blank"
+    assert len(np.unique(render_area.reshape(-1, 3), axis=0)) > 50
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ns_viewer_renders_a_finished_run_in_a_browser(tiny_scene, tmp_path):
+    config = tiny_config("depth-hybrid", tiny_scene, output_dir=tmp_path / "out", experiment_name="v",
+                         timestamp="t", vis="viewer")
+    torch.manual_seed(0)
+    loop = TrainingLoop(config, "cpu")
+    loop.run(30)
+    config_path = loop.save()
+    port = free_port()
+    proc = subprocess.Popen([console_script("ns-viewer"), "--load-config", str(config_path),
+                             "--viewer.websocket-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", proc)
+        outputs = browse(f"http://127.0.0.1:{port}/", tmp_path / "chromium-profile", tmp_path / "viewer.png")
+    finally:
+        stop(proc)
+    assert_render_not_blank(tmp_path / "viewer.png")
+    for name in ("rgb", *EXTRA_OUTPUTS):
+        assert name in outputs, f"the viewer does not offer {name}: {outputs}"
+
+
+def test_ns_train_with_the_viewer_shows_outputs_while_training_on_the_cpu(tiny_scene, tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([console_script("ns-train"), "depth-hybrid", *tiny_flags(), "--max-num-iterations", "3000",
+                             "--vis", "viewer", "--viewer.websocket-port", str(port), "--output-dir", str(tmp_path),
+                             "blender-data", "--data", str(tiny_scene)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", proc)
+        outputs = browse(f"http://127.0.0.1:{port}/", tmp_path / "chromium-profile", tmp_path / "training.png")
+        assert proc.poll() is None, "training stopped while the browser was connected"
+    finally:
+        stop(proc)
+    assert_render_not_blank(tmp_path / "training.png")
+    for name in ("rgb", *EXTRA_OUTPUTS):
+        assert name in outputs

@@ -40,7 +40,7 @@ def scene_camera_geometry(scene: Path, split: str = "train") -> Tuple[float, flo
 
 
 def vertical_fov_deg(camera_angle_x: float, width: int, height: int) -> float:
-    """Vertical field of view (degrees, what nerfstudio's camera paths store) of a horizontal angle ``camera_angle_x``."""
+    """Vertical field of view in degrees (what nerfstudio's camera paths store) of horizontal ``camera_angle_x``."""
     focal = 0.5 * width / math.tan(0.5 * camera_angle_x)
     return math.degrees(2.0 * math.atan(0.5 * height / focal))
 

@@ -169,7 +169,8 @@ class DepthDataset(InputDataset):
             frame = self.source.frames.get(first.resolve())
             raise MissingDepthError(
                 f"The {self.source.split!r} split needs depth, but {len(missing)} of {len(images)} images have no "
-                f"depth map, starting with {first}.\n{depth_io.describe_search(first, frame, self.source.transforms_dir)}\n"
+                f"depth map, starting with {first}.\n"
+                f"{depth_io.describe_search(first, frame, self.source.transforms_dir)}\n"
                 "Put a depth map next to each image (or a 'depth_file_path' per frame in the transforms json), "
                 "or train 'depth-baseline', which needs no depth."
             )

@@ -53,7 +53,7 @@ METRICS: Dict[str, MetricSpec] = {
         MetricSpec("depth_rmse", "lower", "units", "root mean squared depth error on the same pixels"),
         MetricSpec("depth_abs_rel", "lower", "", "mean |D - D_gt| / D_gt"),
         MetricSpec("depth_delta1", "higher", "", "fraction of pixels with max(D/D_gt, D_gt/D) < 1.25"),
-        MetricSpec(OUTPUT_VARIANCE, "lower", "units^2", "variance of the normalised weights along rays that hit a surface"),
+        MetricSpec(OUTPUT_VARIANCE, "lower", "units^2", "variance of the normalised weights, surface rays"),
         MetricSpec(OUTPUT_ENTROPY, "lower", "nats", "entropy of the normalised weights on rays that hit a surface"),
     )
 }

@@ -210,7 +210,8 @@ def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str,
         m = c["metric"]
         lines.append(
             f"| {c['method']} | {m} | {c['n']} | {_fmt(c['mean_difference'], m, True)} | "
-            f"[{_fmt(c['ci_low'], m, True)}, {_fmt(c['ci_high'], m, True)}] | {_p(c['p_value'])} | {_p(c.get('p_holm'))} |"
+            f"[{_fmt(c['ci_low'], m, True)}, {_fmt(c['ci_high'], m, True)}] | "
+            f"{_p(c['p_value'])} | {_p(c.get('p_holm'))} |"
         )
     return "\n".join(lines)
 

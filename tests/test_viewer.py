@@ -29,7 +29,7 @@ EXTRA_OUTPUTS = ("depth", "weight_variance", "weight_entropy", "expected_depth",
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt install chromium; .ci/run does)"),
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt install chromium)"),
 ]
 
 

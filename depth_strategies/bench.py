@@ -20,6 +20,8 @@ import tyro
 from depth_strategies.methods import STRATEGIES, apply_overrides, load_size_profile, method_config
 from depth_strategies.training import TrainingLoop
 
+DEFAULT_SIZES = "default"
+"""``--sizes default``: the methods' own (GPU) sizes, no profile applied."""
 TARGET_RATIO = 1.15
 """Every strategy should cost at most this many times the baseline per iteration."""
 
@@ -36,7 +38,7 @@ def benchmark(
 ) -> Dict[str, List[float]]:
     """Seconds per iteration of each method in each round (interleaved)."""
     torch.manual_seed(seed)
-    sizes = load_size_profile(size_profile)
+    sizes = {} if size_profile == DEFAULT_SIZES else load_size_profile(size_profile)
     timers = {}
     for name in methods:
         config = apply_overrides(method_config(name), sizes)
@@ -65,7 +67,8 @@ class BenchArgs:
     methods: Tuple[str, ...] = tuple(STRATEGIES)
     """Methods to time; depth-baseline is always included as the reference."""
     sizes: str = "cpu"
-    """Size profile from configs/sizes.yaml (batch size, samples per ray, grid); the same for every method."""
+    """Size profile from configs/sizes.yaml (batch size, samples per ray, grid), or "default" for the methods' own
+    (GPU) sizes; the same for every method."""
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     """Device to time on."""
     warmup: int = 5

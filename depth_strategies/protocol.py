@@ -191,7 +191,8 @@ def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(fields)
     if unknown:
-        raise _fail(source, f"{path}.{sorted(unknown)[0]}", f"unknown key; allowed: {', '.join(fields)}")
+        allowed = ", ".join(name for name in fields if not (cls is Protocol and name == "source"))
+        raise _fail(source, f"{path}.{sorted(unknown)[0]}", f"unknown key; allowed: {allowed}")
     missing = [
         name
         for name, f in fields.items()

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import tyro
 from rich.console import Console
@@ -134,26 +134,39 @@ def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, run_dir: Path, devi
 ProgressCallback = Callable[[int, int], None]
 
 
-def run_in_subprocess(job: Dict[str, Any], log_path: Path, on_progress: ProgressCallback) -> int:
-    """Run one job in a fresh Python process; stream its progress; its output goes to ``log_path``."""
+def parse_progress(line: str) -> Optional[Tuple[int, int]]:
+    """``(step, total)`` of one line of the worker's progress channel, or None for a line that is not one:
+    progress only drives the bars, so a damaged line is skipped, never fatal to the study."""
+    try:
+        event = json.loads(line)
+        return int(event["step"]), int(event["total"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def run_in_subprocess(
+    job: Dict[str, Any],
+    log_path: Path,
+    on_progress: ProgressCallback,
+    worker: Sequence[str] = (sys.executable, "-m", WORKER_MODULE),
+) -> int:
+    """Run one job in a fresh process (``worker JOB.json PROGRESS_FD``); its stdout and stderr go to ``log_path``,
+    its progress comes back over a pipe of its own."""
     job_path = Path(job["run_dir"]) / "job.json"
     job_path.write_text(json.dumps(job, indent=2))
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, str(job_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
+    read_fd, write_fd = os.pipe()
+    with log_path.open("w") as log, os.fdopen(read_fd) as channel:
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith("@@progress "):
-                    event = json.loads(line[len("@@progress ") :])
-                    on_progress(int(event["step"]), int(event["total"]))
-                else:
-                    log.write(line)
+            proc = subprocess.Popen(
+                [*worker, str(job_path), str(write_fd)], stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,)
+            )
+        finally:
+            os.close(write_fd)  # the child holds the only write end: the loop below ends when it exits
+        try:
+            for line in channel:
+                event = parse_progress(line)
+                if event is not None:
+                    on_progress(*event)
             return proc.wait()
         except BaseException:
             proc.terminate()

@@ -1,12 +1,14 @@
 """One run of the comparison, in its own process: train with nerfstudio's trainer, evaluate on test views.
 
-``python -m depth_strategies.worker JOB.json`` where the job is written by :mod:`depth_strategies.compare`. The
-run folder gets nerfstudio's usual output (``config.yml``, ``nerfstudio_models/``, tensorboard events), so
-``ns-eval``, ``ns-render`` and ``ns-viewer`` work on it, plus ``curve.jsonl`` (periodic evaluations),
-``views/*.npz`` (rendered panel views) and, written last and atomically, ``result.json``. A run without
-``result.json`` is unfinished and is redone from scratch.
+``python -m depth_strategies.worker JOB.json [PROGRESS_FD]`` where the job is written by
+:mod:`depth_strategies.compare`. The run folder gets nerfstudio's usual output (``config.yml``,
+``nerfstudio_models/``, tensorboard events), so ``ns-eval``, ``ns-render`` and ``ns-viewer`` work on it, plus
+``curve.jsonl`` (periodic evaluations), ``views/*.npz`` (rendered panel views) and, written last and atomically,
+``result.json``. A run without ``result.json`` is unfinished and is redone from scratch.
 
-Progress goes to stdout as lines ``@@progress {"step": s, "total": n}`` for the parent's progress bars.
+Progress goes, for the parent's progress bars, to its own channel: the file descriptor ``PROGRESS_FD`` (a pipe the
+parent opened), one JSON object per line, ``{"step": s, "total": n}``. It never shares stdout with nerfstudio's
+console, whose partial lines would otherwise be glued to progress lines.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, TextIO
 
 import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
@@ -29,8 +31,6 @@ from nerfstudio.engine.trainer import TrainerConfig
 from depth_strategies.evaluation import ViewResult, evaluate_views
 from depth_strategies.methods import apply_overrides, method_config
 
-PROGRESS_PREFIX = "@@progress "
-"""Marker of progress lines on the worker's stdout."""
 PROGRESS_INTERVAL_S = 1.0
 """Seconds between progress lines."""
 WARMUP_FRACTION = 0.1
@@ -116,8 +116,8 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
-    """Train and evaluate one run; returns (and writes) its result."""
+def run_job(job: Dict[str, Any], progress: Optional[TextIO] = None) -> Dict[str, Any]:
+    """Train and evaluate one run; returns (and writes) its result. Progress lines go to ``progress`` if given."""
     run_dir = Path(job["run_dir"])
     device = job["device"]
     config = build_config(job)
@@ -167,7 +167,7 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
 
     def report_progress() -> None:
         while not done.wait(PROGRESS_INTERVAL_S):
-            print(PROGRESS_PREFIX + json.dumps({"step": trainer.step, "total": total}), flush=True)
+            _write_progress(progress, {"step": trainer.step, "total": total})
 
     reporter = threading.Thread(target=report_progress, daemon=True)
     reporter.start()
@@ -178,6 +178,7 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         trainer.train()
     finally:
         done.set()
+        reporter.join()
     _sync(device)
     end = time.perf_counter()
     train_seconds = end - start - clock["eval"]
@@ -185,7 +186,7 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
         seconds_per_iteration = (end - clock["warm"] - (clock["eval"] - clock["eval_at_warmup"])) / (total - warmup)
     else:
         seconds_per_iteration = train_seconds / total
-    print(PROGRESS_PREFIX + json.dumps({"step": total, "total": total, "phase": "eval"}), flush=True)
+    _write_progress(progress, {"step": total, "total": total, "phase": "eval"})
 
     panel = [int(i) for i in job["panel_indices"]]
     views = evaluate_views(pipeline, None, save_dir=run_dir / "views", save_indices=panel)
@@ -225,11 +226,23 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def main(argv: List[str]) -> int:
-    """Entry point: ``python -m depth_strategies.worker JOB.json``."""
-    job = json.loads(Path(argv[1]).read_text())
+def _write_progress(channel: Optional[TextIO], event: Dict[str, Any]) -> None:
+    """One progress line; a parent that went away (closed pipe) must not stop the run."""
+    if channel is None:
+        return
     try:
-        run_job(job)
+        channel.write(json.dumps(event) + "\n")
+        channel.flush()
+    except (OSError, ValueError):  # BrokenPipeError is an OSError
+        pass
+
+
+def main(argv: List[str]) -> int:
+    """Entry point: ``python -m depth_strategies.worker JOB.json [PROGRESS_FD]``."""
+    job = json.loads(Path(argv[1]).read_text())
+    progress = os.fdopen(int(argv[2]), "w") if len(argv) > 2 else None
+    try:
+        run_job(job, progress)
     except Exception as err:  # the parent reports the failure in the table and carries on
         traceback.print_exc()
         failure = {

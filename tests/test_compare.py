@@ -7,6 +7,8 @@ import math
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import yaml
 from scipy import stats as sp_stats
 
 from depth_strategies import report, stats
+from depth_strategies.compare import parse_progress, run_in_subprocess
 from depth_strategies.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol
 
 from .conftest import console_script
@@ -187,6 +190,46 @@ def test_markdown_table_has_arrows_bold_best_differences_and_failures():
     assert "**failed**: ValueError: boom" in md
     csv_text = report.render_csv(hand_results())
     assert "s,depth-soft,ok,psnr,higher,22.0,1.0,3," in csv_text
+
+
+# ------------------------------------------------------------------------------------------- progress
+def test_progress_line_glued_to_console_output_is_skipped_not_fatal():
+    assert parse_progress('{"step": 230, "total": 1000}\n') == (230, 1000)
+    # what a shared stdout produced on lego (nerfstudio's console and a progress line on one line)
+    assert parse_progress('{"step": 500, "total": 1000}500 (50.00%)   3 s, 103.944 ms') is None
+    assert parse_progress("220 (22.00%)        866.201 ms\n") is None
+    assert parse_progress('{"step": "x", "total": 1000}') is None
+    assert parse_progress('{"total": 1000}') is None
+    assert parse_progress("[1, 2]") is None
+
+
+def test_worker_console_chatter_never_reaches_the_progress_channel(tmp_path):
+    """The worker's stdout (partial lines, no newlines) goes to the log; progress comes intact over its own pipe."""
+    fake = tmp_path / "fake_worker.py"
+    fake.write_text(
+        textwrap.dedent(
+            """
+            import json, os, sys
+            channel = os.fdopen(int(sys.argv[2]), "w")
+            for step in (1, 2, 3):
+                sys.stdout.write(f"{step} (33.00%) 1 s, 37.431 ms")  # nerfstudio-style partial line
+                sys.stdout.flush()
+                channel.write(json.dumps({"step": step, "total": 3}) + "\\n")
+                channel.flush()
+            print("done", file=sys.stderr)
+            """
+        )
+    )
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    seen = []
+    code = run_in_subprocess(
+        {"run_dir": str(run_dir)}, run_dir / "log.txt", lambda s, t: seen.append((s, t)), (sys.executable, str(fake))
+    )
+    assert code == 0
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    log = (run_dir / "log.txt").read_text()
+    assert "3 (33.00%) 1 s, 37.431 ms" in log and "done" in log and '"step"' not in log
 
 
 # ------------------------------------------------------------------------------------------- end to end

@@ -262,6 +262,8 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
         stderr=subprocess.STDOUT,
         env=_env(),
         start_new_session=True,
+        # as from a terminal: a shell that started pytest in the background (`cmd &`) passes SIGINT down ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = out / "runs" / "builtin" / "depth-baseline" / "seed0" / "result.json"
     deadline = time.time() + 600

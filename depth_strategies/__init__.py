@@ -8,4 +8,4 @@ samples) -> ``losses`` -> ``model`` -> ``methods`` (the registered TrainerConfig
 ``compare`` (the study).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -18,8 +18,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import sys
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 import yaml
@@ -29,12 +31,27 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from depth_strategies.data import DepthDataManagerConfig
-from depth_strategies.model import DepthStrategyModelConfig
-from depth_strategies.training import DepthStrategyTrainerConfig, FloatExponentialDecaySchedulerConfig
+from depth_strategies.core.data import DepthDataManagerConfig
+from depth_strategies.core.model import DepthStrategyModelConfig, default_implementation
+from depth_strategies.core.reference import OfflineDepthNerfactoModelConfig
+from depth_strategies.core.training import DepthStrategyTrainerConfig, FloatExponentialDecaySchedulerConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-"""The repository's ``configs/`` folder (size profiles and comparison protocols)."""
+CONFIGS_PACKAGE_DIR = "configs"
+"""Folder of the package (``depth_strategies/configs/``) that ships the size profiles and the comparison protocols
+as package data; read through :mod:`importlib.resources`, so they are found from any directory and in a wheel."""
+SIZES_FILE = "sizes.yaml"
+"""The size profiles, in :data:`CONFIGS_PACKAGE_DIR`."""
+
+
+def shipped_config(name: str) -> Traversable:
+    """The shipped YAML file ``name`` (``sizes.yaml``, ``quick.yaml``, ...), wherever the package is installed."""
+    return resources.files("depth_strategies").joinpath(CONFIGS_PACKAGE_DIR, name)
+
+
+def shipped_configs() -> List[str]:
+    """Names of every shipped YAML file, sorted."""
+    folder = resources.files("depth_strategies").joinpath(CONFIGS_PACKAGE_DIR)
+    return sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 LAMBDA_SOFT = 0.01
 """Weight of the soft depth loss (the study's seed setting)."""
@@ -133,12 +150,53 @@ depth_hard = _spec("depth-hard")
 depth_hybrid = _spec("depth-hybrid")
 
 
+# ------------------------------------------------------------------------------------ external reference
+def depth_nerfacto_reference() -> TrainerConfig:
+    """nerfstudio's ``depth-nerfacto`` config on our Blender datamanager and device defaults.
+
+    Model, optimizers and schedule are nerfstudio's; the camera optimizer's exponential schedule is swapped for
+    the same schedule with float state, so its checkpoints reload under torch >= 2.6.
+    """
+    # Imported here: nerfstudio's method_configs loads this module's entry points, so a top-level import cycles.
+    from nerfstudio.configs.method_configs import method_configs
+
+    stock = method_configs["depth-nerfacto"]
+    model_fields = {
+        f.name: getattr(stock.pipeline.model, f.name)
+        for f in dataclasses.fields(stock.pipeline.model)
+        if f.name != "_target" and f.init
+    }
+    model = OfflineDepthNerfactoModelConfig(
+        **{**model_fields, "is_euclidean_depth": True, "implementation": default_implementation()}
+    )
+    optimizers = {}
+    for group, entry in stock.optimizers.items():
+        scheduler = entry["scheduler"]
+        if scheduler is not None:
+            scheduler = FloatExponentialDecaySchedulerConfig(
+                lr_pre_warmup=scheduler.lr_pre_warmup,
+                lr_final=scheduler.lr_final,
+                warmup_steps=scheduler.warmup_steps,
+                max_steps=scheduler.max_steps,
+                ramp=scheduler.ramp,
+            )
+        optimizers[group] = {"optimizer": entry["optimizer"], "scheduler": scheduler}
+    datamanager = dataclasses.replace(BASE_CONFIG.pipeline.datamanager, train_depth="required")
+    return dataclasses.replace(
+        BASE_CONFIG,
+        method_name="depth-nerfacto",
+        pipeline=dataclasses.replace(BASE_CONFIG.pipeline, datamanager=datamanager, model=model),
+        optimizers=optimizers,
+    )
+
+
 # ---------------------------------------------------------------------------------------------- sizes
-def load_size_profile(name: str, path: Path = CONFIG_DIR / "sizes.yaml") -> Dict[str, Any]:
-    """The overrides of size profile ``name`` from ``configs/sizes.yaml``."""
-    profiles = yaml.safe_load(path.read_text())
+def load_size_profile(name: str, path: Optional[Path] = None) -> Dict[str, Any]:
+    """The overrides of size profile ``name`` from ``path`` (default: the shipped ``configs/sizes.yaml``)."""
+    source = shipped_config(SIZES_FILE) if path is None else path
+    profiles = yaml.safe_load(source.read_text())
     if name not in profiles:
-        raise KeyError(f"unknown size profile {name!r} in {path}; known: {', '.join(profiles)}")
+        raise KeyError(f"unknown size profile {name!r} in {source}; known: {', '.join(profiles)}")
     return dict(profiles[name]["overrides"])
 
 
@@ -182,6 +240,10 @@ def ns_train_flags(overrides: Mapping[str, Any]) -> List[str]:
 def flags_entrypoint() -> None:
     """``ds-flags PROFILE``: print the ns-train flags of a size profile from configs/sizes.yaml."""
     if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
-        print("usage: ds-flags PROFILE   (profiles in configs/sizes.yaml, e.g. cpu)")
+        print(f"usage: ds-flags PROFILE   (profiles in {shipped_config(SIZES_FILE)}, e.g. cpu)")
         raise SystemExit(0 if len(sys.argv) == 2 else 2)
-    print(" ".join(ns_train_flags(load_size_profile(sys.argv[1]))))
+    try:
+        overrides = load_size_profile(sys.argv[1])
+    except KeyError as err:
+        raise SystemExit(f"ds-flags: error: {err.args[0]}") from None
+    print(" ".join(ns_train_flags(overrides)))

@@ -14,11 +14,13 @@ import pytest
 from nerfstudio.engine.trainer import TrainerConfig
 
 from depth_strategies.methods import apply_overrides, load_size_profile, method_config, ns_train_flags
-from depth_strategies.scene import make_scene
+from depth_strategies.scenes.builtin import make_scene
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 LEGO = SHARED_DATA / "lego"
+TEST_DATA = Path(__file__).resolve().parent / "data"
+"""Files the tests read: protocols, config.yml of old runs."""
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.registry import discover_methods
 
 from depth_strategies import methods
-from depth_strategies.offline import LpipsUnavailableWarning, build_lpips, lpips_weights_path
-from depth_strategies.training import FloatExponentialDecaySchedulerConfig, TrainingLoop, exponential_decay_factor
+from depth_strategies.core.offline import LpipsUnavailableWarning, build_lpips, lpips_weights_path
+from depth_strategies.core.training import FloatExponentialDecaySchedulerConfig, TrainingLoop, exponential_decay_factor
 
 from .conftest import run_cli, tiny_config, tiny_flags
 

@@ -8,7 +8,7 @@ from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, UniformSampler
 from torch.testing import assert_close
 
-from depth_strategies.sampling import (
+from depth_strategies.core.sampling import (
     DepthGuidedProposalSampler,
     edges_from_samples,
     euclidean_to_spacing,

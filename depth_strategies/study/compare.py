@@ -34,8 +34,8 @@ import tyro
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from depth_strategies import report
-from depth_strategies.protocol import (
+from depth_strategies.study import report
+from depth_strategies.study.protocol import (
     Protocol,
     ProtocolError,
     RunSpec,
@@ -48,15 +48,15 @@ from depth_strategies.protocol import (
 CONSOLE = Console()
 RESULTS_SCHEMA_VERSION = 1
 """Version of the results.json layout."""
-WORKER_MODULE = "depth_strategies.worker"
+WORKER_MODULE = "depth_strategies.study.worker"
 """Module run (``python -m``) for each training run."""
 
 
 # ------------------------------------------------------------------------------------------- scenes
-def prepare_scene(scene: SceneSpec, out: Path) -> Path:
+def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
     """The folder of a protocol scene, generating or splitting it under ``out/scenes`` when needed."""
     if scene.path is not None:
-        path = resolve_path(scene.path)
+        path = resolve_path(scene.path, data_root)
         if not (path / "transforms_train.json").is_file():
             raise ProtocolError(f"scene {scene.name}: {path} is not a Blender-format scene (no transforms_train.json)")
         return path
@@ -66,7 +66,7 @@ def prepare_scene(scene: SceneSpec, out: Path) -> Path:
     if stamp.is_file() and stamp.read_text() == recipe:
         return target
     if scene.generate is not None:
-        from depth_strategies.scene import make_scene
+        from depth_strategies.scenes.builtin import make_scene
 
         g = scene.generate
         if target.exists():
@@ -80,11 +80,11 @@ def prepare_scene(scene: SceneSpec, out: Path) -> Path:
             seed=g.seed,
         )
     else:
-        from depth_strategies.split_scene import split_scene
+        from depth_strategies.scenes.split import split_scene
 
         s = scene.split
         assert s is not None
-        split_scene(resolve_path(s.source), target, s.from_split, s.n_train, s.n_val, s.n_test, s.seed)
+        split_scene(resolve_path(s.source, data_root), target, s.from_split, s.n_train, s.n_val, s.n_test, s.seed)
     stamp.write_text(recipe)
     return target
 
@@ -337,7 +337,7 @@ def write_outputs(results: Dict[str, Any], out: Path) -> List[Path]:
     ):
         write_atomic(out / name, text)
         written.append(out / name)
-    from depth_strategies.plots import make_all_figures
+    from depth_strategies.viz.figures import make_all_figures
 
     written += make_all_figures(results, out)
     return written
@@ -349,7 +349,7 @@ class CompareArgs:
     """Train and compare the depth strategies on a protocol; write tables, statistics, plots and panels."""
 
     protocol: tyro.conf.Positional[str] = "quick"
-    """Protocol name under configs/ (quick, lego, lego-fewview, ...) or a path to a YAML file."""
+    """A shipped protocol's name (quick, lego, lego-fewview, ablation) or the path of a YAML file."""
     output: Optional[Path] = None
     """Output folder (default: results/<protocol name>). Rerunning with the same folder resumes."""
     methods: Tuple[str, ...] = ()
@@ -358,6 +358,9 @@ class CompareArgs:
     """Number of seeds, overriding the protocol's."""
     report_only: bool = False
     """Regenerate tables, plots and panels from an existing results.json without training."""
+    data_root: Path = Path(".")
+    """Folder that relative scene paths of the protocol are resolved from (the shipped lego protocols name
+    ../shared/data/lego, relative to the repository root)."""
 
 
 def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
@@ -379,7 +382,7 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
         f"[bold]ds-compare[/bold] protocol [cyan]{protocol.name}[/cyan] ({protocol.source}): "
         f"{len(runs)} runs on {device}, output {out}"
     )
-    scene_dirs = {s.name: prepare_scene(s, out) for s in protocol.scenes}
+    scene_dirs = {s.name: prepare_scene(s, out, args.data_root) for s in protocol.scenes}
     outcomes = execute(protocol, runs, scene_dirs, out, device, runner)
     command = "ds-compare " + " ".join(sys.argv[1:]) if sys.argv and "ds-compare" in sys.argv[0] else "ds-compare"
     results = assemble_results(protocol, outcomes, out, device, command, time.perf_counter() - start)

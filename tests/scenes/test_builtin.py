@@ -1,4 +1,4 @@
-"""Tests of the built-in analytic scene generator (``depth_strategies.scene`` / ``ds-make-scene``)."""
+"""Tests of the built-in analytic scene generator (``depth_strategies.scenes.builtin`` / ``ds-make-scene``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth_strategies import scene
-from depth_strategies.scene import (
+from depth_strategies.scenes import builtin as scene
+from depth_strategies.scenes.builtin import (
     CAMERA_ANGLE_X,
     CAMERA_RADIUS,
     OBJECT_NAMES,
@@ -315,7 +315,7 @@ def _cli() -> list[str]:
     found = shutil.which("ds-make-scene")
     if found:
         return [found]
-    return [sys.executable, "-c", "from depth_strategies.scene import entrypoint; entrypoint()"]
+    return [sys.executable, "-c", "from depth_strategies.scenes.builtin import entrypoint; entrypoint()"]
 
 
 def test_cli_writes_a_complete_dataset(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import tyro
 from PIL import Image
 
-from depth_strategies.scene import look_at
+from depth_strategies.scenes.builtin import look_at
 
 DEFAULT_ELEVATION_DEG = 30.0
 """Elevation of the orbit above the horizontal plane, in degrees (NeRF-synthetic's test orbit is at 30°)."""

@@ -12,7 +12,7 @@ import pytest
 import scipy.stats
 from PIL import Image
 
-from depth_strategies import plots
+from depth_strategies.viz import figures as plots
 
 SCENE = "builtin"
 BROKEN = "broken"  # a second scene where every run failed

@@ -1,4 +1,4 @@
-"""Depth in training batches (``depth_strategies.data``): every sampled pixel carries exactly the depth and state
+"""Depth in training batches (``depth_strategies.core.data``): every sampled pixel carries exactly the depth and state
 of its depth map, as distance along the ray, resized without interpolation, scaled like the poses; bad inputs
 stop at start-up with a message that names the file and a fix."""
 
@@ -15,14 +15,20 @@ import pytest
 import torch
 from PIL import Image
 
-from depth_strategies import depth_io
-from depth_strategies.data import DEPTH_KEY, STATE_KEY, DepthDataset, DepthState, MissingDepthError
-from depth_strategies.depth_io import DepthFileError
-from depth_strategies.scene import camera_rays, focal_from_width, make_scene, read_depth_exr, trace, write_depth_exr
-from depth_strategies.split_scene import split_scene
-from depth_strategies.training import TrainingLoop
-
-from .conftest import run_cli, tiny_config, tiny_flags
+from depth_strategies.core import depth_io
+from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthDataset, DepthState, MissingDepthError
+from depth_strategies.core.depth_io import DepthFileError
+from depth_strategies.core.training import TrainingLoop
+from depth_strategies.scenes.builtin import (
+    camera_rays,
+    focal_from_width,
+    make_scene,
+    read_depth_exr,
+    trace,
+    write_depth_exr,
+)
+from depth_strategies.scenes.split import split_scene
+from tests.conftest import run_cli, tiny_config, tiny_flags
 
 UNKNOWN, SURFACE, EMPTY = int(DepthState.UNKNOWN), int(DepthState.SURFACE), int(DepthState.EMPTY)
 NEAR, FAR = 2.0, 6.0  # the default depth_range (Blender units)

@@ -1,7 +1,7 @@
 """Per-view evaluation of a trained pipeline on its held-out split.
 
 Renders every selected view from its camera (no ground truth reaches the model), scores it with
-:func:`depth_strategies.metrics.image_metrics` and, optionally, saves the rendered arrays for panels, figures
+:func:`depth_strategies.core.metrics.image_metrics` and, optionally, saves the rendered arrays for panels, figures
 and videos. Works for every method of the comparison, nerfstudio's depth-nerfacto included.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from nerfstudio.pipelines.base_pipeline import Pipeline
 
-from depth_strategies.metrics import DEPTH_KEY, STATE_KEY, image_metrics
+from depth_strategies.core.metrics import DEPTH_KEY, STATE_KEY, image_metrics
 
 
 @dataclass

@@ -17,9 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from depth_strategies.training import TrainingLoop
-
-from .conftest import console_script, tiny_config, tiny_flags
+from depth_strategies.core.training import TrainingLoop
+from tests.conftest import console_script, tiny_config, tiny_flags
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

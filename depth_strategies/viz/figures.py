@@ -61,7 +61,7 @@ DEPTH_CMAP = "turbo"
 ERROR_CMAP = "inferno"
 """Colour map of |depth error|."""
 DEPTH_ERROR_RANGE = 0.5
-"""|depth error| (Blender units) that saturates the error colour map; as in :mod:`depth_strategies.visualize`."""
+"""|depth error| (Blender units) that saturates the error colour map; as in :mod:`depth_strategies.core.colour`."""
 DEPTH_PERCENTILES = (2.0, 98.0)
 """Percentiles of the depths that set a panel's shared depth colour range."""
 ACCUMULATION_THRESHOLD = 0.5

@@ -14,9 +14,10 @@ from torch import Tensor
 from torchmetrics.functional import peak_signal_noise_ratio, structural_similarity_index_measure
 
 DEPTH_KEY = "depth_image"
-"""Batch key of ground-truth ray distance (model units); see :mod:`depth_strategies.data`."""
+"""Batch key of ground-truth ray distance (model units); see :mod:`depth_strategies.core.data`."""
 STATE_KEY = "depth_state"
-"""Batch key of the per-pixel depth state; 1 = a surface at known depth (:class:`depth_strategies.data.DepthState`)."""
+"""Batch key of the per-pixel depth state; 1 = a surface at known depth
+(:class:`depth_strategies.core.data.DepthState`)."""
 SURFACE = 1
 """Value of ``DepthState.SURFACE``."""
 OUTPUT_VARIANCE = "weight_variance"

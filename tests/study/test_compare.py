@@ -17,13 +17,12 @@ import pytest
 import yaml
 from scipy import stats as sp_stats
 
-from depth_strategies import report, stats
-from depth_strategies.compare import parse_progress, run_in_subprocess
-from depth_strategies.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol
+from depth_strategies.study import report, stats
+from depth_strategies.study.compare import parse_progress, run_in_subprocess
+from depth_strategies.study.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol
+from tests.conftest import TEST_DATA, console_script
 
-from .conftest import console_script
-
-TINY_PROTOCOL = Path(__file__).parent / "data" / "tiny_protocol.yaml"
+TINY_PROTOCOL = TEST_DATA / "tiny_protocol.yaml"
 MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}], "methods": ["depth-baseline"]}
 
 

@@ -9,7 +9,7 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
       - name: builtin
         generate: {resolution: 64, views_train: 30, views_val: 1, views_test: 4, seed: 0}   # ds-make-scene
       - name: lego
-        path: ../shared/data/lego     # an existing Blender-format folder (relative to the repository)
+        path: ../shared/data/lego     # an existing Blender-format folder (relative: see below)
       - name: lego-100
         split: {source: ../shared/data/lego, from_split: test, n_train: 100, n_val: 5, n_test: 20, seed: 0}
     methods:                          # required: registered names, variants, or nerfstudio's depth-nerfacto
@@ -29,7 +29,10 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
       - {name: lambda_soft, method: depth-soft, field: pipeline.model.soft_depth_mult, values: [0.001, 0.01, 0.1]}
     metrics: {psnr: higher, ssim: higher, lpips: lower, depth_l1: lower}   # reported metrics and direction
 
-Paths are resolved relative to the repository root (the folder that holds ``configs/``).
+Relative scene paths (``path``, ``split.source``) are resolved from the data root: ``ds-compare --data-root DIR``,
+by default the current directory (the repository root for the shipped lego protocols, whose data lies in
+``../shared/data``). Shipped protocols are package data (``depth_strategies/configs/``), found by name from any
+directory.
 """
 
 from __future__ import annotations
@@ -38,16 +41,15 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, List, Literal, Mapping, Optional, Tuple, Union
 
 import yaml
 
-from depth_strategies.methods import CONFIG_DIR, STRATEGIES, load_size_profile
-from depth_strategies.metrics import METRICS
+from depth_strategies.core.metrics import METRICS
+from depth_strategies.methods import SIZES_FILE, STRATEGIES, load_size_profile, shipped_config, shipped_configs
 
-REPO_ROOT = CONFIG_DIR.parent
-"""Relative paths in protocols are resolved from here."""
 EXTERNAL_METHODS = ("depth-nerfacto",)
 """nerfstudio methods the comparison can run as external references (on our datamanager)."""
 
@@ -321,32 +323,39 @@ def parse_protocol(data: Any, source: str) -> Protocol:
     return protocol
 
 
-def resolve_protocol_path(name_or_path: str) -> Path:
-    """``quick`` -> ``configs/quick.yaml``; an existing path is used as is."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return candidate
-    known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "sizes")
-    raise ProtocolError(f"no protocol {name_or_path!r}: not a file, and not one of configs/ ({', '.join(known)})")
+def shipped_protocols() -> List[str]:
+    """Names of the protocols shipped with the package (``quick``, ``lego``, ...)."""
+    return [name.removesuffix(".yaml") for name in shipped_configs() if name != SIZES_FILE]
 
 
 def load_protocol(name_or_path: str) -> Protocol:
-    """Read and validate a protocol by name (``configs/NAME.yaml``) or path."""
-    path = resolve_protocol_path(name_or_path)
+    """Read and validate a protocol: an existing YAML file, or the name of a shipped one (``quick``)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        source: Union[Path, Traversable] = path
+    elif name_or_path in shipped_protocols():
+        source = shipped_config(f"{name_or_path}.yaml")
+    else:
+        raise ProtocolError(
+            f"no protocol {name_or_path!r}: not a file, and not a shipped protocol ({', '.join(shipped_protocols())})"
+        )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(source.read_text())
     except yaml.YAMLError as err:
-        raise ProtocolError(f"{path}: not valid YAML: {err}") from None
-    return parse_protocol(data, str(path))
+        raise ProtocolError(f"{source}: not valid YAML: {err}") from None
+    return parse_protocol(data, str(source))
 
 
-def resolve_path(path: str) -> Path:
-    """A protocol path, relative to the repository root unless absolute."""
+def resolve_path(path: str, data_root: Path) -> Path:
+    """A protocol's scene path: absolute, or relative to ``data_root``; it must exist."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+    resolved = p if p.is_absolute() else (data_root / p).resolve()
+    if not resolved.exists():
+        raise ProtocolError(
+            f"{path}: no such folder (looked at {resolved}); relative scene paths are resolved from the data root "
+            f"({data_root.resolve()}): run from the folder they are relative to or pass --data-root DIR"
+        )
+    return resolved
 
 
 # ------------------------------------------------------------------------------------------- runs

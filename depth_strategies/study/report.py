@@ -1,6 +1,6 @@
 """Tables from ``results.json``: summaries, paired statistics against the baseline, CSV and Markdown.
 
-Everything here is a function of the results dictionary (see :mod:`depth_strategies.compare` for its
+Everything here is a function of the results dictionary (see :mod:`depth_strategies.study.compare` for its
 layout), so tables can be regenerated from a results file alone (``ds-compare --report-only``).
 """
 
@@ -13,8 +13,8 @@ import statistics
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from depth_strategies import stats
-from depth_strategies.metrics import METRICS
+from depth_strategies.core.metrics import METRICS
+from depth_strategies.study import stats
 
 ARROW = {"higher": "↑", "lower": "↓"}
 """Header arrow of a metric's better direction."""

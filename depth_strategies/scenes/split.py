@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tyro
 
-from depth_strategies import depth_io
+from depth_strategies.core import depth_io
 
 DEFAULT_VAL_VIEWS = 5
 """Odd views held out for nerfstudio's periodic evaluation during training (disjoint from test)."""

@@ -16,13 +16,12 @@ from nerfstudio.cameras.camera_paths import get_path_from_json
 from nerfstudio.scripts.render import RenderCameraPath
 from PIL import Image
 
-from depth_strategies import video
-from depth_strategies.evaluation import evaluate_views
+from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import STRATEGIES
-from depth_strategies.scene import CAMERA_ANGLE_X, CAMERA_RADIUS
-from depth_strategies.training import TrainingLoop
-
-from .conftest import run_cli, tiny_config
+from depth_strategies.scenes.builtin import CAMERA_ANGLE_X, CAMERA_RADIUS
+from depth_strategies.study.evaluation import evaluate_views
+from depth_strategies.viz import video
+from tests.conftest import run_cli, tiny_config
 
 METHODS = tuple(STRATEGIES)
 HAS_FFMPEG = shutil.which("ffmpeg") is not None

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from depth_strategies import losses
+from depth_strategies.core import losses
 
 
 def col(*values: float) -> torch.Tensor:

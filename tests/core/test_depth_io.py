@@ -1,4 +1,4 @@
-"""Tests of depth_strategies.depth_io: finding, format resolution and decoding of depth maps.
+"""Tests of depth_strategies.core.depth_io: finding, format resolution and decoding of depth maps.
 
 Every test builds tiny files in tmp_path; expected values are written as arithmetic. The lego test reads the real
 NeRF-synthetic data under ../shared/data/lego and is skipped only when that folder is absent.
@@ -15,7 +15,7 @@ import OpenEXR
 import pytest
 from PIL import Image
 
-from depth_strategies.depth_io import (
+from depth_strategies.core.depth_io import (
     DEFAULT_ENCODINGS,
     DEPTH_FILE_PATTERNS,
     DepthEncoding,
@@ -28,8 +28,9 @@ from depth_strategies.depth_io import (
     find_depth_file,
     resolve_encoding,
 )
+from tests.conftest import LEGO
 
-LEGO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lego"
+LEGO_DIR = LEGO
 
 NS = DEFAULT_ENCODINGS["nerf-synthetic-png"]
 PNG16 = DEFAULT_ENCODINGS["png16"]

@@ -7,13 +7,12 @@ from typing import Dict
 import pytest
 import torch
 
-from depth_strategies.data import DEPTH_KEY, STATE_KEY
+from depth_strategies.core.data import DEPTH_KEY, STATE_KEY
+from depth_strategies.core.sampling import DepthGuidedProposalSampler
+from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import STRATEGIES
-from depth_strategies.sampling import DepthGuidedProposalSampler
-from depth_strategies.scene import make_scene
-from depth_strategies.training import TrainingLoop
-
-from .conftest import tiny_config
+from depth_strategies.scenes.builtin import make_scene
+from tests.conftest import tiny_config
 
 METHODS = tuple(STRATEGIES)
 

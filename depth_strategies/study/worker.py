@@ -1,7 +1,7 @@
 """One run of the comparison, in its own process: train with nerfstudio's trainer, evaluate on test views.
 
-``python -m depth_strategies.worker JOB.json [PROGRESS_FD]`` where the job is written by
-:mod:`depth_strategies.compare`. The run folder gets nerfstudio's usual output (``config.yml``,
+``python -m depth_strategies.study.worker JOB.json [PROGRESS_FD]`` where the job is written by
+:mod:`depth_strategies.study.compare`. The run folder gets nerfstudio's usual output (``config.yml``,
 ``nerfstudio_models/``, tensorboard events), so ``ns-eval``, ``ns-render`` and ``ns-viewer`` work on it, plus
 ``curve.jsonl`` (periodic evaluations), ``views/*.npz`` (rendered panel views) and, written last and atomically,
 ``result.json``. A run without ``result.json`` is unfinished and is redone from scratch.
@@ -28,8 +28,8 @@ import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.trainer import TrainerConfig
 
-from depth_strategies.evaluation import ViewResult, evaluate_views
-from depth_strategies.methods import apply_overrides, method_config
+from depth_strategies.methods import apply_overrides, depth_nerfacto_reference, method_config
+from depth_strategies.study.evaluation import ViewResult, evaluate_views
 
 PROGRESS_INTERVAL_S = 1.0
 """Seconds between progress lines."""
@@ -44,8 +44,6 @@ def build_config(job: Dict[str, Any]) -> TrainerConfig:
     """The run's TrainerConfig: the method (or the external reference), its overrides, and run bookkeeping."""
     run = job["run"]
     if run["external"] == "depth-nerfacto":
-        from depth_strategies.reference import depth_nerfacto_reference
-
         config = depth_nerfacto_reference()
     else:
         config = method_config(run["base"])
@@ -238,7 +236,7 @@ def _write_progress(channel: Optional[TextIO], event: Dict[str, Any]) -> None:
 
 
 def main(argv: List[str]) -> int:
-    """Entry point: ``python -m depth_strategies.worker JOB.json [PROGRESS_FD]``."""
+    """Entry point: ``python -m depth_strategies.study.worker JOB.json [PROGRESS_FD]``."""
     job = json.loads(Path(argv[1]).read_text())
     progress = os.fdopen(int(argv[2]), "w") if len(argv) > 2 else None
     try:

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depth_strategies.depth_io import DepthFileError
-from depth_strategies.split_scene import DEFAULT_VAL_VIEWS, plan_split, split_scene
-from depth_strategies.training import TrainingLoop
-
-from .conftest import run_cli, tiny_config
+from depth_strategies.core.depth_io import DepthFileError
+from depth_strategies.core.training import TrainingLoop
+from depth_strategies.scenes.split import DEFAULT_VAL_VIEWS, plan_split, split_scene
+from tests.conftest import run_cli, tiny_config
 
 SPLITS = ("train", "val", "test")
 

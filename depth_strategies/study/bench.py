@@ -17,8 +17,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import tyro
 
+from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import STRATEGIES, apply_overrides, load_size_profile, method_config
-from depth_strategies.training import TrainingLoop
 
 DEFAULT_SIZES = "default"
 """``--sizes default``: the methods' own (GPU) sizes, no profile applied."""
@@ -88,7 +88,7 @@ def entrypoint() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
-            from depth_strategies.scene import make_scene
+            from depth_strategies.scenes.builtin import make_scene
 
             data = make_scene(Path(tmp) / "scene", resolution=64, views_train=8, views_val=1, views_test=1)
         times = benchmark(data, methods, args.sizes, args.device, args.warmup, args.iterations, args.rounds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from depth_strategies.bench import benchmark, ratios
+from depth_strategies.study.bench import benchmark, ratios
 
 
 def test_ratios_are_medians_relative_to_the_baseline():

@@ -1,6 +1,6 @@
 """Videos and depth figures from a ``ds-compare`` output folder.
 
-* ``ds-video OUT``: renders an orbit (:mod:`depth_strategies.camera_path`) with every method's trained model and
+* ``ds-video OUT``: renders an orbit (:mod:`depth_strategies.viz.camera_path`) with every method's trained model and
   writes one video per method (RGB | depth) and a side-by-side comparison (a labelled column per method, an RGB
   row and a depth row on one shared depth colour range). MP4 through ffmpeg (Debian: ``apt install ffmpeg``);
   without ffmpeg, an animated GIF, and the command says so.
@@ -30,9 +30,9 @@ from nerfstudio.pipelines.base_pipeline import Pipeline
 from nerfstudio.utils.eval_utils import eval_setup
 from PIL import Image, ImageDraw, ImageFont
 
-from depth_strategies.camera_path import DEFAULT_ELEVATION_DEG, orbit_poses, scene_camera_geometry
-from depth_strategies.evaluation import scene_scale_of
-from depth_strategies.visualize import DEPTH_ERROR_RANGE, colourise_depth, colourise_error
+from depth_strategies.core.colour import DEPTH_ERROR_RANGE, colourise_depth, colourise_error
+from depth_strategies.study.evaluation import scene_scale_of
+from depth_strategies.viz.camera_path import DEFAULT_ELEVATION_DEG, orbit_poses, scene_camera_geometry
 
 LABEL_HEIGHT = 18
 """Pixels of the label strip above each column of the comparison video."""

@@ -1,0 +1,329 @@
+"""Depth maps into training batches: a dataset and a datamanager shared by every ``depth-*`` method.
+
+For each image the dataset finds its depth map (:mod:`depth_strategies.core.depth_io`), decodes it, converts it to
+distance along the pixel's ray, applies the image's alpha, resizes it like the image (nearest neighbour, never
+interpolated across silhouettes) and multiplies it by the dataparser's scale. Every pixel gets one of three
+states (:class:`DepthState`). The datamanager hands the depth and state of exactly the sampled pixels to
+the model, in the batch and in ``ray_bundle.metadata`` of *training* rays only: evaluation rays are built
+from cameras and never carry ground truth.
+
+Works with nerfstudio's stock ``blender-data`` dataparser (depth found next to each image, or through a
+``depth_file_path`` key in the transforms json) and with dataparsers that list ``depth_filenames`` in
+their metadata (``nerfstudio-data``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Dict, List, Literal, Mapping, Optional, Tuple, Type
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from PIL import Image
+from torch import Tensor
+
+from depth_strategies.core import depth_io, metrics
+from depth_strategies.core.depth_io import DepthFileError
+
+DEPTH_KEY = metrics.DEPTH_KEY
+"""Batch / ray-metadata key: ground-truth distance along the ray in model units, 0 where the state is not
+SURFACE. Same key as nerfstudio's depth datasets, so nerfstudio's ``depth-nerfacto`` model (with
+``is_euclidean_depth=True``) reads it too."""
+STATE_KEY = metrics.STATE_KEY
+"""Batch / ray-metadata key: a :class:`DepthState` per pixel (uint8)."""
+
+BLENDER_NEAR = 2.0
+"""Near plane of the NeRF-synthetic scenes in Blender units (Mildenhall et al. 2020, ``load_blender.py``)."""
+BLENDER_FAR = 6.0
+"""Far plane of the NeRF-synthetic scenes in Blender units (same source)."""
+OPAQUE = 255
+"""8-bit alpha of a pixel fully covered by the object: only there is a depth value trustworthy (at
+silhouettes, area-averaged depth maps mix the surface with the background value)."""
+
+DepthRequirement = Literal["required", "optional", "ignored"]
+
+
+class DepthState(IntEnum):
+    """What a pixel's ground truth says about its ray."""
+
+    UNKNOWN = 0
+    """Nothing usable: partial alpha, depth missing, zero, NaN, inf, negative or outside the depth range."""
+    SURFACE = metrics.SURFACE
+    """An opaque surface at the known depth."""
+    EMPTY = 2
+    """Image alpha is 0: the whole ray is free space."""
+
+
+class MissingDepthError(DepthFileError):
+    """A split that needs depth has an image without a depth map."""
+
+
+def pixel_direction_norms(
+    fx: float, fy: float, cx: float, cy: float, height: int, width: int
+) -> Float[np.ndarray, "height width"]:
+    """|((u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, 1)|: ray distance = z-depth * norm (pixel centres, as nerfstudio)."""
+    u = (np.arange(width, dtype=np.float64) + 0.5 - cx) / fx
+    v = (np.arange(height, dtype=np.float64) + 0.5 - cy) / fy
+    return np.sqrt(u[None, :] ** 2 + v[:, None] ** 2 + 1.0)
+
+
+def depth_states(
+    ray_depth: Float[np.ndarray, "h w"],
+    decoded_valid: np.ndarray,
+    alpha: Optional[np.ndarray],
+    depth_range: Tuple[float, float],
+) -> np.ndarray:
+    """Per-pixel :class:`DepthState` from decoded depth (Blender units), its validity and the 8-bit alpha."""
+    in_range = decoded_valid & np.isfinite(ray_depth) & (ray_depth >= depth_range[0]) & (ray_depth <= depth_range[1])
+    state = np.full(ray_depth.shape, DepthState.UNKNOWN, dtype=np.uint8)
+    if alpha is None:
+        state[in_range] = DepthState.SURFACE
+        return state
+    state[in_range & (alpha >= OPAQUE)] = DepthState.SURFACE
+    state[alpha == 0] = DepthState.EMPTY
+    return state
+
+
+def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize (PIL's pixel-centre convention): values are picked, never blended."""
+    if array.shape[:2] == (height, width):
+        return array
+    return np.asarray(Image.fromarray(array).resize((width, height), Image.Resampling.NEAREST))
+
+
+@dataclass(frozen=True)
+class DepthSource:
+    """Where and how one split's depth is read."""
+
+    split: str
+    """Name of the split, for messages."""
+    requirement: DepthRequirement
+    """required: every image must have depth; optional: missing depth is allowed (warning); ignored: not read."""
+    frames: Mapping[Path, Mapping] = field(default_factory=dict)
+    """transforms json frame of each image (resolved path), for ``depth_file_path``."""
+    meta: Mapping = field(default_factory=dict)
+    """Top level of the transforms json (``depth_format``, ``depth_type``, ``depth_scale``)."""
+    transforms_dir: Optional[Path] = None
+    """Folder that ``depth_file_path`` entries are relative to."""
+    override: Optional[depth_io.DepthEncodingOverride] = None
+    """Encoding set in the config; beats the json keys and detection."""
+    depth_range: Tuple[float, float] = (BLENDER_NEAR, BLENDER_FAR)
+    """Ray distances outside this range (Blender units) are UNKNOWN."""
+    listed_files: Optional[List[Optional[Path]]] = None
+    """Depth files listed by the dataparser itself (``metadata['depth_filenames']``), if any."""
+
+
+class DepthDataset(InputDataset):
+    """An ``InputDataset`` whose items carry ``depth_image`` and ``depth_state`` of every pixel.
+
+    All depth maps are read and checked when the dataset is built, so a bad file stops training at start-up
+    with a message that names it, instead of failing hours later.
+    """
+
+    def __init__(
+        self, dataparser_outputs: DataparserOutputs, scale_factor: float = 1.0, source: Optional[DepthSource] = None
+    ):
+        super().__init__(dataparser_outputs, scale_factor)
+        self.source = source or DepthSource(split="train", requirement="ignored")
+        self.metadata = {**self.metadata, "dataparser_scale": float(dataparser_outputs.dataparser_scale)}
+        self.depths: Optional[Tensor] = None
+        self.states: Optional[Tensor] = None
+        self.depth_files: List[Optional[Path]] = []
+        if self.source.requirement != "ignored" and len(self) > 0:
+            self._load_all()
+
+    @property
+    def has_depth(self) -> bool:
+        """Whether items carry depth (at least one image of the split has a depth map)."""
+        return self.depths is not None
+
+    def _find(self, index: int) -> Optional[Path]:
+        if self.source.listed_files is not None:
+            listed = self.source.listed_files[index]
+            return Path(listed) if listed is not None else None
+        image = Path(self._dataparser_outputs.image_filenames[index])
+        frame = self.source.frames.get(image.resolve())
+        named = frame.get(depth_io.DEPTH_FILE_PATH_KEY) if frame is not None else None
+        if isinstance(named, str) and named.strip() and self.source.transforms_dir is not None:
+            # A "depth_file_path" whose file is gone is a missing depth map: required splits stop with the
+            # split, image and search in the message (below), optional ones warn, like any other missing map.
+            if not (Path(named) if Path(named).is_absolute() else self.source.transforms_dir / named).is_file():
+                return None
+        return depth_io.find_depth_file(image, frame, self.source.transforms_dir)
+
+    def _load_all(self) -> None:
+        images = [Path(p) for p in self._dataparser_outputs.image_filenames]
+        self.depth_files = [self._find(i) for i in range(len(images))]
+        missing = [i for i, f in enumerate(self.depth_files) if f is None]
+        if missing and self.source.requirement == "required":
+            first = images[missing[0]]
+            frame = self.source.frames.get(first.resolve())
+            raise MissingDepthError(
+                f"The {self.source.split!r} split needs depth, but {len(missing)} of {len(images)} images have no "
+                f"depth map, starting with {first}.\n"
+                f"{depth_io.describe_search(first, frame, self.source.transforms_dir)}\n"
+                "Put a depth map next to each image (or a 'depth_file_path' per frame in the transforms json), "
+                "or train 'depth-baseline', which needs no depth."
+            )
+        if len(missing) == len(images):
+            warnings.warn(
+                f"No depth maps found for the {self.source.split!r} split ({images[0].parent}): depth metrics "
+                "are skipped for it; RGB metrics are still reported.",
+                stacklevel=2,
+            )
+            return
+        if missing:
+            warnings.warn(
+                f"{len(missing)} of {len(images)} images of the {self.source.split!r} split have no depth map "
+                f"(first: {images[missing[0]]}); depth metrics skip those images.",
+                stacklevel=2,
+            )
+        depths, states = zip(*(self._load_one(i) for i in range(len(images))))
+        self.depths = torch.from_numpy(np.stack(depths))[..., None]
+        self.states = torch.from_numpy(np.stack(states))[..., None]
+
+    def _load_one(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Depth (model units, ray distance, 0 unless SURFACE) and state of image ``index`` at dataset size."""
+        cameras = self._dataparser_outputs.cameras
+        height, width = int(cameras.height[index]), int(cameras.width[index])
+        out_h, out_w = int(self.cameras.height[index]), int(self.cameras.width[index])
+        path = self.depth_files[index]
+        if path is None:
+            return np.zeros((out_h, out_w), np.float32), np.zeros((out_h, out_w), np.uint8)
+        alpha_full = self._alpha(index, None)
+        encoding = depth_io.resolve_encoding(
+            path, self.source.meta, self.source.override, meta_source=f"transforms_{self.source.split}.json"
+        )
+        decoded, valid = depth_io.decode_depth(path, encoding, expected_hw=(height, width))
+        if encoding.depth_type == "z":
+            fx, fy = float(cameras.fx[index]), float(cameras.fy[index])
+            cx, cy = float(cameras.cx[index]), float(cameras.cy[index])
+            decoded = decoded * pixel_direction_norms(fx, fy, cx, cy, height, width)
+        ray_depth = decoded.astype(np.float32)
+        state = depth_states(ray_depth, valid, alpha_full, self.source.depth_range)
+        ray_depth = resize_nearest(ray_depth, out_h, out_w)
+        state = resize_nearest(state, out_h, out_w)
+        if (out_h, out_w) != (height, width):
+            # The image was resized with a filter: its alpha at silhouettes is partial again.
+            alpha_small = self._alpha(index, (out_h, out_w))
+            if alpha_small is not None:
+                # Partial alpha: the ray is neither a known surface nor free space (a picked EMPTY pixel next to
+                # the silhouette would wrongly declare a partly covered ray empty).
+                partial = (alpha_small > 0) & (alpha_small < OPAQUE)
+                state = np.where(
+                    partial | ((state == DepthState.SURFACE) & (alpha_small < OPAQUE)), DepthState.UNKNOWN, state
+                )
+                state = np.where(alpha_small == 0, DepthState.EMPTY, state).astype(np.uint8)
+        scale = float(self._dataparser_outputs.dataparser_scale)
+        ray_depth = np.where(state == DepthState.SURFACE, ray_depth * scale, 0.0).astype(np.float32)
+        return ray_depth, state.astype(np.uint8)
+
+    def _alpha(self, index: int, size: Optional[Tuple[int, int]]) -> Optional[np.ndarray]:
+        """8-bit alpha of image ``index`` at full size, or resized like nerfstudio resizes images (bilinear)."""
+        with Image.open(self._dataparser_outputs.image_filenames[index]) as image:
+            if "A" not in image.getbands():
+                return None
+            alpha = image.getchannel("A")
+            if size is not None:
+                alpha = alpha.resize((size[1], size[0]), resample=Image.Resampling.BILINEAR)
+            return np.asarray(alpha)
+
+    def get_metadata(self, data: Dict) -> Dict:
+        if self.depths is None or self.states is None:
+            return {}
+        index = data["image_idx"]
+        return {DEPTH_KEY: self.depths[index], STATE_KEY: self.states[index]}
+
+
+@dataclass
+class DepthDataManagerConfig(VanillaDataManagerConfig):
+    """Datamanager of every ``depth-*`` method: batches carry the depth and state of their pixels."""
+
+    _target: Type = field(default_factory=lambda: DepthDataManager)
+    train_depth: DepthRequirement = "required"
+    """Depth of the training split: required (depth methods), or ignored (the baseline never reads it)."""
+    eval_depth: DepthRequirement = "optional"
+    """Depth of the evaluation split, read for depth metrics; images without it get RGB metrics only."""
+    depth_format: Optional[depth_io.DepthFormat] = None
+    """Force the depth file format instead of detecting it from the files and the transforms json."""
+    depth_type: Optional[depth_io.DepthType] = None
+    """Force what depth values measure: "z" (planar depth) or "ray" (distance from the camera centre)."""
+    depth_scale: Optional[float] = None
+    """Force the factor from stored values to Blender units (e.g. 0.001 for millimetre PNGs)."""
+    depth_range: Tuple[float, float] = (BLENDER_NEAR, BLENDER_FAR)
+    """Ray distances (Blender units) outside this range are treated as unknown."""
+
+
+def float32_intrinsics(outputs: DataparserOutputs) -> DataparserOutputs:
+    """Cast the cameras' intrinsics to float32 in place.
+
+    nerfstudio's blender parser passes a numpy float64 focal length, so ``fx``/``fy`` are float64 while poses are
+    float32, and ``ns-render spiral`` then fails in ``torch.cross`` ("expected scalar type Float but found Double").
+    """
+    cameras = outputs.cameras
+    for name in ("fx", "fy", "cx", "cy"):
+        setattr(cameras, name, getattr(cameras, name).float())
+    return outputs
+
+
+class DepthDataManager(VanillaDataManager[DepthDataset]):
+    """``VanillaDataManager`` over :class:`DepthDataset`; training rays carry their ground truth in metadata."""
+
+    config: DepthDataManagerConfig
+
+    def _source(self, split: str, outputs: DataparserOutputs, requirement: DepthRequirement) -> DepthSource:
+        if self.test_mode == "inference":
+            requirement = "ignored"  # rendering and the viewer never need ground truth
+        override = depth_io.DepthEncodingOverride(
+            format=self.config.depth_format, depth_type=self.config.depth_type, scale=self.config.depth_scale
+        )
+        listed = outputs.metadata.get("depth_filenames")
+        data_dir = Path(self.config.dataparser.data)
+        meta: Mapping = {}
+        frames: Dict[Path, Mapping] = {}
+        transforms = data_dir / f"transforms_{split}.json"
+        if listed is None and transforms.is_file():
+            meta = json.loads(transforms.read_text())
+            for frame, image in zip(meta.get("frames", []), outputs.image_filenames):
+                frames[Path(image).resolve()] = frame
+        elif listed is not None:
+            # nerfstudio-data lists its depth files and their unit (millimetres by default).
+            meta = {depth_io.META_SCALE_KEY: float(outputs.metadata.get("depth_unit_scale_factor", 1e-3))}
+        return DepthSource(
+            split=split,
+            requirement=requirement,
+            frames=frames,
+            meta=meta,
+            transforms_dir=data_dir,
+            override=override,
+            depth_range=self.config.depth_range,
+            listed_files=list(listed) if listed is not None else None,
+        )
+
+    def create_train_dataset(self) -> DepthDataset:
+        outputs = float32_intrinsics(self.train_dataparser_outputs)
+        source = self._source("train", outputs, self.config.train_depth)
+        return DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
+
+    def create_eval_dataset(self) -> DepthDataset:
+        outputs = float32_intrinsics(self.dataparser.get_dataparser_outputs(split=self.test_split))
+        source = self._source(self.test_split, outputs, self.config.eval_depth)
+        return DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+        ray_bundle, batch = super().next_train(step)
+        if DEPTH_KEY in batch:
+            if ray_bundle.metadata is None:
+                ray_bundle.metadata = {}
+            ray_bundle.metadata[DEPTH_KEY] = batch[DEPTH_KEY].to(ray_bundle.origins.device)
+            ray_bundle.metadata[STATE_KEY] = batch[STATE_KEY].to(ray_bundle.origins.device)
+        return ray_bundle, batch

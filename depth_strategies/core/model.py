@@ -1,0 +1,355 @@
+"""The one model behind all four methods: nerfacto for Blender-style object scenes, plus depth strategies.
+
+Config fields select how depth is used (see ``methods.py`` for the four settings):
+
+* ``guided_fraction``: share of the NeRF-level samples placed around the known surface while training
+  (:mod:`depth_strategies.core.sampling`); 0 keeps nerfacto's proposal sampler.
+* ``soft_depth_mult`` / ``soft_depth_loss``: depth as a hint, lambda_soft * (D_pred - D_gt)^2, or the DS-NeRF
+  and URF losses of nerfstudio's ``depth-nerfacto``.
+* ``hard_depth_mult``: depth as a constraint, lambda_hard * (L_free + L_surf) (:mod:`depth_strategies.core.losses`).
+
+Ground truth depth reaches the model only through training batches. Evaluation, ``ns-eval``, ``ns-render``
+and the viewer build rays from cameras, so every method renders with its own learned sampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Literal, Optional, Tuple, Type
+
+import numpy as np
+import torch
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.field_components.field_heads import FieldHeadNames
+from nerfstudio.field_components.spatial_distortions import SceneContraction
+from nerfstudio.fields.density_fields import HashMLPDensityField
+from nerfstudio.fields.nerfacto_field import NerfactoField
+from nerfstudio.model_components import losses as ns_losses
+from nerfstudio.model_components.losses import DepthLossType, MSELoss
+from nerfstudio.model_components.ray_samplers import UniformLinDispPiecewiseSampler, UniformSampler
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, NormalsRenderer, RGBRenderer
+from nerfstudio.model_components.scene_colliders import NearFarCollider
+from nerfstudio.model_components.shaders import NormalsShader
+from nerfstudio.models.base_model import Model
+from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
+from nerfstudio.utils import colormaps
+from nerfstudio.utils.external import TCNN_EXISTS
+from torch import Tensor
+from torchmetrics.image import PeakSignalNoiseRatio
+
+from depth_strategies.core import losses
+from depth_strategies.core.colour import depth_images
+from depth_strategies.core.data import BLENDER_FAR, BLENDER_NEAR, DEPTH_KEY, STATE_KEY, DepthState
+from depth_strategies.core.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, image_metrics
+from depth_strategies.core.offline import build_lpips
+from depth_strategies.core.sampling import DepthGuidedProposalSampler
+
+SoftLossType = Literal["l2", "ds-nerf", "urf"]
+
+
+def default_implementation() -> Literal["tcnn", "torch"]:
+    """tiny-cuda-nn when it imports, else nerfstudio's torch hash grid and MLPs."""
+    return "tcnn" if TCNN_EXISTS else "torch"
+
+
+@dataclass
+class DepthStrategyModelConfig(NerfactoModelConfig):
+    """nerfacto set up for Blender object scenes, with the depth strategy chosen by the fields below."""
+
+    _target: Type = field(default_factory=lambda: DepthStrategyModel)
+    near_plane: float = BLENDER_NEAR
+    """Where sampling starts along each ray, in Blender units (multiplied by the dataparser's scale), in training
+    and at test time alike (nerfstudio's collider drops it to 0 outside training, which would spread a third of
+    the test-time samples over space no training ray ever sampled)."""
+    far_plane: float = BLENDER_FAR
+    """Where sampling stops along each ray, in Blender units (multiplied by the dataparser's scale)."""
+    background_color: Literal["random", "last_sample", "black", "white"] = "white"
+    """Background composited behind the object; NeRF-synthetic images are RGBA on white."""
+    disable_scene_contraction: bool = True
+    """Object scenes live inside the scene box: no contraction of unbounded space."""
+    proposal_initial_sampler: Literal["piecewise", "uniform"] = "uniform"
+    """Uniform initial proposal samples between near and far (piecewise is for unbounded scenes)."""
+    average_init_density: float = 1.0
+    """Average initial density of the fields: nerfstudio's model default. (nerfacto's method config lowers it to
+    0.01 for unbounded captures; on object scenes in front of a white background that start learns geometry far
+    more slowly: on the built-in scene, 300 iterations at the 'tiny' size gave depth L1 0.62 vs 0.15.)"""
+    implementation: Literal["tcnn", "torch"] = field(default_factory=default_implementation)
+    """Hash grid and MLP implementation: tcnn when tiny-cuda-nn imports, else torch."""
+    camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
+    """Poses of synthetic scenes are exact: no camera optimisation."""
+
+    guided_fraction: float = 0.0
+    """Share of NeRF-level samples placed in [D_gt - eps, D_gt + eps] on rays with known depth (training only)."""
+    guide_half_width: float = 0.3
+    """eps: half width of the guided window and free-space margin, in Blender units (times the dataparser scale)."""
+    soft_depth_mult: float = 0.0
+    """lambda_soft: weight of the soft depth loss; 0 disables it."""
+    soft_depth_loss: SoftLossType = "l2"
+    """Soft loss: "l2" = mean (D_pred - D_gt)^2 over rays with depth; "ds-nerf" / "urf" = nerfstudio's losses."""
+    soft_depth_sigma: float = 0.01
+    """sigma of the "ds-nerf" and "urf" losses in Blender units (nerfstudio's depth-nerfacto default)."""
+    hard_depth_mult: float = 0.0
+    """lambda_hard: weight of L_free + L_surf; 0 disables the hard losses."""
+    surface_variance_mult: float = 1.0
+    """lambda in L_surf = |D_pred - D_gt| + lambda * Var(w), Var(w) in Blender units squared."""
+    supervise_proposals: bool = True
+    """Apply the soft ("l2"), free-space and surface losses to every proposal level as well as to the NeRF level
+    (summed over levels, so the NeRF level keeps its full weight). The proposal networks are density fields too,
+    and at test time, without ground truth, the NeRF samples are drawn from them: supervised, they put those
+    samples at the surface; otherwise they learn it only through nerfacto's interlevel loss. nerfstudio's
+    depth-nerfacto likewise applies its depth loss to every level."""
+
+
+class DepthStrategyModel(NerfactoModel):
+    """nerfacto with depth-guided sampling and depth losses selected by :class:`DepthStrategyModelConfig`."""
+
+    config: DepthStrategyModelConfig
+
+    @property
+    def scene_scale(self) -> float:
+        """The dataparser's scale factor: Blender units -> model units."""
+        return float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
+
+    def populate_modules(self) -> None:
+        """nerfacto's modules (LPIPS only when cached) with a depth-guided proposal sampler."""
+        cfg = self.config
+        if cfg.proposal_initial_sampler != "uniform":
+            raise ValueError("depth strategies need proposal_initial_sampler='uniform' (object scenes)")
+        build_nerfacto_modules(
+            self, near_far_scale=self.scene_scale, guided_fraction=cfg.guided_fraction, reset_near_plane=False
+        )
+
+    # ------------------------------------------------------------------ forward
+    def _training_guide(self, ray_bundle: RayBundle) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """Known surface depth of each training ray for the guided sampler; (None, None) otherwise."""
+        meta = ray_bundle.metadata or {}
+        if not self.training or self.config.guided_fraction <= 0 or DEPTH_KEY not in meta:
+            return None, None
+        return meta[DEPTH_KEY], meta[STATE_KEY] == DepthState.SURFACE
+
+    def get_outputs(self, ray_bundle: RayBundle):
+        if self.training:
+            self.camera_optimizer.apply_to_raybundle(ray_bundle)
+        guide_depth, guide_valid = self._training_guide(ray_bundle)
+        ray_samples: RaySamples
+        ray_samples, weights_list, ray_samples_list = self.proposal_sampler(
+            ray_bundle,
+            density_fns=self.density_fns,
+            guide_depth=guide_depth,
+            guide_valid=guide_valid,
+            guide_half_width=self.config.guide_half_width * self.scene_scale,
+        )
+        field_outputs = self.field.forward(ray_samples, compute_normals=self.config.predict_normals)
+        weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
+        weights_list.append(weights)
+        ray_samples_list.append(ray_samples)
+
+        t_mid = (ray_samples.frustums.starts + ray_samples.frustums.ends) / 2
+        rgb = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=weights)
+        with torch.no_grad():
+            depth = self.renderer_depth(weights=weights, ray_samples=ray_samples)
+            p = losses.normalised(weights)
+            variance = losses.termination_variance(p, t_mid, losses.expected_termination(p, t_mid))
+            entropy = losses.weight_entropy(weights)
+        outputs = {
+            "rgb": rgb,
+            "accumulation": self.renderer_accumulation(weights=weights),
+            "depth": depth,
+            "expected_depth": self.renderer_expected_depth(weights=weights, ray_samples=ray_samples),
+            OUTPUT_VARIANCE: variance,
+            OUTPUT_ENTROPY: entropy,
+        }
+        if self.config.predict_normals:
+            outputs["normals"] = self.normals_shader(
+                self.renderer_normals(normals=field_outputs[FieldHeadNames.NORMALS], weights=weights)
+            )
+            outputs["pred_normals"] = self.normals_shader(
+                self.renderer_normals(field_outputs[FieldHeadNames.PRED_NORMALS], weights=weights)
+            )
+            if self.training:
+                outputs["rendered_orientation_loss"] = ns_losses.orientation_loss(
+                    weights.detach(), field_outputs[FieldHeadNames.NORMALS], ray_bundle.directions
+                )
+                outputs["rendered_pred_normal_loss"] = ns_losses.pred_normal_loss(
+                    weights.detach(),
+                    field_outputs[FieldHeadNames.NORMALS].detach(),
+                    field_outputs[FieldHeadNames.PRED_NORMALS],
+                )
+        if self.training:
+            outputs["weights_list"] = weights_list
+            outputs["ray_samples_list"] = ray_samples_list
+            if ray_bundle.metadata and "directions_norm" in ray_bundle.metadata:
+                outputs["directions_norm"] = ray_bundle.metadata["directions_norm"]
+        for i in range(self.config.num_proposal_iterations):
+            outputs[f"prop_depth_{i}"] = self.renderer_depth(weights=weights_list[i], ray_samples=ray_samples_list[i])
+        return outputs
+
+    # ------------------------------------------------------------------ losses
+    def get_loss_dict(self, outputs, batch, metrics_dict=None):
+        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if not self.training or DEPTH_KEY not in batch:
+            return loss_dict
+        cfg = self.config
+        scale = self.scene_scale
+        state = batch[STATE_KEY].to(self.device)
+        surface = state == DepthState.SURFACE
+        empty = state == DepthState.EMPTY
+        # Depth losses are computed in Blender units, so their weights do not depend on the dataparser scale.
+        gt = batch[DEPTH_KEY].to(self.device) / scale
+        last = len(outputs["weights_list"]) - 1
+        levels = range(last + 1) if cfg.supervise_proposals else [last]
+        weights = {i: outputs["weights_list"][i] for i in levels}
+        frustums = {i: outputs["ray_samples_list"][i].frustums for i in levels}
+        t_mid = {i: (frustums[i].starts + frustums[i].ends) / (2 * scale) for i in levels}
+        if cfg.soft_depth_mult > 0 and cfg.soft_depth_loss == "l2":
+            soft = sum(losses.soft_depth_loss(losses.expected_termination(weights[i], t_mid[i]), gt) for i in levels)
+            loss_dict["soft_depth_loss"] = cfg.soft_depth_mult * losses.masked_mean(soft, surface)
+        elif cfg.soft_depth_mult > 0:
+            loss_dict["soft_depth_loss"] = cfg.soft_depth_mult * self._nerfstudio_depth_loss(outputs, gt, surface)
+        if cfg.hard_depth_mult > 0:
+            free_until = torch.where(empty, torch.full_like(gt, float("inf")), gt - cfg.guide_half_width)
+            l_free = sum(losses.free_space_loss(weights[i], frustums[i].ends / scale, free_until) for i in levels)
+            l_surf = sum(losses.surface_loss(weights[i], t_mid[i], gt, cfg.surface_variance_mult) for i in levels)
+            loss_dict["free_space_loss"] = cfg.hard_depth_mult * losses.masked_mean(l_free, surface | empty)
+            loss_dict["surface_loss"] = cfg.hard_depth_mult * losses.masked_mean(l_surf, surface)
+        return loss_dict
+
+    def _nerfstudio_depth_loss(self, outputs, gt: Tensor, surface: Tensor) -> Tensor:
+        """nerfstudio's DS-NeRF or URF loss on every level, averaged over levels, exactly as depth-nerfacto.
+
+        ``gt`` is in Blender units; nerfstudio's losses get model units and a scaled sigma.
+        """
+        cfg = self.config
+        loss_type = DepthLossType.DS_NERF if cfg.soft_depth_loss == "ds-nerf" else DepthLossType.URF
+        scale = self.scene_scale
+        sigma = torch.tensor([cfg.soft_depth_sigma * scale], device=self.device)
+        termination = torch.where(surface, gt * scale, torch.zeros_like(gt))
+        levels = len(outputs["weights_list"])
+        return (
+            sum(
+                ns_losses.depth_loss(
+                    weights=outputs["weights_list"][i],
+                    ray_samples=outputs["ray_samples_list"][i],
+                    termination_depth=termination,
+                    predicted_depth=outputs["expected_depth"],
+                    sigma=sigma,
+                    directions_norm=outputs["directions_norm"],
+                    is_euclidean=True,
+                    depth_loss_type=loss_type,
+                )
+                for i in range(levels)
+            )
+            / levels
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """RGB, depth and sharpness metrics (:func:`depth_strategies.core.metrics.image_metrics`) and depth images.
+
+        ``outputs`` were rendered from a camera, without ground truth; the batch's ground truth only scores them.
+        """
+        metrics = image_metrics(outputs, batch, self.scene_scale, self.lpips)
+        gt_rgb = batch["image"].to(self.device)
+        images: Dict[str, Tensor] = {
+            "img": torch.cat([gt_rgb, outputs["rgb"]], dim=1),
+            "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
+        }
+        scale = self.scene_scale
+        gt_depth = batch[DEPTH_KEY].to(self.device) / scale if DEPTH_KEY in batch else None
+        surface = batch[STATE_KEY].to(self.device) == DepthState.SURFACE if STATE_KEY in batch else None
+        images.update(depth_images(outputs["depth"] / scale, outputs["accumulation"], gt_depth, surface))
+        for i in range(self.config.num_proposal_iterations):
+            images[f"prop_depth_{i}"] = colormaps.apply_depth_colormap(
+                outputs[f"prop_depth_{i}"], accumulation=outputs["accumulation"]
+            )
+        return metrics, images
+
+
+def build_nerfacto_modules(
+    model: NerfactoModel, near_far_scale: float = 1.0, guided_fraction: float = 0.0, reset_near_plane: bool = True
+) -> None:
+    """Build nerfacto's fields, proposal sampler, collider, renderers and RGB loss on ``model``.
+
+    The same modules as ``NerfactoModel.populate_modules``, which is not called because it builds LPIPS
+    unconditionally and so downloads AlexNet; here LPIPS is built only when its weights are cached. The
+    proposal sampler is a :class:`DepthGuidedProposalSampler` (nerfstudio's sampler when ``guided_fraction``
+    is 0 or no depth is given); near and far planes are multiplied by ``near_far_scale``; with
+    ``reset_near_plane`` (nerfstudio's default) the near plane drops to 0 outside training.
+    """
+    Model.populate_modules(model)
+    cfg = model.config
+    contraction = None if cfg.disable_scene_contraction else SceneContraction(order=float("inf"))
+    model.field = NerfactoField(
+        model.scene_box.aabb,
+        hidden_dim=cfg.hidden_dim,
+        num_levels=cfg.num_levels,
+        max_res=cfg.max_res,
+        base_res=cfg.base_res,
+        features_per_level=cfg.features_per_level,
+        log2_hashmap_size=cfg.log2_hashmap_size,
+        hidden_dim_color=cfg.hidden_dim_color,
+        hidden_dim_transient=cfg.hidden_dim_transient,
+        spatial_distortion=contraction,
+        num_images=model.num_train_data,
+        use_pred_normals=cfg.predict_normals,
+        use_average_appearance_embedding=cfg.use_average_appearance_embedding,
+        appearance_embedding_dim=cfg.appearance_embed_dim if cfg.use_appearance_embedding else 0,
+        average_init_density=cfg.average_init_density,
+        implementation=cfg.implementation,
+    )
+    model.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=model.num_train_data, device="cpu")
+    model.proposal_networks = torch.nn.ModuleList()
+    num_nets = 1 if cfg.use_same_proposal_network else cfg.num_proposal_iterations
+    for i in range(num_nets):
+        args = cfg.proposal_net_args_list[min(i, len(cfg.proposal_net_args_list) - 1)]
+        model.proposal_networks.append(
+            HashMLPDensityField(
+                model.scene_box.aabb,
+                spatial_distortion=contraction,
+                **args,
+                average_init_density=cfg.average_init_density,
+                implementation=cfg.implementation,
+            )
+        )
+    model.density_fns = [
+        model.proposal_networks[min(i, num_nets - 1)].density_fn for i in range(cfg.num_proposal_iterations)
+    ]
+
+    def update_schedule(step: int) -> float:
+        return float(
+            np.clip(
+                np.interp(step, [0, cfg.proposal_warmup], [0, cfg.proposal_update_every]), 1, cfg.proposal_update_every
+            )
+        )
+
+    if cfg.proposal_initial_sampler == "uniform":
+        initial_sampler = UniformSampler(single_jitter=cfg.use_single_jitter)
+    else:
+        initial_sampler = UniformLinDispPiecewiseSampler(single_jitter=cfg.use_single_jitter)
+    model.proposal_sampler = DepthGuidedProposalSampler(
+        guided_fraction=guided_fraction,
+        num_nerf_samples_per_ray=cfg.num_nerf_samples_per_ray,
+        num_proposal_samples_per_ray=cfg.num_proposal_samples_per_ray,
+        num_proposal_network_iterations=cfg.num_proposal_iterations,
+        single_jitter=cfg.use_single_jitter,
+        update_sched=update_schedule,
+        initial_sampler=initial_sampler,
+    )
+    model.collider = NearFarCollider(
+        near_plane=cfg.near_plane * near_far_scale,
+        far_plane=cfg.far_plane * near_far_scale,
+        reset_near_plane=reset_near_plane,
+    )
+    model.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
+    model.renderer_accumulation = AccumulationRenderer()
+    model.renderer_depth = DepthRenderer(method="median")
+    model.renderer_expected_depth = DepthRenderer(method="expected")
+    model.renderer_normals = NormalsRenderer()
+    model.normals_shader = NormalsShader()
+    model.rgb_loss = MSELoss()
+    model.psnr = PeakSignalNoiseRatio(data_range=1.0)
+    model.lpips = build_lpips()
+    model.step = 0

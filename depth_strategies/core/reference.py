@@ -1,0 +1,54 @@
+"""nerfstudio's own ``depth-nerfacto`` as an external reference for the comparison.
+
+The model is nerfstudio's ``DepthNerfactoModel`` (its DS-NeRF loss on every level, its outputs, its settings),
+fed by our datamanager, with two changes that do not touch what it learns:
+
+* modules are built by :func:`depth_strategies.core.model.build_nerfacto_modules` instead of
+  ``NerfactoModel.populate_modules``, whose LPIPS downloads AlexNet, so the reference also runs offline;
+* test views are scored by :func:`depth_strategies.core.metrics.image_metrics`, like every other method.
+
+Our datamanager gives ``depth_image`` as distance along the ray, so ``is_euclidean_depth`` is True.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Tuple, Type
+
+import torch
+from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
+from nerfstudio.utils import colormaps
+from torch import Tensor
+
+from depth_strategies.core.metrics import image_metrics
+from depth_strategies.core.model import build_nerfacto_modules
+
+
+@dataclass
+class OfflineDepthNerfactoModelConfig(DepthNerfactoModelConfig):
+    """nerfstudio's depth-nerfacto model config; only the module construction differs (see module docstring)."""
+
+    _target: Type = field(default_factory=lambda: OfflineDepthNerfactoModel)
+
+
+class OfflineDepthNerfactoModel(DepthNerfactoModel):
+    """nerfstudio's ``DepthNerfactoModel`` that builds without network access."""
+
+    config: OfflineDepthNerfactoModelConfig
+
+    def populate_modules(self) -> None:
+        build_nerfacto_modules(self)
+        sigma = self.config.starting_depth_sigma if self.config.should_decay_sigma else self.config.depth_sigma
+        self.depth_sigma = torch.tensor([sigma])
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        metrics = image_metrics(
+            outputs, batch, float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0)), self.lpips
+        )
+        images = {
+            "img": torch.cat([batch["image"].to(self.device), outputs["rgb"]], dim=1),
+            "depth": colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"]),
+        }
+        return metrics, images

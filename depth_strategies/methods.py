@@ -63,6 +63,20 @@ HYBRID_GUIDED_FRACTION = 0.5
 """Share of NeRF samples placed around the surface by depth-hybrid (the study's seed setting)."""
 
 
+def __getattr__(name: str) -> MethodSpecification:
+    """The entry point ``depth_nerfacto_reference_spec``, built when nerfstudio asks for it (PEP 562).
+
+    Building it reads nerfstudio's ``method_configs``, whose import discovers this module's entry points; built
+    at import time, ``import depth_strategies.methods`` would import itself half-initialised.
+    """
+    if name == "depth_nerfacto_reference_spec":
+        return MethodSpecification(
+            config=depth_nerfacto_reference(),
+            description="Reference: nerfstudio's depth-nerfacto (DS-NeRF loss) on this plugin's datamanager, offline.",
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def default_device() -> str:
     """CUDA when available, else the CPU."""
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -151,8 +165,17 @@ depth_hybrid = _spec("depth-hybrid")
 
 
 # ------------------------------------------------------------------------------------ external reference
+REFERENCE_NAME = "depth-nerfacto-reference"
+"""Registered name of nerfstudio's depth-nerfacto on our datamanager (:func:`depth_nerfacto_reference`).
+
+A name of its own, because nerfstudio's ``eval_setup`` (``ns-eval``, ``ns-render``, ``ns-viewer``) replaces a run's
+datamanager with the one registered under the run's ``method_name``: under nerfstudio's ``depth-nerfacto`` that is
+its ``DepthDataset``, which finds no depth files and downloads ZoeDepth."""
+
+
 def depth_nerfacto_reference() -> TrainerConfig:
-    """nerfstudio's ``depth-nerfacto`` config on our Blender datamanager and device defaults.
+    """nerfstudio's ``depth-nerfacto`` config on our Blender datamanager and device defaults, registered as
+    :data:`REFERENCE_NAME`.
 
     Model, optimizers and schedule are nerfstudio's; the camera optimizer's exponential schedule is swapped for
     the same schedule with float state, so its checkpoints reload under torch >= 2.6.
@@ -184,7 +207,7 @@ def depth_nerfacto_reference() -> TrainerConfig:
     datamanager = dataclasses.replace(BASE_CONFIG.pipeline.datamanager, train_depth="required")
     return dataclasses.replace(
         BASE_CONFIG,
-        method_name="depth-nerfacto",
+        method_name=REFERENCE_NAME,
         pipeline=dataclasses.replace(BASE_CONFIG.pipeline, datamanager=datamanager, model=model),
         optimizers=optimizers,
     )

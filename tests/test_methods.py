@@ -13,6 +13,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.registry import discover_methods
 
 from depth_strategies import methods
+from depth_strategies.core.data import DepthDataManager
 from depth_strategies.core.offline import LpipsUnavailableWarning, build_lpips, lpips_weights_path
 from depth_strategies.core.training import FloatExponentialDecaySchedulerConfig, TrainingLoop, exponential_decay_factor
 
@@ -29,6 +30,18 @@ def test_entry_points_register_the_four_methods_as_trainer_configs():
         assert isinstance(found[name], TrainerConfig)
         assert found[name].method_name == name
         assert descriptions[name]
+
+
+def test_runs_of_every_method_and_the_reference_keep_our_datamanager_under_eval_setup():
+    """nerfstudio's ``eval_setup`` (ns-eval, ns-render, ns-viewer) replaces a run's datamanager with the one
+    registered under its ``method_name``; the reference once ran as nerfstudio's ``depth-nerfacto``, whose
+    datamanager downloads ZoeDepth."""
+    found, _ = discover_methods()
+    reference = methods.depth_nerfacto_reference()
+    assert reference.method_name == methods.REFERENCE_NAME
+    for name in (*METHODS, methods.REFERENCE_NAME):
+        assert found[name].pipeline.datamanager._target is DepthDataManager, name
+    assert type(found[methods.REFERENCE_NAME].pipeline.model) is type(reference.pipeline.model)
 
 
 def test_ns_train_help_lists_the_methods(tmp_path):

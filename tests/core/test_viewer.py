@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import List
 
@@ -18,7 +14,7 @@ import torch
 from PIL import Image
 
 from depth_strategies.core.training import TrainingLoop
-from tests.conftest import console_script, tiny_config, tiny_flags
+from tests.conftest import console_script, free_port, stop, tiny_config, tiny_flags, wait_for_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -30,26 +26,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt install chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the viewer process exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"no viewer at {url} after {timeout} s")
 
 
 def browse(url: str, user_data_dir: Path, screenshot: Path) -> List[str]:
@@ -80,15 +56,6 @@ def assert_render_not_blank(screenshot: Path) -> None:
     render_area = image[:, : int(image.shape[1] * 0.6)]  # left of the control panel
     assert render_area.std() > 5.0, "the render canvas is blank"
     assert len(np.unique(render_area.reshape(-1, 3), axis=0)) > 50
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_ns_viewer_renders_a_finished_run_in_a_browser(tiny_scene, tmp_path):

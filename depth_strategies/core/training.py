@@ -11,7 +11,6 @@ formula computed with :mod:`math`, so every stored learning rate is a Python flo
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.schedulers import Scheduler, SchedulerConfig
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from torch.optim import Optimizer, lr_scheduler
+
+from depth_strategies.core.atomic import atomic_path
 
 
 def exponential_decay_factor(
@@ -85,17 +86,6 @@ class FloatExponentialDecayScheduler(Scheduler):
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
 
 
-def atomic_torch_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 @dataclass
 class DepthStrategyTrainerConfig(TrainerConfig):
     """nerfstudio's ``TrainerConfig`` with atomically written checkpoints."""
@@ -121,16 +111,17 @@ def write_checkpoint(checkpoint_dir: Path, step: int, pipeline, optimizers: Opti
     """``step-XXXXXXXXX.ckpt`` in nerfstudio's checkpoint layout, written atomically."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_dir / f"step-{step:09d}.ckpt"
-    atomic_torch_save(
-        {
-            "step": step,
-            "pipeline": pipeline.state_dict(),
-            "optimizers": {k: v.state_dict() for (k, v) in optimizers.optimizers.items()},
-            "schedulers": {k: v.state_dict() for (k, v) in optimizers.schedulers.items()},
-            "scalers": grad_scaler.state_dict(),
-        },
-        path,
-    )
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "step": step,
+                "pipeline": pipeline.state_dict(),
+                "optimizers": {k: v.state_dict() for (k, v) in optimizers.optimizers.items()},
+                "schedulers": {k: v.state_dict() for (k, v) in optimizers.schedulers.items()},
+                "scalers": grad_scaler.state_dict(),
+            },
+            tmp,
+        )
     return path
 
 

@@ -9,7 +9,6 @@ that many views, evenly spread over the candidates (few-view studies), from an o
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -18,6 +17,7 @@ import numpy as np
 import tyro
 
 from depth_strategies.core import depth_io
+from depth_strategies.core.atomic import write_text_atomic
 
 DEFAULT_VAL_VIEWS = 5
 """Odd views held out for nerfstudio's periodic evaluation during training (disjoint from test)."""
@@ -95,10 +95,7 @@ def split_scene(
             "split_recipe": {"source": str(src.resolve()), "from_split": from_split, "seed": seed, "split": split},
             "frames": new_frames,
         }
-        target = out / f"transforms_{split}.json"
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(content, indent=2))
-        os.replace(tmp, target)
+        write_text_atomic(out / f"transforms_{split}.json", json.dumps(content, indent=2))
     return plan
 
 

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import tyro
 
+from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import STRATEGIES, apply_overrides, load_size_profile, method_config
 
@@ -108,4 +109,4 @@ def entrypoint() -> None:
             "times": times,
             "ratios": {k: v[1] for k, v in result.items()},
         }
-        args.output.write_text(json.dumps(payload, indent=2))
+        write_text_atomic(args.output, json.dumps(payload, indent=2))

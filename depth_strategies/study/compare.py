@@ -34,6 +34,7 @@ import tyro
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.study import report
 from depth_strategies.study.protocol import (
     Protocol,
@@ -85,7 +86,7 @@ def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
         s = scene.split
         assert s is not None
         split_scene(resolve_path(s.source, data_root), target, s.from_split, s.n_train, s.n_val, s.n_test, s.seed)
-    stamp.write_text(recipe)
+    write_text_atomic(stamp, recipe)
     return target
 
 
@@ -153,7 +154,7 @@ def run_in_subprocess(
     """Run one job in a fresh process (``worker JOB.json PROGRESS_FD``); its stdout and stderr go to ``log_path``,
     its progress comes back over a pipe of its own."""
     job_path = Path(job["run_dir"]) / "job.json"
-    job_path.write_text(json.dumps(job, indent=2))
+    write_text_atomic(job_path, json.dumps(job, indent=2))
     read_fd, write_fd = os.pipe()
     with log_path.open("w") as log, os.fdopen(read_fd) as channel:
         try:
@@ -320,13 +321,6 @@ def _protocol_dict(protocol: Protocol) -> Dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_outputs(results: Dict[str, Any], out: Path) -> List[Path]:
     """results.json / .csv / .md, plots and panels; returns the files written."""
     written = []
@@ -335,7 +329,7 @@ def write_outputs(results: Dict[str, Any], out: Path) -> List[Path]:
         ("results.csv", report.render_csv(results)),
         ("results.md", report.render_markdown(results)),
     ):
-        write_atomic(out / name, text)
+        write_text_atomic(out / name, text)
         written.append(out / name)
     from depth_strategies.viz.figures import make_all_figures
 

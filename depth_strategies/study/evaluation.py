@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from nerfstudio.pipelines.base_pipeline import Pipeline
 
+from depth_strategies.core.atomic import atomic_path
 from depth_strategies.core.metrics import DEPTH_KEY, STATE_KEY, image_metrics
 
 
@@ -99,7 +100,6 @@ def save_view_arrays(
         arrays["gt_depth"] = (batch[DEPTH_KEY] / scale).float().cpu().numpy()
         arrays["gt_state"] = batch[STATE_KEY].cpu().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return path

@@ -28,6 +28,7 @@ import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.trainer import TrainerConfig
 
+from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.methods import apply_overrides, depth_nerfacto_reference, method_config
 from depth_strategies.study.evaluation import ViewResult, evaluate_views
 
@@ -106,12 +107,6 @@ def _view_dicts(results: List[ViewResult]) -> List[Dict[str, Any]]:
     return [
         {"index": r.index, "name": r.name, "metrics": r.metrics, "render_seconds": r.render_seconds} for r in results
     ]
-
-
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def run_job(job: Dict[str, Any], progress: Optional[TextIO] = None) -> Dict[str, Any]:
@@ -220,7 +215,7 @@ def run_job(job: Dict[str, Any], progress: Optional[TextIO] = None) -> Dict[str,
         "curve": curve,
         "software": software_versions(),
     }
-    _write_json_atomic(run_dir / "result.json", result)
+    write_text_atomic(run_dir / "result.json", json.dumps(result, indent=2, default=str))
     return result
 
 
@@ -249,7 +244,7 @@ def main(argv: List[str]) -> int:
             "status": "failed",
             "error": f"{type(err).__name__}: {err}".strip()[:2000],
         }
-        _write_json_atomic(Path(job["run_dir"]) / "failed.json", failure)
+        write_text_atomic(Path(job["run_dir"]) / "failed.json", json.dumps(failure, indent=2, default=str))
         return 1
     return 0
 

@@ -18,7 +18,8 @@ import numpy as np
 import tyro
 from PIL import Image
 
-from depth_strategies.scenes.builtin import look_at
+from depth_strategies.core.atomic import write_text_atomic
+from depth_strategies.scenes.render import look_at
 
 DEFAULT_ELEVATION_DEG = 30.0
 """Elevation of the orbit above the horizontal plane, in degrees (NeRF-synthetic's test orbit is at 30°)."""
@@ -120,7 +121,7 @@ def entrypoint() -> None:
         args.radius or radius, angle_x, width, height, args.frames, args.elevation, args.fps, args.scale
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(path, indent=2))
+    write_text_atomic(args.out, json.dumps(path, indent=2))
     print(
         f"ds-camera-path: wrote {args.out} ({args.frames} frames, radius {args.radius or radius:.3f}, "
         f"elevation {args.elevation}°, {width}x{height}, fov {path['camera_path'][0]['fov']:.2f}°)"

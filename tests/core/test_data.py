@@ -19,14 +19,8 @@ from depth_strategies.core import depth_io
 from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthDataset, DepthState, MissingDepthError
 from depth_strategies.core.depth_io import DepthFileError
 from depth_strategies.core.training import TrainingLoop
-from depth_strategies.scenes.builtin import (
-    camera_rays,
-    focal_from_width,
-    make_scene,
-    read_depth_exr,
-    trace,
-    write_depth_exr,
-)
+from depth_strategies.scenes.builtin import make_scene, read_depth_exr, write_depth_exr
+from depth_strategies.scenes.render import camera_rays, focal_from_width, trace
 from depth_strategies.scenes.split import split_scene
 from tests.conftest import run_cli, tiny_config, tiny_flags
 

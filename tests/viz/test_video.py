@@ -18,7 +18,7 @@ from PIL import Image
 
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import STRATEGIES
-from depth_strategies.scenes.builtin import CAMERA_ANGLE_X, CAMERA_RADIUS
+from depth_strategies.scenes.render import CAMERA_ANGLE_X, CAMERA_RADIUS
 from depth_strategies.study.evaluation import evaluate_views
 from depth_strategies.viz import video
 from tests.conftest import run_cli, tiny_config

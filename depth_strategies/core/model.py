@@ -109,7 +109,7 @@ class DepthStrategyModel(NerfactoModel):
     @property
     def scene_scale(self) -> float:
         """The dataparser's scale factor: Blender units -> model units."""
-        return float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
+        return scene_scale(self)
 
     def populate_modules(self) -> None:
         """nerfacto's modules (LPIPS only when cached) with a depth-guided proposal sampler."""
@@ -251,21 +251,33 @@ class DepthStrategyModel(NerfactoModel):
 
         ``outputs`` were rendered from a camera, without ground truth; the batch's ground truth only scores them.
         """
-        metrics = image_metrics(outputs, batch, self.scene_scale, self.lpips)
-        gt_rgb = batch["image"].to(self.device)
-        images: Dict[str, Tensor] = {
-            "img": torch.cat([gt_rgb, outputs["rgb"]], dim=1),
-            "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
-        }
-        scale = self.scene_scale
-        gt_depth = batch[DEPTH_KEY].to(self.device) / scale if DEPTH_KEY in batch else None
-        surface = batch[STATE_KEY].to(self.device) == DepthState.SURFACE if STATE_KEY in batch else None
-        images.update(depth_images(outputs["depth"] / scale, outputs["accumulation"], gt_depth, surface))
-        for i in range(self.config.num_proposal_iterations):
-            images[f"prop_depth_{i}"] = colormaps.apply_depth_colormap(
-                outputs[f"prop_depth_{i}"], accumulation=outputs["accumulation"]
-            )
-        return metrics, images
+        return metrics_and_images(self, outputs, batch)
+
+
+def scene_scale(model: Model) -> float:
+    """The dataparser's scale factor of ``model``'s data: Blender units -> model units."""
+    return float(model.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
+
+
+def metrics_and_images(
+    model: NerfactoModel, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+    """The evaluation of every model of the study, ``depth-*`` and the depth-nerfacto reference alike: metrics
+    (:func:`depth_strategies.core.metrics.image_metrics`) and images (RGB, accumulation, depth, depth error and
+    proposal depths on one colour range, :func:`depth_strategies.core.colour.depth_images`)."""
+    scale = scene_scale(model)
+    metrics = image_metrics(outputs, batch, scale, model.lpips)
+    gt_depth = batch[DEPTH_KEY].to(model.device) / scale if DEPTH_KEY in batch else None
+    surface = batch[STATE_KEY].to(model.device) == DepthState.SURFACE if STATE_KEY in batch else None
+    proposal_depths = {
+        f"prop_depth_{i}": outputs[f"prop_depth_{i}"] / scale for i in range(model.config.num_proposal_iterations)
+    }
+    images: Dict[str, Tensor] = {
+        "img": torch.cat([batch["image"].to(model.device), outputs["rgb"]], dim=1),
+        "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
+        **depth_images(outputs["depth"] / scale, outputs["accumulation"], gt_depth, surface, proposal_depths),
+    }
+    return metrics, images
 
 
 def build_nerfacto_modules(

@@ -5,7 +5,8 @@ fed by our datamanager, with two changes that do not touch what it learns:
 
 * modules are built by :func:`depth_strategies.core.model.build_nerfacto_modules` instead of
   ``NerfactoModel.populate_modules``, whose LPIPS downloads AlexNet, so the reference also runs offline;
-* test views are scored by :func:`depth_strategies.core.metrics.image_metrics`, like every other method.
+* test views are scored and drawn by :func:`depth_strategies.core.model.metrics_and_images`, like every other
+  method.
 
 Our datamanager gives ``depth_image`` as distance along the ray, so ``is_euclidean_depth`` is True.
 """
@@ -17,11 +18,9 @@ from typing import Dict, Tuple, Type
 
 import torch
 from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
-from nerfstudio.utils import colormaps
 from torch import Tensor
 
-from depth_strategies.core.metrics import image_metrics
-from depth_strategies.core.model import build_nerfacto_modules
+from depth_strategies.core.model import build_nerfacto_modules, metrics_and_images
 
 
 @dataclass
@@ -44,11 +43,4 @@ class OfflineDepthNerfactoModel(DepthNerfactoModel):
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
-        metrics = image_metrics(
-            outputs, batch, float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0)), self.lpips
-        )
-        images = {
-            "img": torch.cat([batch["image"].to(self.device), outputs["rgb"]], dim=1),
-            "depth": colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"]),
-        }
-        return metrics, images
+        return metrics_and_images(self, outputs, batch)

@@ -11,7 +11,7 @@ import io
 import math
 import statistics
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from depth_strategies.core.metrics import METRICS
 from depth_strategies.study import stats
@@ -57,16 +57,18 @@ def group_runs(runs: Iterable[Dict[str, Any]]) -> Dict[Tuple[str, str], List[Dic
     return dict(groups)
 
 
-def per_view(runs: List[Dict[str, Any]], metric: str) -> Dict[Tuple[int, int], float]:
-    """{(seed, view index): value} over the ok runs of one (scene, method)."""
+def per_view(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Tuple[Any, Any], float]:
+    """{(seed, view index): value} over the ok runs of one (scene, method): the one grouping of per-view values,
+    used by the tables, the paired statistics and the figures. Missing, non-numeric and non-finite values are
+    left out."""
     values = {}
     for run in runs:
-        if run["status"] != "ok":
+        if run.get("status") != "ok":
             continue
-        for view in run["views"]:
-            value = view["metrics"].get(metric)
-            if value is not None and math.isfinite(value):
-                values[(run["seed"], view["index"])] = value
+        for view in run.get("views") or []:
+            value = (view.get("metrics") or {}).get(metric)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                values[(run.get("seed"), view.get("index", view.get("name")))] = float(value)
     return values
 
 

@@ -1,12 +1,9 @@
-"""Videos and depth figures from a ``ds-compare`` output folder.
+"""Videos from a ``ds-compare`` output folder, and the loading and rendering that ``ds-figures`` shares.
 
 * ``ds-video OUT``: renders an orbit (:mod:`depth_strategies.viz.camera_path`) with every method's trained model and
   writes one video per method (RGB | depth) and a side-by-side comparison (a labelled column per method, an RGB
   row and a depth row on one shared depth colour range). MP4 through ffmpeg (Debian: ``apt install ffmpeg``);
   without ffmpeg, an animated GIF, and the command says so.
-* ``ds-figures OUT``: per test view, colourised depth and depth-error maps of every method, and the weight
-  distribution along the ray through one pixel for every method, with the true surface marked: sharp versus
-  smeared surfaces, the thing depth supervision is supposed to change.
 
 Models are loaded from each run's ``config.yml`` exactly as ``ns-render`` loads them, and render without ground
 truth.
@@ -30,14 +27,13 @@ from nerfstudio.pipelines.base_pipeline import Pipeline
 from nerfstudio.utils.eval_utils import eval_setup
 from PIL import Image, ImageDraw, ImageFont
 
-from depth_strategies.core.colour import DEPTH_ERROR_RANGE, colourise_depth, colourise_error
+from depth_strategies.core.atomic import atomic_path
+from depth_strategies.core.colour import FOREGROUND_ACCUMULATION, DepthRange, colourise_depth, depth_range
 from depth_strategies.study.evaluation import scene_scale_of
 from depth_strategies.viz.camera_path import DEFAULT_ELEVATION_DEG, orbit_poses, scene_camera_geometry
 
 LABEL_HEIGHT = 18
 """Pixels of the label strip above each column of the comparison video."""
-BACKGROUND_ACCUMULATION = 0.5
-"""Pixels whose accumulation is below this are background: drawn white in depth frames."""
 
 
 class VideoWriterMissing(RuntimeError):
@@ -106,27 +102,15 @@ def render_frames(pipeline: Pipeline, cameras: Cameras) -> List[Dict[str, np.nda
 
 
 # ------------------------------------------------------------------------------------------- composition
-def shared_depth_range(frames_by_method: Dict[str, List[Dict[str, np.ndarray]]]) -> Tuple[float, float]:
-    """One depth range for every method and frame: 2nd-98th percentile of foreground depth."""
-    values = np.concatenate(
-        [
-            f["depth"][f["accumulation"] > BACKGROUND_ACCUMULATION]
-            for frames in frames_by_method.values()
-            for f in frames
-        ]
-        or [np.array([2.0, 6.0])]
-    )
-    if values.size == 0:
-        return 2.0, 6.0
-    low, high = np.percentile(values, [2, 98])
-    return float(low), float(max(high, low + 1e-3))
+def shared_depth_range(frames_by_method: Dict[str, List[Dict[str, np.ndarray]]]) -> DepthRange:
+    """One depth range for every method and frame (:func:`depth_strategies.core.colour.depth_range` of the
+    rendered foreground: an orbit has no ground truth)."""
+    return depth_range(rendered=[(f["depth"], f["accumulation"]) for fs in frames_by_method.values() for f in fs])
 
 
-def depth_frame(frame: Dict[str, np.ndarray], near: float, far: float) -> np.ndarray:
-    """Colourised depth on [near, far], background white, uint8 [H, W, 3]."""
-    depth = torch.from_numpy(frame["depth"]).float()
-    vis = colourise_depth(depth, near, far).numpy()
-    vis[frame["accumulation"][..., 0] < BACKGROUND_ACCUMULATION] = 1.0
+def depth_frame(frame: Dict[str, np.ndarray], range_: DepthRange) -> np.ndarray:
+    """Colourised depth on ``range_``, background white, uint8 [H, W, 3]."""
+    vis = colourise_depth(frame["depth"], range_, frame["accumulation"] < FOREGROUND_ACCUMULATION)
     return (vis * 255).round().astype(np.uint8)
 
 
@@ -153,7 +137,7 @@ def comparison_frames(
     frames_by_method: Dict[str, List[Dict[str, np.ndarray]]], depth_range: Optional[Tuple[float, float]] = None
 ) -> List[np.ndarray]:
     """Side-by-side frames: one labelled column per method, an RGB row over a depth row (shared range)."""
-    near, far = depth_range or shared_depth_range(frames_by_method)
+    range_ = depth_range or shared_depth_range(frames_by_method)
     names = list(frames_by_method)
     count = len(next(iter(frames_by_method.values())))
     out = []
@@ -162,15 +146,14 @@ def comparison_frames(
         for name in names:
             frame = frames_by_method[name][k]
             rgb = rgb_frame(frame)
-            columns.append(np.concatenate([_label(name, rgb.shape[1]), rgb, depth_frame(frame, near, far)], axis=0))
+            columns.append(np.concatenate([_label(name, rgb.shape[1]), rgb, depth_frame(frame, range_)], axis=0))
         out.append(np.concatenate(columns, axis=1))
     return out
 
 
 def method_frames(frames: List[Dict[str, np.ndarray]], depth_range: Tuple[float, float]) -> List[np.ndarray]:
     """One method's video frames: RGB | depth."""
-    near, far = depth_range
-    return [np.concatenate([rgb_frame(f), depth_frame(f, near, far)], axis=1) for f in frames]
+    return [np.concatenate([rgb_frame(f), depth_frame(f, depth_range)], axis=1) for f in frames]
 
 
 # ------------------------------------------------------------------------------------------- writing
@@ -179,9 +162,14 @@ def write_video(frames: List[np.ndarray], path: Path, fps: int) -> Path:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise VideoWriterMissing("ffmpeg is not installed (Debian/Ubuntu: sudo apt install ffmpeg)")
+    with atomic_path(path) as tmp:
+        _ffmpeg_encode(ffmpeg, frames, tmp, fps)
+    return path
+
+
+def _ffmpeg_encode(ffmpeg: str, frames: List[np.ndarray], target: Path, fps: int) -> None:
     height, width = frames[0].shape[:2]
     pad_h, pad_w = height % 2, width % 2  # yuv420p needs even sizes
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     cmd = [
         ffmpeg,
         "-y",
@@ -203,7 +191,7 @@ def write_video(frames: List[np.ndarray], path: Path, fps: int) -> Path:
         "yuv420p",
         "-crf",
         "18",
-        str(tmp),
+        str(target),
     ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     assert proc.stdin is not None
@@ -211,17 +199,14 @@ def write_video(frames: List[np.ndarray], path: Path, fps: int) -> Path:
         proc.stdin.write(np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge").tobytes())
     proc.stdin.close()
     if proc.wait() != 0:
-        raise RuntimeError(f"ffmpeg failed writing {path}")
-    tmp.replace(path)
-    return path
+        raise RuntimeError(f"ffmpeg failed writing {target}")
 
 
 def write_gif(frames: List[np.ndarray], path: Path, fps: int) -> Path:
     """Animated GIF with Pillow (the fallback without ffmpeg)."""
-    tmp = path.with_name(f".{path.stem}.tmp.gif")
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     return path
 
 
@@ -295,133 +280,3 @@ def video_entrypoint() -> None:
     """Console script ``ds-video``."""
     for path in make_videos(tyro.cli(VideoArgs)):
         print(f"ds-video: wrote {path}")
-
-
-# ------------------------------------------------------------------------------------------- ds-figures
-@torch.no_grad()
-def termination_profile(pipeline: Pipeline, camera: Cameras, pixel: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """(sample midpoints in Blender units, weights) of the NeRF level along the ray through ``pixel`` (x, y).
-
-    Rendered like any test view: the model's own sampler, no ground truth.
-    """
-    model = pipeline.model
-    x, y = pixel
-    coords = torch.tensor([[y + 0.5, x + 0.5]], dtype=torch.float32)
-    bundle = camera.to("cpu").generate_rays(camera_indices=0, coords=coords).to(pipeline.device)
-    bundle = model.collider(bundle)
-    samples, _, _ = model.proposal_sampler(bundle, density_fns=model.density_fns)
-    field_outputs = model.field(samples)
-    from nerfstudio.field_components.field_heads import FieldHeadNames
-
-    weights = samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
-    scale = scene_scale_of(pipeline)
-    mids = ((samples.frustums.starts + samples.frustums.ends) / 2 / scale)[0, :, 0].cpu().numpy()
-    return mids, weights[0, :, 0].cpu().numpy()
-
-
-def default_pixel(arrays: Dict[str, np.ndarray]) -> Tuple[int, int]:
-    """A pixel with known surface depth, the one nearest the image centre."""
-    state = arrays.get("gt_state")
-    h, w = arrays["depth"].shape[:2]
-    if state is None or not (state[..., 0] == 1).any():
-        return w // 2, h // 2
-    ys, xs = np.nonzero(state[..., 0] == 1)
-    k = int(np.argmin((ys - h / 2) ** 2 + (xs - w / 2) ** 2))
-    return int(xs[k]), int(ys[k])
-
-
-@dataclass(frozen=True)
-class FiguresArgs:
-    """Depth, depth-error and weight-distribution figures of every method of a ds-compare output."""
-
-    out: tyro.conf.Positional[Path]
-    """ds-compare output folder (holds results.json)."""
-    scene: Optional[str] = None
-    """Scene (default: every scene)."""
-    view: Optional[str] = None
-    """Test view name (e.g. r_1; default: the first panel view)."""
-    pixel: Optional[Tuple[int, int]] = None
-    """Pixel (x y) of the weight plot (default: the surface pixel nearest the centre)."""
-
-
-def make_figures(args: FiguresArgs) -> List[Path]:
-    """Write the figures; returns the files."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    runs = finished_runs(args.out, args.scene)
-    folder = args.out / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
-    written: List[Path] = []
-    for scene in dict.fromkeys(r["scene"] for r in runs):
-        scene_runs = [r for r in runs if r["scene"] == scene]
-        npz = sorted((args.out / scene_runs[0]["run_dir"] / "views").glob("*.npz"))
-        if not npz:
-            continue
-        view = args.view or npz[0].stem
-        arrays_by_method = {
-            r["method"]: dict(np.load(args.out / r["run_dir"] / "views" / f"{view}.npz"))
-            for r in scene_runs
-            if (args.out / r["run_dir"] / "views" / f"{view}.npz").is_file()
-        }
-        first = next(iter(arrays_by_method.values()))
-        gt_depth, gt_state = first.get("gt_depth"), first.get("gt_state")
-        surface = None if gt_state is None else torch.from_numpy(gt_state == 1)
-        near, far = _figure_range(first)
-        for method, arrays in arrays_by_method.items():
-            depth = torch.from_numpy(arrays["depth"]).float()
-            vis = colourise_depth(depth, near, far).numpy()
-            vis[arrays["accumulation"][..., 0].astype(np.float32) < BACKGROUND_ACCUMULATION] = 1.0
-            written.append(_save_png(vis, folder / f"{scene}_{view}_depth_{method}.png"))
-            if surface is not None and gt_depth is not None:
-                err = colourise_error(depth - torch.from_numpy(gt_depth).float(), surface, DEPTH_ERROR_RANGE).numpy()
-                written.append(_save_png(err, folder / f"{scene}_{view}_depth_error_{method}.png"))
-        pixel = args.pixel or default_pixel(first)
-        fig = Figure(figsize=(7, 3.6), dpi=130)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        for run in scene_runs:
-            pipeline = load_pipeline(Path(run["config"]), test_mode="test")
-            names = [Path(p).stem for p in pipeline.datamanager.eval_dataset._dataparser_outputs.image_filenames]
-            if view not in names:
-                continue
-            camera = pipeline.datamanager.eval_dataset.cameras[names.index(view) : names.index(view) + 1]
-            t, w = termination_profile(pipeline, camera, pixel)
-            ax.plot(t, w, marker=".", markersize=3, linewidth=1.2, label=run["method"])
-        if gt_depth is not None and gt_state is not None and gt_state[pixel[1], pixel[0], 0] == 1:
-            ax.axvline(float(gt_depth[pixel[1], pixel[0], 0]), color="black", linestyle="--", label="true surface")
-        ax.set_xlabel("distance along the ray [Blender units]")
-        ax.set_ylabel("weight w_i")
-        ax.set_title(f"{scene}, view {view}, pixel (x={pixel[0]}, y={pixel[1]}): where each model stops the ray")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        target = folder / f"{scene}_{view}_weights_x{pixel[0]}_y{pixel[1]}.png"
-        tmp = target.with_name(f".{target.stem}.tmp.png")
-        fig.savefig(tmp)
-        tmp.replace(target)
-        written.append(target)
-    return written
-
-
-def _figure_range(arrays: Dict[str, np.ndarray]) -> Tuple[float, float]:
-    if "gt_depth" in arrays and (arrays["gt_state"] == 1).any():
-        values = arrays["gt_depth"][arrays["gt_state"] == 1]
-    else:
-        values = arrays["depth"][arrays["accumulation"].astype(np.float32) > BACKGROUND_ACCUMULATION]
-    if values.size == 0:
-        return 2.0, 6.0
-    low, high = np.percentile(values, [2, 98])
-    return float(low), float(max(high, low + 1e-3))
-
-
-def _save_png(image: np.ndarray, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(tmp)
-    tmp.replace(path)
-    return path
-
-
-def figures_entrypoint() -> None:
-    """Console script ``ds-figures``."""
-    for path in make_figures(tyro.cli(FiguresArgs)):
-        print(f"ds-figures: wrote {path}")

@@ -128,7 +128,8 @@ def test_bootstrap_interval_matches_scipy_percentile_bootstrap():
     assert ours[0] == pytest.approx(theirs.low, abs=0.03)
     assert ours[1] == pytest.approx(theirs.high, abs=0.03)
     assert stats.bootstrap_mean_ci(x, seed=5) == stats.bootstrap_mean_ci(x, seed=5)
-    assert all(math.isnan(v) for v in stats.bootstrap_mean_ci([1.0]))
+    for too_few in ([1.0], [1.0, float("nan")], []):
+        assert all(math.isnan(v) for v in stats.bootstrap_mean_ci(too_few))
 
 
 # ------------------------------------------------------------------------------------------- tables

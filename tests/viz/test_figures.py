@@ -1,5 +1,5 @@
-"""Figures from a small synthetic ``results.json``: file names, valid PNGs, failed runs, panel layout and colours,
-and the bootstrap interval against scipy."""
+"""Charts (``viz/figures.py``) and panels (``viz/panels.py``) from a small synthetic ``results.json``: file
+names, valid PNGs, failed runs, panel layout and colours."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any, Dict, List
 
 import numpy as np
 import pytest
-import scipy.stats
 from PIL import Image
 
-from depth_strategies.viz import figures as plots
+from depth_strategies.core import colour
+from depth_strategies.viz import drawing, figures, panels
 
 SCENE = "builtin"
 BROKEN = "broken"  # a second scene where every run failed
@@ -54,19 +54,19 @@ def _run(scene: str, method: str, seed: int, ok: bool = True, sweep: Any = None)
 
 
 def _gt() -> Dict[str, np.ndarray]:
-    state = np.full((H, W, 1), plots.GT_EMPTY, np.uint8)
-    state[SURFACE_ROWS, SURFACE_COLS] = plots.GT_SURFACE
-    state[UNKNOWN_PIXEL] = plots.GT_UNKNOWN
+    state = np.full((H, W, 1), panels.GT_EMPTY, np.uint8)
+    state[SURFACE_ROWS, SURFACE_COLS] = panels.GT_SURFACE
+    state[UNKNOWN_PIXEL] = panels.GT_UNKNOWN
     depth = np.zeros((H, W, 1), np.float32)
     depth[..., 0] = 2.0 + 0.25 * np.arange(W)[None, :]
-    depth[state[..., 0] != plots.GT_SURFACE] = 0.0
+    depth[state[..., 0] != panels.GT_SURFACE] = 0.0
     rgb = np.random.default_rng(0).random((H, W, 3)).astype(np.float16)
     return {"gt_rgb": rgb, "gt_depth": depth, "gt_state": state}
 
 
 def _rendered(method: str) -> Dict[str, np.ndarray]:
     gt = _gt()
-    surface = gt["gt_state"] == plots.GT_SURFACE
+    surface = gt["gt_state"] == panels.GT_SURFACE
     depth = gt["gt_depth"].copy()
     if method == BASELINE:
         depth[surface] += BASELINE_ERROR
@@ -125,7 +125,7 @@ FAST_DPI = 40
 
 @pytest.fixture()
 def fast(monkeypatch):
-    monkeypatch.setattr(plots, "DPI", FAST_DPI)
+    monkeypatch.setattr(drawing, "DPI", FAST_DPI)
 
 
 @pytest.fixture()
@@ -136,36 +136,36 @@ def setup(tmp_path):
 
 def test_plot_curves(fast, setup, tmp_path):
     results, _ = setup
-    _assert_pngs(plots.plot_curves(results, tmp_path / "p"), [f"curves_{SCENE}.png"])
+    _assert_pngs(figures.plot_curves(results, tmp_path / "p"), [f"curves_{SCENE}.png"])
 
 
 def test_plot_bars_with_failed_methods(fast, setup, tmp_path):
     results, _ = setup
     expected = [f"bars_{SCENE}.png", f"bars_{BROKEN}.png"]
-    _assert_pngs(plots.plot_bars(results, tmp_path / "p"), expected)
-    _assert_pngs(plots.plot_bars(results, tmp_path / "q", metrics=["psnr"]), expected)
+    _assert_pngs(figures.plot_bars(results, tmp_path / "p"), expected)
+    _assert_pngs(figures.plot_bars(results, tmp_path / "q", metrics=["psnr"]), expected)
 
 
 def test_plot_scatter(fast, setup, tmp_path):
     results, _ = setup
-    _assert_pngs(plots.plot_scatter(results, tmp_path / "p"), [f"scatter_{SCENE}.png"])
+    _assert_pngs(figures.plot_scatter(results, tmp_path / "p"), [f"scatter_{SCENE}.png"])
 
 
 def test_plot_sweeps(fast, setup, tmp_path):
     results, _ = setup
-    _assert_pngs(plots.plot_sweeps(results, tmp_path / "p"), [f"sweep_{SCENE}_lambda_soft.png"])
+    _assert_pngs(figures.plot_sweeps(results, tmp_path / "p"), [f"sweep_{SCENE}_lambda_soft.png"])
 
 
 def test_make_panels(setup, tmp_path, monkeypatch):
     results, out = setup
-    paths = plots.make_panels(results, out, tmp_path / "full", max_views=1)  # at full resolution
+    paths = panels.make_panels(results, out, tmp_path / "full", max_views=1)  # at full resolution
     with Image.open(paths[0]) as image:
-        assert 0.8 * plots.MAX_PANEL_WIDTH_PX < image.size[0] <= plots.MAX_PANEL_WIDTH_PX
-    monkeypatch.setattr(plots, "DPI", FAST_DPI)
-    paths = plots.make_panels(results, out, tmp_path / "p")
+        assert 0.8 * panels.MAX_PANEL_WIDTH_PX < image.size[0] <= panels.MAX_PANEL_WIDTH_PX
+    monkeypatch.setattr(drawing, "DPI", FAST_DPI)
+    paths = panels.make_panels(results, out, tmp_path / "p")
     _assert_pngs(paths, [f"panel_{SCENE}_{v}.png" for v in PANEL_VIEWS])
-    assert [p.name for p in plots.make_panels(results, out, tmp_path / "q", max_views=1)] == [f"panel_{SCENE}_r_0.png"]
-    named = plots.make_panels(results, out, tmp_path / "r", view_names=["r_1"])
+    assert [p.name for p in panels.make_panels(results, out, tmp_path / "q", max_views=1)] == [f"panel_{SCENE}_r_0.png"]
+    named = panels.make_panels(results, out, tmp_path / "r", view_names=["r_1"])
     assert [p.name for p in named] == [f"panel_{SCENE}_r_1.png"]
 
 
@@ -173,7 +173,7 @@ def test_make_all_figures(fast, setup):
     results, out = setup
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing here should fail
-        paths = plots.make_all_figures(results, out)
+        paths = figures.make_all_figures(results, out)
     expected = {f"plots/curves_{SCENE}.png", f"plots/bars_{SCENE}.png", f"plots/bars_{BROKEN}.png",
                 f"plots/scatter_{SCENE}.png", f"plots/sweep_{SCENE}_lambda_soft.png",
                 *(f"panels/panel_{SCENE}_{v}.png" for v in PANEL_VIEWS)}
@@ -187,7 +187,7 @@ def test_make_all_figures_warns_instead_of_raising(fast, setup):
     results["runs"].append({"scene": "odd", "method": BASELINE, "status": "ok", "seed": 0,
                             "views": [{"index": 0, "metrics": {"psnr": "nan?"}}], "curve": [{"step": "x"}]})
     with pytest.warns(UserWarning, match=f"panel_{SCENE}_r_2"):
-        paths = plots.make_all_figures(results, out)
+        paths = figures.make_all_figures(results, out)
     names = {p.name for p in paths}
     assert f"panel_{SCENE}_r_0.png" in names and f"curves_{SCENE}.png" in names
     assert f"panel_{SCENE}_r_2.png" not in names
@@ -195,7 +195,7 @@ def test_make_all_figures_warns_instead_of_raising(fast, setup):
 
 def test_panel_grid_layout_and_colours():
     views = [_rendered(m) for m in OK_METHODS]
-    rows = plots.panel_grid(views)
+    rows = panels.panel_grid(views)
     assert len(rows) == 3 and all(len(row) == 1 + len(OK_METHODS) for row in rows)
     assert all(cell.shape == (H, W, 3) for row in rows for cell in row)
     rgb, depth, error = rows
@@ -207,22 +207,22 @@ def test_panel_grid_layout_and_colours():
     np.testing.assert_array_equal(depth[soft][r, 2:8], depth[0][r, 2:8])  # soft == ground truth
     np.testing.assert_array_equal(depth[hard][r, 2:7], depth[soft][r, 3:8])  # hard = gt + 0.25 = gt one col right
     assert not np.array_equal(depth[hard][r, 2:8], depth[soft][r, 2:8])
-    low, high = plots.panel_depth_range(views)
+    low, high = panels.panel_depth_range(views)
     surface_depths = _gt()["gt_depth"][2:6, 2:8]
-    assert (low, high) == pytest.approx(tuple(np.percentile(surface_depths, plots.DEPTH_PERCENTILES)))
+    assert (low, high) == pytest.approx(tuple(np.percentile(surface_depths, colour.DEPTH_PERCENTILES)))
 
     # background white: rendered (accumulation < 0.5) and GT empty; unknown GT grey
     assert np.all(depth[base][0, 1:] == 1.0) and np.all(depth[0][7] == 1.0)
-    assert np.all(depth[0][UNKNOWN_PIXEL] == plots.UNKNOWN_GREY)
+    assert np.all(depth[0][UNKNOWN_PIXEL] == panels.UNKNOWN_GREY)
 
     # error: GT cell blank, black off the surface, brightest where the hand-made error is largest
     assert np.all(error[0] == 1.0)
-    off_surface = _gt()["gt_state"][..., 0] != plots.GT_SURFACE
+    off_surface = _gt()["gt_state"][..., 0] != panels.GT_SURFACE
     for cell in error[1:]:
         assert np.all(cell[off_surface] == 0.0)
     brightness = error[base].sum(axis=-1)
     assert np.unravel_index(np.argmax(brightness), brightness.shape) == LARGEST_ERROR_PIXEL
-    expected = plots.colourise_error(np.full((1, 1), LARGEST_ERROR), np.ones((1, 1), bool))[0, 0]
+    expected = colour.colourise_error(np.full((1, 1), LARGEST_ERROR), np.ones((1, 1), bool))[0, 0]
     np.testing.assert_allclose(error[base][LARGEST_ERROR_PIXEL], expected)
     on = ~off_surface
     on[LARGEST_ERROR_PIXEL] = False
@@ -236,28 +236,10 @@ def test_panel_grid_without_gt_and_missing_column():
     for view in views:
         for key in ("gt_depth", "gt_state"):
             view.pop(key)
-    rows = plots.panel_grid([views[0], None, views[1]])
+    rows = panels.panel_grid([views[0], None, views[1]])
     assert len(rows) == 3 and all(len(row) == 4 for row in rows)
     assert all(np.all(c == 1.0) for c in rows[2])  # no error without ground truth
     assert all(np.all(rows[r][2] == 1.0) for r in range(3))  # the missing column is blank
-    low, high = plots.panel_depth_range(views)
+    low, high = panels.panel_depth_range(views)
     rendered = np.concatenate([v["depth"][v["accumulation"] > 0.5] for v in views])
-    assert (low, high) == pytest.approx(tuple(np.percentile(rendered, plots.DEPTH_PERCENTILES)))
-
-
-def test_bootstrap_ci_matches_scipy():
-    sample = np.random.default_rng(42).normal(1.0, 0.5, size=40)
-    ours = plots.bootstrap_ci(sample)
-    ref = scipy.stats.bootstrap((sample,), np.mean, method="percentile", confidence_level=0.95,
-                                n_resamples=20000, rng=np.random.default_rng(0)).confidence_interval
-    assert ours is not None
-    assert ours[0] == pytest.approx(ref.low, rel=0.05) and ours[1] == pytest.approx(ref.high, rel=0.05)
-    assert (ours[1] - ours[0]) == pytest.approx(ref.high - ref.low, rel=0.15)
-    assert ours[0] < sample.mean() < ours[1]
-    assert plots.bootstrap_ci(sample) == ours  # seeded: reproducible
-
-
-def test_bootstrap_ci_single_value():
-    assert plots.bootstrap_ci([3.0]) is None
-    assert plots.bootstrap_ci([3.0, float("nan")]) is None
-    assert plots.bootstrap_ci([]) is None
+    assert (low, high) == pytest.approx(tuple(np.percentile(rendered, colour.DEPTH_PERCENTILES)))

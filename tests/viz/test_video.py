@@ -1,4 +1,5 @@
-"""Seeing the results: camera paths with ns-render for every method, videos and depth figures."""
+"""Rendering trained models: ds-camera-path, ns-render on every method, ds-video (``viz/video.py``) and
+ds-figures (``viz/ray_figures.py``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import STRATEGIES
 from depth_strategies.scenes.render import CAMERA_ANGLE_X, CAMERA_RADIUS
 from depth_strategies.study.evaluation import evaluate_views
-from depth_strategies.viz import video
+from depth_strategies.viz import ray_figures, video
 from tests.conftest import run_cli, tiny_config
 
 METHODS = tuple(STRATEGIES)
@@ -76,6 +77,8 @@ def test_camera_path_matches_the_dataset_and_loads_in_nerfstudio(camera_path):
     assert torch.allclose(view_dirs, -centres / centres.norm(dim=-1, keepdim=True), atol=1e-5)
 
 
+@pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg is not installed (apt install ffmpeg); ns-render camera-path "
+                    "checks for it even when it writes images")
 @pytest.mark.parametrize("method", METHODS)
 def test_ns_render_camera_path_renders_rgb_and_depth_for_every_method(method, compare_dir, camera_path, tmp_path):
     out = tmp_path / "frames"
@@ -169,7 +172,7 @@ def test_ds_figures_writes_depth_error_and_weight_plots(compare_dir, tmp_path):
 def test_termination_profile_weights_are_a_distribution_along_the_ray(compare_dir):
     pipeline = video.load_pipeline(config_of(compare_dir, "depth-hybrid"), test_mode="test")
     camera = pipeline.datamanager.eval_dataset.cameras[0:1]
-    t, w = video.termination_profile(pipeline, camera, (16, 16))
+    t, w = ray_figures.termination_profile(pipeline, camera, (16, 16))
     assert t.shape == w.shape and np.all(np.diff(t) > 0)
     assert np.all(w >= 0) and w.sum() <= 1 + 1e-5
     assert t[0] >= 2.0 - 1e-4 and t[-1] <= 6.0 + 1e-4  # inside near/far (Blender units)

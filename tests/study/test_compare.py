@@ -19,7 +19,7 @@ from scipy import stats as sp_stats
 
 from depth_strategies.study import report, stats
 from depth_strategies.study.compare import parse_progress, run_in_subprocess
-from depth_strategies.study.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol
+from depth_strategies.study.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol, resolve_path
 from tests.conftest import TEST_DATA, console_script
 
 TINY_PROTOCOL = TEST_DATA / "tiny_protocol.yaml"
@@ -28,7 +28,8 @@ MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}
 
 # ------------------------------------------------------------------------------------------- protocols
 @pytest.mark.parametrize("name", ["quick", "lego", "lego-fewview", "ablation"])
-def test_shipped_protocols_validate(name):
+def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     protocol = load_protocol(name)
     assert protocol.name == name
     assert expand_runs(protocol)
@@ -76,8 +77,16 @@ def test_protocol_that_is_not_yaml_is_reported(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ProtocolError, match="not valid YAML"):
         load_protocol(str(bad))
-    with pytest.raises(ProtocolError, match="no protocol 'nonexistent'"):
+    with pytest.raises(ProtocolError, match="no protocol 'nonexistent'.*quick"):
         load_protocol("nonexistent")
+
+
+def test_relative_scene_paths_resolve_from_the_data_root_and_a_missing_one_says_how_to_fix_it(tmp_path):
+    (tmp_path / "data" / "lego").mkdir(parents=True)
+    assert resolve_path("data/lego", tmp_path) == tmp_path / "data" / "lego"
+    assert resolve_path(str(tmp_path / "data" / "lego"), tmp_path / "elsewhere") == tmp_path / "data" / "lego"
+    with pytest.raises(ProtocolError, match=r"\.\./shared/data/lego: no such folder.*--data-root"):
+        resolve_path("../shared/data/lego", tmp_path / "data")
 
 
 def test_expand_runs_crosses_scenes_seeds_methods_and_sweep_values():

@@ -1,11 +1,12 @@
 """depth-nerf-strategies: how should a NeRF use depth?
 
-A nerfstudio plugin with four methods that share one nerfacto-based model and differ only in how
-depth is used (see ``methods.py``). The modules follow the pipeline:
+A nerfstudio plugin with four methods that share one nerfacto-based model and differ only in how depth is used
+(:mod:`depth_strategies.methods`). The subpackages follow the system:
 
-``scene`` (built-in data) -> ``depth_io`` / ``data`` (depth maps into batches) -> ``sampling`` (depth-guided
-samples) -> ``losses`` -> ``model`` -> ``methods`` (the registered TrainerConfigs) -> ``evaluation`` /
-``compare`` (the study).
+* :mod:`depth_strategies.core`: the plugin that ``ns-train``, ``ns-eval``, ``ns-render`` and the viewer load;
+* :mod:`depth_strategies.study`: ``ds-compare`` and ``ds-bench``;
+* :mod:`depth_strategies.viz`: figures, panels, videos, camera paths;
+* :mod:`depth_strategies.scenes`: the built-in scene and ``ds-split-scene``.
 """
 
 __version__ = "0.2.0"

@@ -19,7 +19,7 @@ run_bench()   {
 run_figures() {
   ds-video results/quick --frames 24
   ds-figures results/quick
-  python -m pytest tests/test_data.py -k reproject -s -q
+  python -m pytest tests/core/test_data.py -k reproject -s -q
 }
 case "$what" in
   quick) run_quick ;;

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -42,6 +44,26 @@ def test_runs_of_every_method_and_the_reference_keep_our_datamanager_under_eval_
     for name in (*METHODS, methods.REFERENCE_NAME):
         assert found[name].pipeline.datamanager._target is DepthDataManager, name
     assert type(found[methods.REFERENCE_NAME].pipeline.model) is type(reference.pipeline.model)
+
+
+def test_nerfstudio_loads_only_the_plugin_core_never_the_study_figures_or_scenes(tmp_path):
+    """The layout's boundary: what nerfstudio imports to train, evaluate and render our methods is
+    ``depth_strategies.methods`` and ``depth_strategies.core``; ``study``, ``viz`` and ``scenes`` are for ds-*."""
+    code = (
+        "import sys\n"
+        "from nerfstudio.configs.method_configs import all_methods\n"
+        "from nerfstudio.utils.eval_utils import eval_setup\n"
+        "assert 'depth-hybrid' in all_methods and 'depth-nerfacto-reference' in all_methods\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('depth_strategies'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = proc.stdout.split()
+    assert "depth_strategies.methods" in loaded and "depth_strategies.core.model" in loaded
+    outside = [m for m in loaded if m not in ("depth_strategies", "depth_strategies.methods")
+               and not m.startswith("depth_strategies.core")]
+    assert not outside, f"nerfstudio's path imports {outside}"
 
 
 def test_ns_train_help_lists_the_methods(tmp_path):

@@ -33,7 +33,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from depth_strategies.core.data import DepthDataManagerConfig
 from depth_strategies.core.model import DepthStrategyModelConfig, default_implementation
-from depth_strategies.core.reference import OfflineDepthNerfactoModelConfig
+from depth_strategies.core.reference import OfflineDepthNerfactoModelConfig, OfflineNerfactoModelConfig
 from depth_strategies.core.training import DepthStrategyTrainerConfig, FloatExponentialDecaySchedulerConfig
 
 CONFIGS_PACKAGE_DIR = "configs"
@@ -173,25 +173,40 @@ datamanager with the one registered under the run's ``method_name``: under nerfs
 its ``DepthDataset``, which finds no depth files and downloads ZoeDepth."""
 
 
-def depth_nerfacto_reference() -> TrainerConfig:
-    """nerfstudio's ``depth-nerfacto`` config on our Blender datamanager and device defaults, registered as
-    :data:`REFERENCE_NAME`.
+OBJECT_SETTINGS: Dict[str, Any] = {
+    "pipeline.model.background_color": "white",
+    "pipeline.model.near_plane": 2.0,
+    "pipeline.model.far_plane": 6.0,
+    "pipeline.model.disable_scene_contraction": True,
+    "pipeline.model.proposal_initial_sampler": "uniform",
+    "pipeline.model.camera_optimizer.mode": "off",
+}
+"""The object-scene settings of the depth-* methods, as overrides of a nerfstudio reference (the
+``-object`` references of ``ds-bench`` and of the lego protocols, whose YAML lists the same keys)."""
 
-    Model, optimizers and schedule are nerfstudio's; the camera optimizer's exponential schedule is swapped for
-    the same schedule with float state, so its checkpoints reload under torch >= 2.6.
+
+def nerfstudio_reference(stock_name: str) -> TrainerConfig:
+    """nerfstudio's ``nerfacto`` or ``depth-nerfacto`` config on our Blender datamanager and device defaults.
+
+    Model fields, optimizers and schedule are nerfstudio's; the model class only builds without a download
+    (:mod:`depth_strategies.core.reference`) and the camera optimizer's exponential schedule is swapped for the same
+    schedule with float state, so checkpoints reload under torch >= 2.6. ``depth-nerfacto`` is named
+    :data:`REFERENCE_NAME`.
     """
     # Imported here: nerfstudio's method_configs loads this module's entry points, so a top-level import cycles.
     from nerfstudio.configs.method_configs import method_configs
 
-    stock = method_configs["depth-nerfacto"]
+    model_class, method_name, train_depth, extra = {
+        "nerfacto": (OfflineNerfactoModelConfig, "nerfacto", "ignored", {}),
+        "depth-nerfacto": (OfflineDepthNerfactoModelConfig, REFERENCE_NAME, "required", {"is_euclidean_depth": True}),
+    }[stock_name]
+    stock = method_configs[stock_name]
     model_fields = {
         f.name: getattr(stock.pipeline.model, f.name)
         for f in dataclasses.fields(stock.pipeline.model)
         if f.name != "_target" and f.init
     }
-    model = OfflineDepthNerfactoModelConfig(
-        **{**model_fields, "is_euclidean_depth": True, "implementation": default_implementation()}
-    )
+    model = model_class(**{**model_fields, **extra, "implementation": default_implementation()})
     optimizers = {}
     for group, entry in stock.optimizers.items():
         scheduler = entry["scheduler"]
@@ -204,13 +219,19 @@ def depth_nerfacto_reference() -> TrainerConfig:
                 ramp=scheduler.ramp,
             )
         optimizers[group] = {"optimizer": entry["optimizer"], "scheduler": scheduler}
-    datamanager = dataclasses.replace(BASE_CONFIG.pipeline.datamanager, train_depth="required")
+    datamanager = dataclasses.replace(BASE_CONFIG.pipeline.datamanager, train_depth=train_depth)
     return dataclasses.replace(
         BASE_CONFIG,
-        method_name=REFERENCE_NAME,
+        method_name=method_name,
         pipeline=dataclasses.replace(BASE_CONFIG.pipeline, datamanager=datamanager, model=model),
         optimizers=optimizers,
     )
+
+
+def depth_nerfacto_reference() -> TrainerConfig:
+    """nerfstudio's ``depth-nerfacto`` as the study runs it (:func:`nerfstudio_reference`), registered as
+    :data:`REFERENCE_NAME`."""
+    return nerfstudio_reference("depth-nerfacto")
 
 
 # ---------------------------------------------------------------------------------------------- sizes

@@ -39,6 +39,7 @@ from torch import Tensor
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from depth_strategies.core import losses
+from depth_strategies.core.colliders import BoxNearFarCollider
 from depth_strategies.core.colour import depth_images
 from depth_strategies.core.data import BLENDER_FAR, BLENDER_NEAR, DEPTH_KEY, STATE_KEY, DepthState
 from depth_strategies.core.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, image_metrics
@@ -64,6 +65,11 @@ class DepthStrategyModelConfig(NerfactoModelConfig):
     the test-time samples over space no training ray ever sampled)."""
     far_plane: float = BLENDER_FAR
     """Where sampling stops along each ray, in Blender units (multiplied by the dataparser's scale)."""
+    sample_inside_box: bool = True
+    """Sample each ray only where it crosses the scene box, within [near_plane, far_plane]
+    (:mod:`depth_strategies.core.colliders`; instant-ngp's sampling of object scenes), in training and at test
+    time. False: nerfacto's fixed [near_plane, far_plane] for every ray, whose samples outside the box are zeroed
+    by the fields and all hashed to one grid corner."""
     background_color: Literal["random", "last_sample", "black", "white"] = "white"
     """Background composited behind the object; NeRF-synthetic images are RGBA on white."""
     disable_scene_contraction: bool = True
@@ -117,7 +123,11 @@ class DepthStrategyModel(NerfactoModel):
         if cfg.proposal_initial_sampler != "uniform":
             raise ValueError("depth strategies need proposal_initial_sampler='uniform' (object scenes)")
         build_nerfacto_modules(
-            self, near_far_scale=self.scene_scale, guided_fraction=cfg.guided_fraction, reset_near_plane=False
+            self,
+            near_far_scale=self.scene_scale,
+            guided_fraction=cfg.guided_fraction,
+            reset_near_plane=False,
+            inside_box=cfg.sample_inside_box,
         )
 
     # ------------------------------------------------------------------ forward
@@ -281,7 +291,11 @@ def metrics_and_images(
 
 
 def build_nerfacto_modules(
-    model: NerfactoModel, near_far_scale: float = 1.0, guided_fraction: float = 0.0, reset_near_plane: bool = True
+    model: NerfactoModel,
+    near_far_scale: float = 1.0,
+    guided_fraction: float = 0.0,
+    reset_near_plane: bool = True,
+    inside_box: bool = False,
 ) -> None:
     """Build nerfacto's fields, proposal sampler, collider, renderers and RGB loss on ``model``.
 
@@ -289,7 +303,9 @@ def build_nerfacto_modules(
     unconditionally and so downloads AlexNet; here LPIPS is built only when its weights are cached. The
     proposal sampler is a :class:`DepthGuidedProposalSampler` (nerfstudio's sampler when ``guided_fraction``
     is 0 or no depth is given); near and far planes are multiplied by ``near_far_scale``; with
-    ``reset_near_plane`` (nerfstudio's default) the near plane drops to 0 outside training.
+    ``reset_near_plane`` (nerfstudio's default) the near plane drops to 0 outside training; with ``inside_box``
+    each ray is sampled only inside the scene box (:class:`depth_strategies.core.colliders.BoxNearFarCollider`,
+    which keeps the near plane at test time).
     """
     Model.populate_modules(model)
     cfg = model.config
@@ -350,11 +366,16 @@ def build_nerfacto_modules(
         update_sched=update_schedule,
         initial_sampler=initial_sampler,
     )
-    model.collider = NearFarCollider(
-        near_plane=cfg.near_plane * near_far_scale,
-        far_plane=cfg.far_plane * near_far_scale,
-        reset_near_plane=reset_near_plane,
-    )
+    if inside_box:
+        model.collider = BoxNearFarCollider(
+            model.scene_box.aabb, near_plane=cfg.near_plane * near_far_scale, far_plane=cfg.far_plane * near_far_scale
+        )
+    else:
+        model.collider = NearFarCollider(
+            near_plane=cfg.near_plane * near_far_scale,
+            far_plane=cfg.far_plane * near_far_scale,
+            reset_near_plane=reset_near_plane,
+        )
     model.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
     model.renderer_accumulation = AccumulationRenderer()
     model.renderer_depth = DepthRenderer(method="median")

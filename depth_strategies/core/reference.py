@@ -1,7 +1,7 @@
-"""nerfstudio's own ``depth-nerfacto`` as an external reference for the comparison.
+"""nerfstudio's own ``depth-nerfacto`` (and ``nerfacto``, a reference row of ``ds-bench``) as external references.
 
-The model is nerfstudio's ``DepthNerfactoModel`` (its DS-NeRF loss on every level, its outputs, its settings),
-fed by our datamanager, with two changes that do not touch what it learns:
+The models are nerfstudio's ``DepthNerfactoModel`` (its DS-NeRF loss on every level, its outputs, its settings)
+and ``NerfactoModel``, fed by our datamanager, with two changes that do not touch what they learn:
 
 * modules are built by :func:`depth_strategies.core.model.build_nerfacto_modules` instead of
   ``NerfactoModel.populate_modules``, whose LPIPS downloads AlexNet, so the reference also runs offline;
@@ -18,6 +18,7 @@ from typing import Dict, Tuple, Type
 
 import torch
 from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
+from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 from torch import Tensor
 
 from depth_strategies.core.model import build_nerfacto_modules, metrics_and_images
@@ -39,6 +40,27 @@ class OfflineDepthNerfactoModel(DepthNerfactoModel):
         build_nerfacto_modules(self)
         sigma = self.config.starting_depth_sigma if self.config.should_decay_sigma else self.config.depth_sigma
         self.depth_sigma = torch.tensor([sigma])
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        return metrics_and_images(self, outputs, batch)
+
+
+@dataclass
+class OfflineNerfactoModelConfig(NerfactoModelConfig):
+    """nerfstudio's nerfacto model config; only the module construction differs (see module docstring)."""
+
+    _target: Type = field(default_factory=lambda: OfflineNerfactoModel)
+
+
+class OfflineNerfactoModel(NerfactoModel):
+    """nerfstudio's ``NerfactoModel`` that builds without network access."""
+
+    config: OfflineNerfactoModelConfig
+
+    def populate_modules(self) -> None:
+        build_nerfacto_modules(self)
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]

@@ -1,4 +1,6 @@
-"""``ds-bench``: seconds per training iteration of each method, as a ratio to ``depth-baseline``, in one run.
+"""``ds-bench``: seconds per training iteration of each method, as a ratio to ``depth-baseline``, in one run,
+beside nerfstudio's own models at the same sizes (reference rows: ``nerfacto``, ``depth-nerfacto`` as shipped and
+``depth-nerfacto-object`` with the object-scene settings).
 
 Timing is a benchmark, not a test: absolute seconds depend on the machine, ratios measured in one process on
 the same data and batch size do not (much). Methods are timed in interleaved rounds so that a slow-down of
@@ -12,19 +14,42 @@ import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import tyro
+from nerfstudio.engine.trainer import TrainerConfig
 
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.training import TrainingLoop
-from depth_strategies.methods import STRATEGIES, apply_overrides, load_size_profile, method_config
+from depth_strategies.methods import (
+    OBJECT_SETTINGS,
+    STRATEGIES,
+    apply_overrides,
+    load_size_profile,
+    method_config,
+    nerfstudio_reference,
+)
 
 DEFAULT_SIZES = "default"
 """``--sizes default``: the methods' own (GPU) sizes, no profile applied."""
-TARGET_RATIO = 1.15
+TARGET_RATIO = 1.10
 """Every strategy should cost at most this many times the baseline per iteration."""
+BASELINE_TARGET = 1.0
+"""depth-baseline should cost at most this many times nerfstudio's nerfacto per iteration, at the same sizes."""
+REFERENCES: Dict[str, Callable[[], TrainerConfig]] = {
+    "nerfacto": lambda: nerfstudio_reference("nerfacto"),
+    "depth-nerfacto": lambda: nerfstudio_reference("depth-nerfacto"),
+    "depth-nerfacto-object": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"), OBJECT_SETTINGS),
+}
+"""nerfstudio's models (built offline, on our datamanager), timed beside the methods."""
+
+
+def bench_config(name: str) -> TrainerConfig:
+    """A registered method's config, or a reference's."""
+    if name in REFERENCES:
+        return REFERENCES[name]()
+    return method_config(name)
 
 
 def benchmark(
@@ -42,7 +67,7 @@ def benchmark(
     sizes = {} if size_profile == DEFAULT_SIZES else load_size_profile(size_profile)
     timers = {}
     for name in methods:
-        config = apply_overrides(method_config(name), sizes)
+        config = apply_overrides(bench_config(name), sizes)
         config = apply_overrides(config, {"pipeline.datamanager.data": data, "machine.device_type": device})
         timers[name] = TrainingLoop(config, device)
         timers[name].run(warmup)
@@ -51,6 +76,28 @@ def benchmark(
         for name in methods:
             times[name].append(timers[name].run(iterations))
     return times
+
+
+def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
+    """Whether ``name`` meets its target: a strategy <= TARGET_RATIO x depth-baseline; depth-baseline <=
+    BASELINE_TARGET x nerfacto (when nerfacto was timed); references have none."""
+    if name in REFERENCES:
+        return "reference"
+    if name == "depth-baseline":
+        if "nerfacto" not in result:
+            return ""
+        ratio = result[name][0] / result["nerfacto"][0]
+        return f"{ratio:.3f} x nerfacto: " + ("ok" if ratio <= BASELINE_TARGET else "SLOWER THAN TARGET")
+    return "ok" if result[name][1] <= TARGET_RATIO else "SLOWER THAN TARGET"
+
+
+def report_lines(result: Dict[str, Tuple[float, float]]) -> List[str]:
+    """The table ds-bench prints: seconds per iteration, ratio to depth-baseline, and the verdict."""
+    lines = [f"{'method':<22} {'s/iter':>8} {'ratio':>7}  targets: strategies <= {TARGET_RATIO} x depth-baseline, "
+             f"depth-baseline <= {BASELINE_TARGET} x nerfacto"]
+    for name, (seconds, ratio) in result.items():
+        lines.append(f"{name:<22} {seconds:8.3f} {ratio:7.3f}  {verdict(name, result)}")
+    return lines
 
 
 def ratios(times: Dict[str, List[float]], baseline: str = "depth-baseline") -> Dict[str, Tuple[float, float]]:
@@ -67,6 +114,8 @@ class BenchArgs:
     """Blender-format scene with depth; default: a small built-in scene made in a temporary folder."""
     methods: Tuple[str, ...] = tuple(STRATEGIES)
     """Methods to time; depth-baseline is always included as the reference."""
+    references: Tuple[str, ...] = tuple(REFERENCES)
+    """nerfstudio's models timed beside them (none: pass --references with no value)."""
     sizes: str = "cpu"
     """Size profile from configs/sizes.yaml (batch size, samples per ray, grid), or "default" for the methods' own
     (GPU) sizes; the same for every method."""
@@ -85,7 +134,7 @@ class BenchArgs:
 def entrypoint() -> None:
     """Console script ``ds-bench``."""
     args = tyro.cli(BenchArgs)
-    methods = ["depth-baseline"] + [m for m in args.methods if m != "depth-baseline"]
+    methods = ["depth-baseline"] + [m for m in args.methods if m != "depth-baseline"] + list(args.references)
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
@@ -98,15 +147,14 @@ def entrypoint() -> None:
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     )
     print(f"ds-bench on {device_name}, sizes '{args.sizes}', {args.rounds} rounds x {args.iterations} iterations")
-    print(f"{'method':<16} {'s/iter':>8} {'ratio':>7}  target <= {TARGET_RATIO}")
-    for name, (seconds, ratio) in result.items():
-        verdict = "" if name == "depth-baseline" else ("ok" if ratio <= TARGET_RATIO else "SLOWER THAN TARGET")
-        print(f"{name:<16} {seconds:8.3f} {ratio:7.3f}  {verdict}")
+    for line in report_lines(result):
+        print(line)
     if args.output is not None:
         payload = {
             "device": device_name,
             "sizes": args.sizes,
             "times": times,
             "ratios": {k: v[1] for k, v in result.items()},
+            "verdicts": {k: verdict(k, result) for k in result},
         }
         write_text_atomic(args.output, json.dumps(payload, indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from depth_strategies.study.bench import benchmark, ratios
+from depth_strategies.study.bench import REFERENCES, bench_config, benchmark, ratios, report_lines, verdict
 
 
 def test_ratios_are_medians_relative_to_the_baseline():
@@ -18,3 +18,23 @@ def test_benchmark_times_every_method_in_interleaved_rounds(tiny_scene):
     times = benchmark(tiny_scene, ["depth-baseline", "depth-hybrid"], "tiny", "cpu", warmup=1, iterations=1, rounds=2)
     assert set(times) == {"depth-baseline", "depth-hybrid"}
     assert all(len(t) == 2 and all(s > 0 for s in t) for t in times.values())
+
+
+def test_verdicts_compare_strategies_with_the_baseline_and_the_baseline_with_nerfacto():
+    result = ratios({"depth-baseline": [1.0], "depth-hard": [1.05], "depth-hybrid": [1.2], "nerfacto": [0.8],
+                     "depth-nerfacto": [0.9]})
+    assert verdict("depth-hard", result) == "ok"
+    assert verdict("depth-hybrid", result) == "SLOWER THAN TARGET"
+    assert verdict("depth-baseline", result) == "1.250 x nerfacto: SLOWER THAN TARGET"
+    assert verdict("nerfacto", result) == "reference"
+    assert verdict("depth-baseline", ratios({"depth-baseline": [1.0], "nerfacto": [1.0]})).endswith("ok")
+    assert any("depth-nerfacto" in line for line in report_lines(result))
+
+
+def test_reference_rows_build_and_train_at_the_same_sizes(tiny_scene):
+    names = ["depth-baseline", *REFERENCES]
+    times = benchmark(tiny_scene, names, "tiny", "cpu", warmup=1, iterations=1, rounds=1)
+    assert set(times) == set(names)
+    nerfacto = bench_config("nerfacto").pipeline.model
+    obj = bench_config("depth-nerfacto-object").pipeline.model
+    assert not nerfacto.disable_scene_contraction and obj.disable_scene_contraction and obj.near_plane == 2.0

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from scipy import stats as sp_stats
 
+from depth_strategies.methods import OBJECT_SETTINGS
 from depth_strategies.study import report, stats
 from depth_strategies.study.compare import parse_progress, run_in_subprocess
 from depth_strategies.study.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol, resolve_path
@@ -325,3 +326,9 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
         timeout=300,
     )
     assert (out / "results.md").read_text() == md
+
+
+@pytest.mark.parametrize("name", ["lego", "lego-fewview"])
+def test_object_reference_of_the_lego_protocols_uses_the_object_settings_of_the_methods(name):
+    methods = {m.name: m for m in load_protocol(name).methods}
+    assert dict(methods["depth-nerfacto-object"].overrides) == OBJECT_SETTINGS

@@ -165,15 +165,12 @@ def main_table(
     results: Dict[str, Any], scene: str, rows: List[Dict[str, Any]], comparisons: List[Dict[str, Any]]
 ) -> str:
     """Markdown table of one scene: mean ± std, best in bold, difference to baseline (significant: †)."""
-    baseline = results["protocol"]["baseline"]
     metrics = _present(results, rows)
     lookup = {(c["method"], c["metric"]): c for c in comparisons if c["scene"] == scene}
     lines = [
-        "| method | " + " | ".join(_header(results, m) for m in metrics) + " | s/iter |",
+        "| method | " + " | ".join(_header(results, m) for m in metrics) + " | train s/iter (wall) |",
         "|---|" + "---|" * (len(metrics) + 1),
     ]
-    base_row = next((r for r in rows if r["method"] == baseline), None)
-    base_time = base_row["seconds_per_iteration"] if base_row else None
     for row in rows:
         if row["status"] != "ok":
             error = (row["error"] or "").replace("|", "/").splitlines()[0][:160] if row["error"] else ""
@@ -195,8 +192,7 @@ def main_table(
                 text += f" ({_fmt(comp['mean_difference'], m, signed=True)}{mark})"
             cells.append(text)
         spi = row["seconds_per_iteration"]
-        ratio = f" ({spi / base_time:.2f}×)" if spi and base_time and row["method"] != baseline else ""
-        cells.append(f"{spi:.3f}{ratio}" if spi else "–")
+        cells.append(f"{spi:.3f}" if spi else "–")
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -259,23 +255,25 @@ def _sort_key(value: Any) -> Tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float)) else (1, str(value))
 
 
-def cost_table(rows: List[Dict[str, Any]], baseline: str) -> str:
-    """Training and rendering cost per method."""
-    base = next((r for r in rows if r["method"] == baseline), None)
+WALL_TIME_CAVEAT = (
+    "Seconds are wall-clock times of runs made one after another: on a shared machine the same method's "
+    "s/iter varies by tens of per cent from run to run, so they are costs, not speed ratios between methods. "
+    "`ds-bench` measures those ratios, interleaved in one process."
+)
+"""Printed under every table that shows the runs' own timings."""
+
+
+def cost_table(rows: List[Dict[str, Any]]) -> str:
+    """Training and rendering cost per method (wall-clock, see :data:`WALL_TIME_CAVEAT`)."""
     lines = [
-        "| method | s/iter | × baseline | train rays/s | render fps | peak RSS (MB) | peak GPU (MB) | train wall (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | train s/iter (wall) | train rays/s | render fps | peak RSS (MB) | peak GPU (MB) | train wall (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["status"] != "ok":
             continue
-        ratio = (
-            r["seconds_per_iteration"] / base["seconds_per_iteration"]
-            if base and base["seconds_per_iteration"] and r["seconds_per_iteration"]
-            else None
-        )
         lines.append(
-            f"| {r['method']} | {_num(r['seconds_per_iteration'], 3)} | {_num(ratio, 2)} | "
+            f"| {r['method']} | {_num(r['seconds_per_iteration'], 3)} | "
             f"{_num(r['rays_per_second'], 0)} | {_num(r['frames_per_second'], 3)} | {_num(r['cpu_rss_mb'], 0)} | "
             f"{_num(r['gpu_mb'], 0)} | {_num(r['wall_time_s'], 1)} |"
         )
@@ -325,7 +323,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
                 table,
                 "",
             ]
-        out += ["### Cost", "", cost_table(scene_rows, protocol["baseline"]), ""]
+        out += ["### Cost", "", cost_table(scene_rows), "", WALL_TIME_CAVEAT, ""]
     for title, table in sweep_tables(results):
         out += [f"## {title}", "", table, ""]
     failed = [r for r in results["runs"] if r["status"] != "ok"]

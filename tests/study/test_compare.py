@@ -198,6 +198,8 @@ def test_markdown_table_has_arrows_bold_best_differences_and_failures():
     assert "**0.200 ± 0.100** (-0.300)" in md
     assert "| depth-baseline | 21.00 ± 1.00 | 0.500 ± 0.100 |" in md
     assert "**failed**: ValueError: boom" in md
+    # sequential wall-clock timings are labelled as such and never turned into speed ratios between methods
+    assert "train s/iter (wall)" in md and report.WALL_TIME_CAVEAT in md and "×" not in md
     csv_text = report.render_csv(hand_results())
     assert "s,depth-soft,ok,psnr,higher,22.0,1.0,3," in csv_text
 

@@ -3,8 +3,10 @@ beside nerfstudio's own models at the same sizes (reference rows: ``nerfacto``, 
 ``depth-nerfacto-object`` with the object-scene settings).
 
 Timing is a benchmark, not a test: absolute seconds depend on the machine, ratios measured in one process on
-the same data and batch size do not (much). Methods are timed in interleaved rounds so that a slow-down of
-the machine hits all of them alike; the median over rounds is reported.
+the same data and batch size do not (much). Methods are timed in interleaved rounds, each round in a rotated
+order (no method always runs first), and each method's ratio is the median over rounds of its time divided by
+the baseline's time *in the same round*, so that the machine's slow drifts (a shared machine's speed varies by
+tens of per cent within minutes) cancel.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def benchmark(
     rounds: int,
     seed: int = 0,
 ) -> Dict[str, List[float]]:
-    """Seconds per iteration of each method in each round (interleaved)."""
+    """Seconds per iteration of each method in each round (interleaved, the order rotated every round)."""
     torch.manual_seed(seed)
     sizes = {} if size_profile == DEFAULT_SIZES else load_size_profile(size_profile)
     timers = {}
@@ -72,8 +74,9 @@ def benchmark(
         timers[name] = TrainingLoop(config, device)
         timers[name].run(warmup)
     times: Dict[str, List[float]] = {name: [] for name in methods}
-    for _ in range(rounds):
-        for name in methods:
+    for r in range(rounds):
+        shift = r % len(methods)
+        for name in methods[shift:] + methods[:shift]:
             times[name].append(timers[name].run(iterations))
     return times
 
@@ -86,7 +89,7 @@ def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
     if name == "depth-baseline":
         if "nerfacto" not in result:
             return ""
-        ratio = result[name][0] / result["nerfacto"][0]
+        ratio = result[name][1] / result["nerfacto"][1]
         return f"{ratio:.3f} x nerfacto: " + ("ok" if ratio <= BASELINE_TARGET else "SLOWER THAN TARGET")
     return "ok" if result[name][1] <= TARGET_RATIO else "SLOWER THAN TARGET"
 
@@ -101,9 +104,11 @@ def report_lines(result: Dict[str, Tuple[float, float]]) -> List[str]:
 
 
 def ratios(times: Dict[str, List[float]], baseline: str = "depth-baseline") -> Dict[str, Tuple[float, float]]:
-    """(median seconds per iteration, ratio to the baseline's median) per method."""
-    base = statistics.median(times[baseline])
-    return {name: (statistics.median(t), statistics.median(t) / base) for name, t in times.items()}
+    """(median seconds per iteration, median over rounds of the time / the baseline's time in that round)."""
+    base = times[baseline]
+    return {
+        name: (statistics.median(t), statistics.median(s / b for s, b in zip(t, base))) for name, t in times.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -123,10 +128,10 @@ class BenchArgs:
     """Device to time on."""
     warmup: int = 5
     """Untimed iterations per method first."""
-    iterations: int = 10
+    iterations: int = 5
     """Timed iterations per method per round."""
-    rounds: int = 3
-    """Interleaved rounds; the median is reported."""
+    rounds: int = 8
+    """Interleaved rounds (rotated order); medians over rounds are reported."""
     output: Optional[Path] = None
     """Also write the measurements as JSON here."""
 

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import pytest
 
+from depth_strategies.core.training import TrainingLoop
 from depth_strategies.study.bench import REFERENCES, bench_config, benchmark, ratios, report_lines, verdict
 
 
-def test_ratios_are_medians_relative_to_the_baseline():
+def test_ratios_are_medians_of_same_round_ratios_so_machine_drift_cancels():
     times = {"depth-baseline": [1.0, 3.0, 2.0], "depth-hard": [2.2, 2.4, 9.0]}
     result = ratios(times)
     assert result["depth-baseline"] == (2.0, 1.0)
-    assert result["depth-hard"] == (pytest.approx(2.4), pytest.approx(1.2))
+    # per-round ratios 2.2, 0.8, 4.5: median 2.2 (the ratio of the medians, 2.4 / 2.0, would say 1.2)
+    assert result["depth-hard"] == (pytest.approx(2.4), pytest.approx(2.2))
+    # a machine twice as slow in round 2 changes no ratio
+    drift = ratios({"depth-baseline": [1.0, 2.0, 1.0], "depth-soft": [1.1, 2.2, 1.1]})
+    assert drift["depth-soft"][1] == pytest.approx(1.1)
 
 
-def test_benchmark_times_every_method_in_interleaved_rounds(tiny_scene):
+def test_benchmark_times_every_method_in_interleaved_rotated_rounds(tiny_scene, monkeypatch):
+    order = []
+    original = TrainingLoop.run
+
+    def run(self, iterations):
+        order.append(self.config.method_name)
+        return original(self, iterations)
+
+    monkeypatch.setattr(TrainingLoop, "run", run)
     times = benchmark(tiny_scene, ["depth-baseline", "depth-hybrid"], "tiny", "cpu", warmup=1, iterations=1, rounds=2)
     assert set(times) == {"depth-baseline", "depth-hybrid"}
+    timed = order[2:]  # after one warm-up call each
+    assert timed == ["depth-baseline", "depth-hybrid", "depth-hybrid", "depth-baseline"]
     assert all(len(t) == 2 and all(s > 0 for s in t) for t in times.values())
 
 
@@ -25,7 +40,7 @@ def test_verdicts_compare_strategies_with_the_baseline_and_the_baseline_with_ner
                      "depth-nerfacto": [0.9]})
     assert verdict("depth-hard", result) == "ok"
     assert verdict("depth-hybrid", result) == "SLOWER THAN TARGET"
-    assert verdict("depth-baseline", result) == "1.250 x nerfacto: SLOWER THAN TARGET"
+    assert verdict("depth-baseline", result) == "1.250 x nerfacto: SLOWER THAN TARGET"  # one round: 1 / 0.8
     assert verdict("nerfacto", result) == "reference"
     assert verdict("depth-baseline", ratios({"depth-baseline": [1.0], "nerfacto": [1.0]})).endswith("ok")
     assert any("depth-nerfacto" in line for line in report_lines(result))

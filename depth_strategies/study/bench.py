@@ -45,12 +45,16 @@ REFERENCES: Dict[str, Callable[[], TrainerConfig]] = {
     "depth-nerfacto-object": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"), OBJECT_SETTINGS),
 }
 """nerfstudio's models (built offline, on our datamanager), timed beside the methods."""
+COMPILED = "depth-baseline+compile"
+"""Row of ``--compiled``: depth-baseline with ``compile_hash_grids`` (the first warm-up step compiles)."""
 
 
 def bench_config(name: str) -> TrainerConfig:
     """A registered method's config, or a reference's."""
     if name in REFERENCES:
         return REFERENCES[name]()
+    if name == COMPILED:
+        return apply_overrides(method_config("depth-baseline"), {"pipeline.model.compile_hash_grids": True})
     return method_config(name)
 
 
@@ -86,6 +90,8 @@ def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
     BASELINE_TARGET x nerfacto (when nerfacto was timed); references have none."""
     if name in REFERENCES:
         return "reference"
+    if name == COMPILED:
+        return "compiled variant of depth-baseline"
     if name == "depth-baseline":
         if "nerfacto" not in result:
             return ""
@@ -121,6 +127,8 @@ class BenchArgs:
     """Methods to time; depth-baseline is always included as the reference."""
     references: Tuple[str, ...] = tuple(REFERENCES)
     """nerfstudio's models timed beside them (none: pass --references with no value)."""
+    compiled: bool = False
+    """Also time depth-baseline with its hash grids compiled (``pipeline.model.compile_hash_grids``)."""
     sizes: str = "cpu"
     """Size profile from configs/sizes.yaml (batch size, samples per ray, grid), or "default" for the methods' own
     (GPU) sizes; the same for every method."""
@@ -140,6 +148,7 @@ def entrypoint() -> None:
     """Console script ``ds-bench``."""
     args = tyro.cli(BenchArgs)
     methods = ["depth-baseline"] + [m for m in args.methods if m != "depth-baseline"] + list(args.references)
+    methods += [COMPILED] if args.compiled else []
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:

@@ -87,6 +87,12 @@ def colourise_error(error: np.ndarray, valid: np.ndarray, saturate: float = DEPT
     return image
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """An image in [0, 1] (clipped) as uint8, rounded to the nearest level: how images and video frames are
+    written."""
+    return (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
 def depth_images(
     depth: Float[Tensor, "h w 1"],
     accumulation: Float[Tensor, "h w 1"],

@@ -86,7 +86,7 @@ class DepthStrategyModelConfig(NerfactoModelConfig):
     compile_hash_grids: bool = False
     """Run the torch hash grids of the field and the proposal networks through ``torch.compile``
     (:func:`compile_hash_grids`): on a 2-core CPU their forward pass ran 5x and forward + backward 4x faster, with
-    identical outputs and gradients equal to 2e-5; the first step of each process compiles for about half a minute.
+    identical outputs and gradients equal to 1.5e-5; the first step of each process compiles for about half a minute.
     Off by default: not yet measured on a GPU, nor with the viewer rendering from its own thread."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
     """Poses of synthetic scenes are exact: no camera optimisation."""

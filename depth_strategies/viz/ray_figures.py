@@ -21,7 +21,13 @@ from nerfstudio.pipelines.base_pipeline import Pipeline
 from PIL import Image
 
 from depth_strategies.core.atomic import atomic_path
-from depth_strategies.core.colour import FOREGROUND_ACCUMULATION, colourise_depth, colourise_error, depth_range
+from depth_strategies.core.colour import (
+    FOREGROUND_ACCUMULATION,
+    colourise_depth,
+    colourise_error,
+    depth_range,
+    to_uint8,
+)
 from depth_strategies.core.metrics import SURFACE
 from depth_strategies.study.evaluation import scene_scale_of
 from depth_strategies.viz.drawing import new_figure, save_figure
@@ -124,7 +130,7 @@ def make_figures(args: FiguresArgs) -> List[Path]:
 
 def _save_png(image: np.ndarray, path: Path) -> Path:
     with atomic_path(path) as tmp:
-        Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(tmp)
+        Image.fromarray(to_uint8(image)).save(tmp)
     return path
 
 

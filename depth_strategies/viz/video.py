@@ -28,7 +28,7 @@ from nerfstudio.utils.eval_utils import eval_setup
 from PIL import Image, ImageDraw, ImageFont
 
 from depth_strategies.core.atomic import atomic_path
-from depth_strategies.core.colour import FOREGROUND_ACCUMULATION, DepthRange, colourise_depth, depth_range
+from depth_strategies.core.colour import FOREGROUND_ACCUMULATION, DepthRange, colourise_depth, depth_range, to_uint8
 from depth_strategies.study.evaluation import scene_scale_of
 from depth_strategies.viz.camera_path import DEFAULT_ELEVATION_DEG, orbit_poses, scene_camera_geometry
 
@@ -110,13 +110,12 @@ def shared_depth_range(frames_by_method: Dict[str, List[Dict[str, np.ndarray]]])
 
 def depth_frame(frame: Dict[str, np.ndarray], range_: DepthRange) -> np.ndarray:
     """Colourised depth on ``range_``, background white, uint8 [H, W, 3]."""
-    vis = colourise_depth(frame["depth"], range_, frame["accumulation"] < FOREGROUND_ACCUMULATION)
-    return (vis * 255).round().astype(np.uint8)
+    return to_uint8(colourise_depth(frame["depth"], range_, frame["accumulation"] < FOREGROUND_ACCUMULATION))
 
 
 def rgb_frame(frame: Dict[str, np.ndarray]) -> np.ndarray:
     """uint8 RGB."""
-    return (np.clip(frame["rgb"], 0, 1) * 255).round().astype(np.uint8)
+    return to_uint8(frame["rgb"])
 
 
 def _label(text: str, width: int) -> np.ndarray:
@@ -246,7 +245,6 @@ class VideoArgs:
 def make_videos(args: VideoArgs) -> List[Path]:
     """Render and write every video; returns the files."""
     runs = finished_runs(args.out, args.scene, args.methods)
-    results = json.loads((args.out / "results.json").read_text())
     written = []
     for scene in dict.fromkeys(r["scene"] for r in runs):
         scene_runs = [r for r in runs if r["scene"] == scene]
@@ -272,7 +270,6 @@ def make_videos(args: VideoArgs) -> List[Path]:
                 comparison_frames(frames_by_method, depth_range), folder / f"{scene}_comparison", args.fps, not args.gif
             )
         )
-    del results
     return written
 
 

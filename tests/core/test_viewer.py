@@ -44,11 +44,26 @@ def browse(url: str, user_data_dir: Path, screenshot: Path) -> List[str]:
             page.get_by_text("Resolution:").wait_for(timeout=120_000)  # the first rendered image has arrived
             time.sleep(3)
             page.locator("canvas").first.screenshot(path=str(screenshot))
-            page.get_by_label("Output type").first.click()
-            page.get_by_role("option").first.wait_for(timeout=30_000)
-            return page.get_by_role("option").all_inner_texts()
+            return output_options(page)
         finally:
             context.close()
+
+
+def output_options(page, timeout_s: float = 120.0) -> List[str]:
+    """The names in the viewer's "Output type" dropdown, once the viewer has filled it in.
+
+    While training, the viewer shows the placeholder "not set" until its first render has reported the model's
+    outputs (CI caught the dropdown in that state once), so reopen the dropdown until real names appear.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        page.get_by_label("Output type").first.click()
+        page.get_by_role("option").first.wait_for(timeout=30_000)
+        options = page.get_by_role("option").all_inner_texts()
+        if options != ["not set"] or time.monotonic() > deadline:
+            return options
+        page.keyboard.press("Escape")
+        time.sleep(2)
 
 
 def assert_render_not_blank(screenshot: Path) -> None:

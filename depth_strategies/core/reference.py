@@ -5,6 +5,8 @@ and ``NerfactoModel``, fed by our datamanager, with two changes that do not touc
 
 * modules are built by :func:`depth_strategies.core.model.build_nerfacto_modules` instead of
   ``NerfactoModel.populate_modules``, whose LPIPS downloads AlexNet, so the reference also runs offline;
+* their hash grids are computed as the ``depth-*`` methods' are (:class:`~depth_strategies.core.model.HashGridOptions`:
+  the same function, faster; ``ds-bench`` times them with nerfstudio's own grid code, as shipped);
 * test views are scored and drawn by :func:`depth_strategies.core.model.metrics_and_images`, like every other
   method.
 
@@ -21,11 +23,11 @@ from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoMo
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 from torch import Tensor
 
-from depth_strategies.core.model import build_nerfacto_modules, metrics_and_images
+from depth_strategies.core.model import HashGridOptions, build_nerfacto_modules, metrics_and_images
 
 
 @dataclass
-class OfflineDepthNerfactoModelConfig(DepthNerfactoModelConfig):
+class OfflineDepthNerfactoModelConfig(DepthNerfactoModelConfig, HashGridOptions):
     """nerfstudio's depth-nerfacto model config; only the module construction differs (see module docstring)."""
 
     _target: Type = field(default_factory=lambda: OfflineDepthNerfactoModel)
@@ -48,7 +50,7 @@ class OfflineDepthNerfactoModel(DepthNerfactoModel):
 
 
 @dataclass
-class OfflineNerfactoModelConfig(NerfactoModelConfig):
+class OfflineNerfactoModelConfig(NerfactoModelConfig, HashGridOptions):
     """nerfstudio's nerfacto model config; only the module construction differs (see module docstring)."""
 
     _target: Type = field(default_factory=lambda: OfflineNerfactoModel)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -39,23 +40,60 @@ TARGET_RATIO = 1.10
 """Every strategy should cost at most this many times the baseline per iteration."""
 BASELINE_TARGET = 1.0
 """depth-baseline should cost at most this many times nerfstudio's nerfacto per iteration, at the same sizes."""
+AS_SHIPPED = {"pipeline.model.fused_hash_grids": False}
+"""nerfstudio's own torch hash grid code, for the reference rows."""
 REFERENCES: Dict[str, Callable[[], TrainerConfig]] = {
-    "nerfacto": lambda: nerfstudio_reference("nerfacto"),
-    "depth-nerfacto": lambda: nerfstudio_reference("depth-nerfacto"),
-    "depth-nerfacto-object": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"), OBJECT_SETTINGS),
+    "nerfacto": lambda: apply_overrides(nerfstudio_reference("nerfacto"), AS_SHIPPED),
+    "depth-nerfacto": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"), AS_SHIPPED),
+    "depth-nerfacto-object": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"),
+                                                     {**OBJECT_SETTINGS, **AS_SHIPPED}),
 }
-"""nerfstudio's models (built offline, on our datamanager), timed beside the methods."""
+"""nerfstudio's models (built offline, on our datamanager) as shipped, with nerfstudio's own hash grid code, timed
+beside the methods (compare ``depth-baseline/nerfstudio-grid`` with ``nerfacto`` for the same grid code)."""
 COMPILED = "depth-baseline+compile"
 """Row of ``--compiled``: depth-baseline with ``compile_hash_grids`` (the first warm-up step compiles)."""
+VARIANTS: Dict[str, Dict[str, object]] = {
+    COMPILED: {"pipeline.model.compile_hash_grids": True},
+    "depth-baseline+compile-render": {"pipeline.model.compile_for_rendering": True},
+    "depth-baseline/nerfstudio-grid": {"pipeline.model.fused_hash_grids": False},
+    "depth-baseline/v0.2": {"pipeline.model.fused_hash_grids": False, "pipeline.model.sample_inside_box": False},
+}
+"""Rows of ``--variants``: depth-baseline with some implementation fields changed. ``/nerfstudio-grid`` computes
+its hash grids with nerfstudio's torch code instead of the fused one (same forward values); ``/v0.2`` is the model
+of version 0.2, before the speed work: nerfstudio's grid and a fixed [near, far] on every ray."""
 
 
 def bench_config(name: str) -> TrainerConfig:
-    """A registered method's config, or a reference's."""
+    """A registered method's config, a reference's, or a variant of depth-baseline's."""
     if name in REFERENCES:
         return REFERENCES[name]()
-    if name == COMPILED:
-        return apply_overrides(method_config("depth-baseline"), {"pipeline.model.compile_hash_grids": True})
+    if name in VARIANTS:
+        return apply_overrides(method_config("depth-baseline"), VARIANTS[name])
     return method_config(name)
+
+
+def build_timers(
+    data: Path, methods: List[str], size_profile: str, device: str, warmup: int
+) -> Dict[str, TrainingLoop]:
+    """One training loop per method on ``data`` at the size profile, each trained ``warmup`` iterations."""
+    sizes = {} if size_profile == DEFAULT_SIZES else load_size_profile(size_profile)
+    timers = {}
+    for name in methods:
+        config = apply_overrides(bench_config(name), sizes)
+        config = apply_overrides(config, {"pipeline.datamanager.data": data, "machine.device_type": device})
+        timers[name] = TrainingLoop(config, device)
+        timers[name].run(warmup)
+    return timers
+
+
+def interleaved(methods: List[str], rounds: int, measure: Callable[[str], float]) -> Dict[str, List[float]]:
+    """``measure(name)`` of every method in every round, in an order rotated each round."""
+    times: Dict[str, List[float]] = {name: [] for name in methods}
+    for r in range(rounds):
+        shift = r % len(methods)
+        for name in methods[shift:] + methods[:shift]:
+            times[name].append(measure(name))
+    return times
 
 
 def benchmark(
@@ -68,21 +106,42 @@ def benchmark(
     rounds: int,
     seed: int = 0,
 ) -> Dict[str, List[float]]:
-    """Seconds per iteration of each method in each round (interleaved, the order rotated every round)."""
+    """Seconds per training iteration of each method in each round (interleaved, the order rotated every round)."""
     torch.manual_seed(seed)
-    sizes = {} if size_profile == DEFAULT_SIZES else load_size_profile(size_profile)
-    timers = {}
-    for name in methods:
-        config = apply_overrides(bench_config(name), sizes)
-        config = apply_overrides(config, {"pipeline.datamanager.data": data, "machine.device_type": device})
-        timers[name] = TrainingLoop(config, device)
-        timers[name].run(warmup)
-    times: Dict[str, List[float]] = {name: [] for name in methods}
-    for r in range(rounds):
-        shift = r % len(methods)
-        for name in methods[shift:] + methods[:shift]:
-            times[name].append(timers[name].run(iterations))
-    return times
+    timers = build_timers(data, methods, size_profile, device, warmup)
+    return interleaved(methods, rounds, lambda name: timers[name].run(iterations))
+
+
+def render_seconds(loop: TrainingLoop, view: int = 0) -> float:
+    """Wall seconds to render evaluation view ``view`` of ``loop``'s data whole, as ``ns-eval`` and ``ds-compare``
+    do (``get_outputs_for_camera``, in evaluation mode, without gradients)."""
+    pipeline = loop.pipeline
+    camera, _ = pipeline.datamanager.fixed_indices_eval_dataloader.get_camera(image_idx=view)  # type: ignore
+    pipeline.eval()
+    try:
+        with torch.no_grad():
+            if camera.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            pipeline.model.get_outputs_for_camera(camera)
+            if camera.device.type == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter() - start
+    finally:
+        pipeline.train()
+
+
+def render_benchmark(
+    data: Path, methods: List[str], size_profile: str, device: str, warmup: int, rounds: int, seed: int = 0
+) -> Dict[str, List[float]]:
+    """Seconds to render one evaluation view of each method in each round (interleaved, rotated), after ``warmup``
+    training iterations (a model renders a fixed number of samples per ray, so its cost does not depend on how
+    long it trained)."""
+    torch.manual_seed(seed)
+    timers = build_timers(data, methods, size_profile, device, warmup)
+    for loop in timers.values():
+        render_seconds(loop)  # untimed: first-call allocations (and compilation of compiled variants)
+    return interleaved(methods, rounds, lambda name: render_seconds(timers[name]))
 
 
 def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
@@ -90,8 +149,8 @@ def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
     BASELINE_TARGET x nerfacto (when nerfacto was timed); references have none."""
     if name in REFERENCES:
         return "reference"
-    if name == COMPILED:
-        return "compiled variant of depth-baseline"
+    if name in VARIANTS:
+        return "variant of depth-baseline"
     if name == "depth-baseline":
         if "nerfacto" not in result:
             return ""
@@ -100,12 +159,18 @@ def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
     return "ok" if result[name][1] <= TARGET_RATIO else "SLOWER THAN TARGET"
 
 
-def report_lines(result: Dict[str, Tuple[float, float]]) -> List[str]:
-    """The table ds-bench prints: seconds per iteration, ratio to depth-baseline, and the verdict."""
-    lines = [f"{'method':<22} {'s/iter':>8} {'ratio':>7}  targets: strategies <= {TARGET_RATIO} x depth-baseline, "
+def report_lines(result: Dict[str, Tuple[float, float]], render: bool = False) -> List[str]:
+    """The table ds-bench prints: seconds per iteration (or per rendered view, with views per second), ratio to
+    depth-baseline, and the verdict (training only: the targets are per training iteration)."""
+    if render:
+        lines = [f"{'method':<30} {'s/view':>8} {'views/s':>8} {'ratio':>7}"]
+        for name, (seconds, ratio) in result.items():
+            lines.append(f"{name:<30} {seconds:8.3f} {1 / seconds:8.3f} {ratio:7.3f}")
+        return lines
+    lines = [f"{'method':<30} {'s/iter':>8} {'ratio':>7}  targets: strategies <= {TARGET_RATIO} x depth-baseline, "
              f"depth-baseline <= {BASELINE_TARGET} x nerfacto"]
     for name, (seconds, ratio) in result.items():
-        lines.append(f"{name:<22} {seconds:8.3f} {ratio:7.3f}  {verdict(name, result)}")
+        lines.append(f"{name:<30} {seconds:8.3f} {ratio:7.3f}  {verdict(name, result)}")
     return lines
 
 
@@ -119,7 +184,8 @@ def ratios(times: Dict[str, List[float]], baseline: str = "depth-baseline") -> D
 
 @dataclass(frozen=True)
 class BenchArgs:
-    """Time one training iteration of every method and print its ratio to depth-baseline."""
+    """Time one training iteration (or, with --render, the rendering of one whole evaluation view) of every
+    method and print its ratio to depth-baseline."""
 
     data: Optional[Path] = None
     """Blender-format scene with depth; default: a small built-in scene made in a temporary folder."""
@@ -129,6 +195,11 @@ class BenchArgs:
     """nerfstudio's models timed beside them (none: pass --references with no value)."""
     compiled: bool = False
     """Also time depth-baseline with its hash grids compiled (``pipeline.model.compile_hash_grids``)."""
+    variants: Tuple[str, ...] = ()
+    """Variants of depth-baseline to time beside it: depth-baseline+compile, depth-baseline/nerfstudio-grid
+    (nerfstudio's own torch hash grid), depth-baseline/v0.2 (the model before the speed work)."""
+    render: bool = False
+    """Time rendering one whole evaluation view (seconds per view, views per second) instead of training."""
     sizes: str = "cpu"
     """Size profile from configs/sizes.yaml (batch size, samples per ray, grid), or "default" for the methods' own
     (GPU) sizes; the same for every method."""
@@ -139,7 +210,7 @@ class BenchArgs:
     iterations: int = 5
     """Timed iterations per method per round."""
     rounds: int = 8
-    """Interleaved rounds (rotated order); medians over rounds are reported."""
+    """Interleaved rounds (rotated order); medians over rounds are reported. With --render, one view per round."""
     output: Optional[Path] = None
     """Also write the measurements as JSON here."""
 
@@ -149,26 +220,35 @@ def entrypoint() -> None:
     args = tyro.cli(BenchArgs)
     methods = ["depth-baseline"] + [m for m in args.methods if m != "depth-baseline"] + list(args.references)
     methods += [COMPILED] if args.compiled else []
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"ds-bench: unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+    methods += [v for v in args.variants if v not in methods]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
             from depth_strategies.scenes.builtin import make_scene
 
             data = make_scene(Path(tmp) / "scene", resolution=64, views_train=8, views_val=1, views_test=1)
-        times = benchmark(data, methods, args.sizes, args.device, args.warmup, args.iterations, args.rounds)
+        if args.render:
+            times = render_benchmark(data, methods, args.sizes, args.device, args.warmup, args.rounds)
+        else:
+            times = benchmark(data, methods, args.sizes, args.device, args.warmup, args.iterations, args.rounds)
     result = ratios(times)
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     )
-    print(f"ds-bench on {device_name}, sizes '{args.sizes}', {args.rounds} rounds x {args.iterations} iterations")
-    for line in report_lines(result):
+    what = f"{args.rounds} rounds x 1 view" if args.render else f"{args.rounds} rounds x {args.iterations} iterations"
+    print(f"ds-bench on {device_name}, sizes '{args.sizes}', {what}")
+    for line in report_lines(result, render=args.render):
         print(line)
     if args.output is not None:
         payload = {
             "device": device_name,
             "sizes": args.sizes,
+            "measure": "seconds per rendered view" if args.render else "seconds per training iteration",
             "times": times,
             "ratios": {k: v[1] for k, v in result.items()},
-            "verdicts": {k: verdict(k, result) for k in result},
+            "verdicts": {} if args.render else {k: verdict(k, result) for k in result},
         }
         write_text_atomic(args.output, json.dumps(payload, indent=2))

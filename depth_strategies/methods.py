@@ -1,13 +1,13 @@
 """The four registered methods, as data: one base ``TrainerConfig`` and three derived with ``replace``.
 
-=================  ====================================  ==========================================
+=================  ====================================  ===================================================
 method             sampling during training              extra loss
-=================  ====================================  ==========================================
+=================  ====================================  ===================================================
 ``depth-baseline`` the model's own (proposal) sampler    none (RGB only; never reads training depth)
 ``depth-soft``     same as baseline                      lambda_soft (D_pred - D_gt)^2
-``depth-hard``     75 % of samples in [D - eps, D + eps]  lambda_hard (L_free + L_surf)
+``depth-hard``     75 % of samples in [D - eps, D + eps]  lambda_hard (L_free + L_surf) + lambda_empty L_empty
 ``depth-hybrid``   50 % own + 50 % guided                soft + hard
-=================  ====================================  ==========================================
+=================  ====================================  ===================================================
 
 Defaults are nerfacto's sizes (a GPU); ``configs/sizes.yaml`` holds the smaller CPU profiles, applied with
 :func:`apply_overrides` or as ``ns-train`` flags printed by ``ds-flags``.
@@ -53,10 +53,14 @@ def shipped_configs() -> List[str]:
     folder = resources.files("depth_strategies").joinpath(CONFIGS_PACKAGE_DIR)
     return sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
-LAMBDA_SOFT = 0.01
-"""Weight of the soft depth loss (the study's seed setting)."""
-LAMBDA_HARD = 0.005
-"""Weight of the hard losses L_free + L_surf (the study's seed setting)."""
+LAMBDA_SOFT = 0.03
+"""lambda_soft: weight of the soft depth loss, averaged over the 3 sampling levels (2 proposal + NeRF). Version
+0.2 summed the levels with 0.01, the study's seed setting: the same total weight."""
+LAMBDA_HARD = 0.015
+"""lambda_hard: weight of L_free + L_surf on surface rays, averaged over the 3 levels (0.005 summed in 0.2)."""
+LAMBDA_EMPTY = LAMBDA_HARD
+"""lambda_empty: weight of L_free on known-empty rays (mask supervision), averaged over the 3 levels; part of
+depth-hard and depth-hybrid, which applied L_free to empty rays with lambda_hard until version 0.2."""
 HARD_GUIDED_FRACTION = 0.75
 """Share of NeRF samples placed around the surface by depth-hard (the study's seed setting)."""
 HYBRID_GUIDED_FRACTION = 0.5
@@ -115,11 +119,16 @@ BASE_CONFIG = _base_config()
 STRATEGIES: Dict[str, Dict[str, Any]] = {
     "depth-baseline": {},
     "depth-soft": {"soft_depth_mult": LAMBDA_SOFT},
-    "depth-hard": {"guided_fraction": HARD_GUIDED_FRACTION, "hard_depth_mult": LAMBDA_HARD},
+    "depth-hard": {
+        "guided_fraction": HARD_GUIDED_FRACTION,
+        "hard_depth_mult": LAMBDA_HARD,
+        "empty_space_mult": LAMBDA_EMPTY,
+    },
     "depth-hybrid": {
         "guided_fraction": HYBRID_GUIDED_FRACTION,
         "soft_depth_mult": LAMBDA_SOFT,
         "hard_depth_mult": LAMBDA_HARD,
+        "empty_space_mult": LAMBDA_EMPTY,
     },
 }
 """Model fields that make each method; everything else is shared."""
@@ -139,7 +148,7 @@ def derive(base: TrainerConfig, method_name: str, **model_fields: Any) -> Traine
     """
     base = copy.deepcopy(base)
     model = dataclasses.replace(base.pipeline.model, **model_fields)
-    uses_depth = any(model_fields.get(k, 0) for k in ("guided_fraction", "soft_depth_mult", "hard_depth_mult"))
+    uses_depth = model.uses_training_depth()
     datamanager = dataclasses.replace(
         base.pipeline.datamanager, train_depth="required" if uses_depth else base.pipeline.datamanager.train_depth
     )
@@ -180,9 +189,11 @@ OBJECT_SETTINGS: Dict[str, Any] = {
     "pipeline.model.disable_scene_contraction": True,
     "pipeline.model.proposal_initial_sampler": "uniform",
     "pipeline.model.camera_optimizer.mode": "off",
+    "pipeline.model.sample_inside_box": True,
 }
 """The object-scene settings of the depth-* methods, as overrides of a nerfstudio reference (the
-``-object`` references of ``ds-bench`` and of the lego protocols, whose YAML lists the same keys)."""
+``-object`` references of ``ds-bench`` and of the lego protocols, whose YAML lists the same keys): the same
+background, near and far, scene box and test-time sampling."""
 
 
 def nerfstudio_reference(stock_name: str) -> TrainerConfig:

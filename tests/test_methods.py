@@ -22,7 +22,7 @@ from depth_strategies.core.training import FloatExponentialDecaySchedulerConfig,
 from .conftest import run_cli, tiny_config, tiny_flags
 
 METHODS = ("depth-baseline", "depth-soft", "depth-hard", "depth-hybrid")
-STRATEGY_FIELDS = {"guided_fraction", "soft_depth_mult", "hard_depth_mult"}
+STRATEGY_FIELDS = {"guided_fraction", "soft_depth_mult", "hard_depth_mult", "empty_space_mult"}
 
 
 def test_entry_points_register_the_four_methods_as_trainer_configs():

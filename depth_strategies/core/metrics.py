@@ -20,6 +20,8 @@ STATE_KEY = "depth_state"
 (:class:`depth_strategies.core.data.DepthState`)."""
 SURFACE = 1
 """Value of ``DepthState.SURFACE``."""
+EMPTY = 2
+"""Value of ``DepthState.EMPTY``: a pixel with alpha = 0, whose ray hits nothing."""
 OUTPUT_VARIANCE = "weight_variance"
 """Per-ray model output: sum_i p_i (t_i - D)^2 with p = w / sum w and D = sum_i p_i t_i: the spread of the
 normalised termination distribution (distance^2), independent of how opaque the ray is."""
@@ -50,12 +52,17 @@ METRICS: Dict[str, MetricSpec] = {
         MetricSpec("psnr", "higher", "dB", "peak signal-to-noise ratio of the RGB image"),
         MetricSpec("ssim", "higher", "", "structural similarity of the RGB image"),
         MetricSpec("lpips", "lower", "", "LPIPS (AlexNet); only when its weights are cached"),
-        MetricSpec("depth_l1", "lower", "units", "mean |D - D_gt| on pixels with known surface depth"),
+        MetricSpec("depth_l1", "lower", "units", "mean |D - D_gt| of the median depth, pixels with known depth"),
+        MetricSpec("depth_l1_expected", "lower", "units",
+                   "mean |D - D_gt| of the expected depth (the soft loss's target), same pixels"),
         MetricSpec("depth_rmse", "lower", "units", "root mean squared depth error on the same pixels"),
         MetricSpec("depth_abs_rel", "lower", "", "mean |D - D_gt| / D_gt"),
         MetricSpec("depth_delta1", "higher", "", "fraction of pixels with max(D/D_gt, D_gt/D) < 1.25"),
-        MetricSpec(OUTPUT_VARIANCE, "lower", "units^2", "variance of the normalised weights, surface rays"),
+        MetricSpec(OUTPUT_VARIANCE, "lower", "units^2",
+                   "variance of the normalised weights, surface rays (a training objective of depth-hard/hybrid)"),
         MetricSpec(OUTPUT_ENTROPY, "lower", "nats", "entropy of the normalised weights on rays that hit a surface"),
+        MetricSpec("background_accumulation", "lower", "",
+                   "mean accumulation on alpha = 0 pixels (floaters; what mask supervision targets)"),
     )
 }
 """Every metric the model reports, with its direction: tables and statistics are generated from this."""
@@ -92,9 +99,10 @@ def image_metrics(
     """Every metric of one rendered test view, for any nerfacto-family model.
 
     ``outputs``: ``rgb`` [H, W, 3], ``depth`` [H, W, 1] (rendered, median termination distance), ``accumulation``,
-    and, when the model offers them, ``weight_variance`` / ``weight_entropy``. ``batch``: ``image`` [H, W, 3]
-    (background already composited) and, when the view has ground-truth depth, ``depth_image`` / ``depth_state``.
-    Depths are divided by ``scene_scale`` so that errors are in Blender units. LPIPS only when ``lpips`` is given.
+    and, when the model offers them, ``expected_depth`` and ``weight_variance`` / ``weight_entropy``. ``batch``:
+    ``image`` [H, W, 3] (background already composited) and, when the view has ground-truth depth,
+    ``depth_image`` / ``depth_state``. Depths are divided by ``scene_scale`` so that errors are in Blender units.
+    LPIPS only when ``lpips`` is given.
     """
     device = outputs["rgb"].device
     gt = torch.moveaxis(batch["image"].to(device)[..., :3], -1, 0)[None]
@@ -107,7 +115,14 @@ def image_metrics(
         metrics["lpips"] = float(lpips(gt, pred))
     if DEPTH_KEY in batch and STATE_KEY in batch:
         surface = batch[STATE_KEY].to(device) == SURFACE
-        metrics.update(depth_errors(outputs["depth"] / scene_scale, batch[DEPTH_KEY].to(device) / scene_scale, surface))
+        gt_depth = batch[DEPTH_KEY].to(device) / scene_scale
+        metrics.update(depth_errors(outputs["depth"] / scene_scale, gt_depth, surface))
+        if "expected_depth" in outputs and bool(surface.any()):
+            expected = depth_errors(outputs["expected_depth"] / scene_scale, gt_depth, surface)
+            metrics["depth_l1_expected"] = expected["depth_l1"]
+        empty = batch[STATE_KEY].to(device) == EMPTY
+        if bool(empty.any()):
+            metrics["background_accumulation"] = masked_average(outputs["accumulation"], empty)
     else:
         surface = outputs["accumulation"] > 0.5
     if OUTPUT_VARIANCE in outputs and bool(surface.any()):

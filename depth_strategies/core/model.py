@@ -15,7 +15,7 @@ and the viewer build rays from cameras, so every method renders with its own lea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Literal, Optional, Tuple, Type
+from typing import Dict, Literal, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import torch
@@ -116,21 +116,43 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     guide_half_width: float = 0.3
     """eps: half width of the guided window and free-space margin, in Blender units (times the dataparser scale)."""
     soft_depth_mult: float = 0.0
-    """lambda_soft: weight of the soft depth loss; 0 disables it."""
+    """lambda_soft: weight of the soft depth loss, per level (every depth loss is a mean over the rays it applies to
+    and then over the supervised levels: :func:`depth_strategies.core.losses.assemble_depth_losses`); 0 disables
+    it."""
     soft_depth_loss: SoftLossType = "l2"
     """Soft loss: "l2" = mean (D_pred - D_gt)^2 over rays with depth; "ds-nerf" / "urf" = nerfstudio's losses."""
     soft_depth_sigma: float = 0.01
     """sigma of the "ds-nerf" and "urf" losses in Blender units (nerfstudio's depth-nerfacto default)."""
     hard_depth_mult: float = 0.0
-    """lambda_hard: weight of L_free + L_surf; 0 disables the hard losses."""
+    """lambda_hard: weight of L_free + L_surf on rays with a known surface, per level; 0 disables them."""
+    empty_space_mult: float = 0.0
+    """lambda_empty: weight of L_free on rays known to be empty (alpha = 0: the object's mask), per level; 0
+    disables this mask supervision. A switch of its own, so that a comparison can separate what depth adds from
+    what the mask adds (the RGB loss already sees the mask through the white background)."""
     surface_variance_mult: float = 1.0
-    """lambda in L_surf = |D_pred - D_gt| + lambda * Var(w), Var(w) in Blender units squared."""
+    """lambda in L_surf = |D_pred - D_gt| + lambda * a * Var(p), in 1 / Blender units (Var in Blender units squared,
+    a the detached accumulation)."""
     supervise_proposals: bool = True
-    """Apply the soft ("l2"), free-space and surface losses to every proposal level as well as to the NeRF level
-    (summed over levels, so the NeRF level keeps its full weight). The proposal networks are density fields too,
-    and at test time, without ground truth, the NeRF samples are drawn from them: supervised, they put those
-    samples at the surface; otherwise they learn it only through nerfacto's interlevel loss. nerfstudio's
-    depth-nerfacto likewise applies its depth loss to every level."""
+    """Apply the soft ("l2"), free-space, surface and empty-space losses to every proposal level as well as to the
+    NeRF level (averaged over levels). The proposal networks are density fields too, and at test time, without
+    ground truth, the NeRF samples are drawn from them: supervised, they put those samples at the surface;
+    otherwise they learn it only through nerfacto's interlevel loss. nerfstudio's depth-nerfacto likewise applies
+    its depth loss to every level."""
+
+    def depth_loss_weights(self) -> losses.DepthLossWeights:
+        """The lambdas of the depth losses the model assembles itself (nerfstudio's DS-NeRF/URF soft losses apart)."""
+        return losses.DepthLossWeights(
+            soft=self.soft_depth_mult if self.soft_depth_loss == "l2" else 0.0,
+            hard=self.hard_depth_mult,
+            empty=self.empty_space_mult,
+            surface_variance=self.surface_variance_mult,
+            half_width=self.guide_half_width,
+        )
+
+    def uses_training_depth(self) -> bool:
+        """Whether training reads the depth (or the mask) of its batches."""
+        return any(v > 0 for v in (self.guided_fraction, self.soft_depth_mult, self.hard_depth_mult,
+                                   self.empty_space_mult))
 
 
 class DepthStrategyModel(NerfactoModel):
@@ -224,31 +246,24 @@ class DepthStrategyModel(NerfactoModel):
     # ------------------------------------------------------------------ losses
     def get_loss_dict(self, outputs, batch, metrics_dict=None):
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
-        if not self.training or DEPTH_KEY not in batch:
-            return loss_dict
         cfg = self.config
+        if not self.training or not cfg.uses_training_depth():
+            return loss_dict
+        if DEPTH_KEY not in batch:
+            raise ValueError(
+                "this method's depth losses need the depth and mask of each training ray, but the batch has none: "
+                "set --pipeline.datamanager.train-depth required"
+            )
         scale = self.scene_scale
         state = batch[STATE_KEY].to(self.device)
+        depth = batch[DEPTH_KEY].to(self.device)
+        loss_dict.update(
+            depth_losses(outputs["weights_list"], outputs["ray_samples_list"], depth, state, scale, cfg)
+        )
+        gt = depth / scale
         surface = state == DepthState.SURFACE
-        empty = state == DepthState.EMPTY
-        # Depth losses are computed in Blender units, so their weights do not depend on the dataparser scale.
-        gt = batch[DEPTH_KEY].to(self.device) / scale
-        last = len(outputs["weights_list"]) - 1
-        levels = range(last + 1) if cfg.supervise_proposals else [last]
-        weights = {i: outputs["weights_list"][i] for i in levels}
-        frustums = {i: outputs["ray_samples_list"][i].frustums for i in levels}
-        t_mid = {i: (frustums[i].starts + frustums[i].ends) / (2 * scale) for i in levels}
-        if cfg.soft_depth_mult > 0 and cfg.soft_depth_loss == "l2":
-            soft = sum(losses.soft_depth_loss(losses.expected_termination(weights[i], t_mid[i]), gt) for i in levels)
-            loss_dict["soft_depth_loss"] = cfg.soft_depth_mult * losses.masked_mean(soft, surface)
-        elif cfg.soft_depth_mult > 0:
+        if cfg.soft_depth_mult > 0 and cfg.soft_depth_loss != "l2":
             loss_dict["soft_depth_loss"] = cfg.soft_depth_mult * self._nerfstudio_depth_loss(outputs, gt, surface)
-        if cfg.hard_depth_mult > 0:
-            free_until = torch.where(empty, torch.full_like(gt, float("inf")), gt - cfg.guide_half_width)
-            l_free = sum(losses.free_space_loss(weights[i], frustums[i].ends / scale, free_until) for i in levels)
-            l_surf = sum(losses.surface_loss(weights[i], t_mid[i], gt, cfg.surface_variance_mult) for i in levels)
-            loss_dict["free_space_loss"] = cfg.hard_depth_mult * losses.masked_mean(l_free, surface | empty)
-            loss_dict["surface_loss"] = cfg.hard_depth_mult * losses.masked_mean(l_surf, surface)
         return loss_dict
 
     def _nerfstudio_depth_loss(self, outputs, gt: Tensor, surface: Tensor) -> Tensor:
@@ -288,6 +303,32 @@ class DepthStrategyModel(NerfactoModel):
         ``outputs`` were rendered from a camera, without ground truth; the batch's ground truth only scores them.
         """
         return metrics_and_images(self, outputs, batch)
+
+
+def depth_losses(
+    weights_list: Sequence[Tensor],
+    ray_samples_list: Sequence[RaySamples],
+    depth: Tensor,
+    state: Tensor,
+    scale: float,
+    config: DepthStrategyModelConfig,
+) -> Dict[str, Tensor]:
+    """The depth loss terms of a training batch (:func:`depth_strategies.core.losses.assemble_depth_losses`) from
+    the model's per-level weights and samples and the batch's ray depth and state, all in model units (Blender
+    units x ``scale``, the dataparser's scale): converted to Blender units here, so the values do not depend on the
+    scale. Every level when ``config.supervise_proposals``, else the NeRF level (the last) only."""
+    last = len(weights_list) - 1
+    levels = range(last + 1) if config.supervise_proposals else [last]
+    frustums = [ray_samples_list[i].frustums for i in levels]
+    return losses.assemble_depth_losses(
+        weights=[weights_list[i] for i in levels],
+        bin_starts=[f.starts / scale for f in frustums],
+        bin_ends=[f.ends / scale for f in frustums],
+        gt_depth=depth / scale,
+        surface=state == DepthState.SURFACE,
+        empty=state == DepthState.EMPTY,
+        lambdas=config.depth_loss_weights(),
+    )
 
 
 def scene_scale(model: Model) -> float:

@@ -5,6 +5,8 @@ and ``NerfactoModel``, fed by our datamanager, with two changes that do not touc
 
 * modules are built by :func:`depth_strategies.core.model.build_nerfacto_modules` instead of
   ``NerfactoModel.populate_modules``, whose LPIPS downloads AlexNet, so the reference also runs offline;
+* with ``sample_inside_box`` (the object settings) they sample rays exactly as the ``depth-*`` methods do, in
+  training and at test time;
 * their hash grids are computed as the ``depth-*`` methods' are (:class:`~depth_strategies.core.model.HashGridOptions`:
   the same function, faster; ``ds-bench`` times them with nerfstudio's own grid code, as shipped);
 * test views are scored and drawn by :func:`depth_strategies.core.model.metrics_and_images`, like every other
@@ -27,7 +29,18 @@ from depth_strategies.core.model import HashGridOptions, build_nerfacto_modules,
 
 
 @dataclass
-class OfflineDepthNerfactoModelConfig(DepthNerfactoModelConfig, HashGridOptions):
+class ReferenceSampling:
+    """Where a reference samples its rays: nerfstudio's way, or exactly as the ``depth-*`` methods do."""
+
+    sample_inside_box: bool = False
+    """Sample each ray only where it crosses the scene box within [near_plane, far_plane], in training and at test
+    time, exactly as the ``depth-*`` methods (:class:`depth_strategies.core.colliders.BoxNearFarCollider`; set by
+    the object settings, ``methods.OBJECT_SETTINGS``). False, as shipped: nerfstudio's ``NearFarCollider``, whose
+    near plane drops to 0 outside training."""
+
+
+@dataclass
+class OfflineDepthNerfactoModelConfig(DepthNerfactoModelConfig, HashGridOptions, ReferenceSampling):
     """nerfstudio's depth-nerfacto model config; only the module construction differs (see module docstring)."""
 
     _target: Type = field(default_factory=lambda: OfflineDepthNerfactoModel)
@@ -39,7 +52,7 @@ class OfflineDepthNerfactoModel(DepthNerfactoModel):
     config: OfflineDepthNerfactoModelConfig
 
     def populate_modules(self) -> None:
-        build_nerfacto_modules(self)
+        build_nerfacto_modules(self, inside_box=self.config.sample_inside_box)
         sigma = self.config.starting_depth_sigma if self.config.should_decay_sigma else self.config.depth_sigma
         self.depth_sigma = torch.tensor([sigma])
 
@@ -50,7 +63,7 @@ class OfflineDepthNerfactoModel(DepthNerfactoModel):
 
 
 @dataclass
-class OfflineNerfactoModelConfig(NerfactoModelConfig, HashGridOptions):
+class OfflineNerfactoModelConfig(NerfactoModelConfig, HashGridOptions, ReferenceSampling):
     """nerfstudio's nerfacto model config; only the module construction differs (see module docstring)."""
 
     _target: Type = field(default_factory=lambda: OfflineNerfactoModel)
@@ -62,7 +75,7 @@ class OfflineNerfactoModel(NerfactoModel):
     config: OfflineNerfactoModelConfig
 
     def populate_modules(self) -> None:
-        build_nerfacto_modules(self)
+        build_nerfacto_modules(self, inside_box=self.config.sample_inside_box)
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]

@@ -40,8 +40,10 @@ TARGET_RATIO = 1.10
 """Every strategy should cost at most this many times the baseline per iteration."""
 BASELINE_TARGET = 1.0
 """depth-baseline should cost at most this many times nerfstudio's nerfacto per iteration, at the same sizes."""
-AS_SHIPPED = {"pipeline.model.fused_hash_grids": False}
-"""nerfstudio's own torch hash grid code, for the reference rows."""
+EAGER = {"pipeline.model.compile_hash_grids": False, "pipeline.model.compile_for_rendering": False}
+"""No compiled hash grids, whatever the size profile says (the 'cpu' profile compiles them for rendering)."""
+AS_SHIPPED = {"pipeline.model.fused_hash_grids": False, **EAGER}
+"""nerfstudio's own torch hash grid code, eager, for the reference rows."""
 REFERENCES: Dict[str, Callable[[], TrainerConfig]] = {
     "nerfacto": lambda: apply_overrides(nerfstudio_reference("nerfacto"), AS_SHIPPED),
     "depth-nerfacto": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"), AS_SHIPPED),
@@ -55,12 +57,14 @@ COMPILED = "depth-baseline+compile"
 VARIANTS: Dict[str, Dict[str, object]] = {
     COMPILED: {"pipeline.model.compile_hash_grids": True},
     "depth-baseline+compile-render": {"pipeline.model.compile_for_rendering": True},
-    "depth-baseline/nerfstudio-grid": {"pipeline.model.fused_hash_grids": False},
-    "depth-baseline/v0.2": {"pipeline.model.fused_hash_grids": False, "pipeline.model.sample_inside_box": False},
+    "depth-baseline/eager": EAGER,
+    "depth-baseline/nerfstudio-grid": AS_SHIPPED,
+    "depth-baseline/v0.2": {**AS_SHIPPED, "pipeline.model.sample_inside_box": False},
 }
-"""Rows of ``--variants``: depth-baseline with some implementation fields changed. ``/nerfstudio-grid`` computes
-its hash grids with nerfstudio's torch code instead of the fused one (same forward values); ``/v0.2`` is the model
-of version 0.2, before the speed work: nerfstudio's grid and a fixed [near, far] on every ray."""
+"""Rows of ``--variants``: depth-baseline with implementation fields changed (applied after the size profile).
+``/eager`` never compiles its grids; ``/nerfstudio-grid`` computes them with nerfstudio's torch code, eager,
+instead of the fused one (same forward values); ``/v0.2`` is the model of version 0.2, before the speed work:
+nerfstudio's grid, eager, and a fixed [near, far] on every ray."""
 
 
 def bench_config(name: str) -> TrainerConfig:
@@ -80,6 +84,9 @@ def build_timers(
     timers = {}
     for name in methods:
         config = apply_overrides(bench_config(name), sizes)
+        config = apply_overrides(config, VARIANTS.get(name, {}))  # a variant's fields win over the profile's
+        if name in REFERENCES:
+            config = apply_overrides(config, AS_SHIPPED)
         config = apply_overrides(config, {"pipeline.datamanager.data": data, "machine.device_type": device})
         timers[name] = TrainingLoop(config, device)
         timers[name].run(warmup)
@@ -196,8 +203,10 @@ class BenchArgs:
     compiled: bool = False
     """Also time depth-baseline with its hash grids compiled (``pipeline.model.compile_hash_grids``)."""
     variants: Tuple[str, ...] = ()
-    """Variants of depth-baseline to time beside it: depth-baseline+compile, depth-baseline/nerfstudio-grid
-    (nerfstudio's own torch hash grid), depth-baseline/v0.2 (the model before the speed work)."""
+    """Variants of depth-baseline to time beside it (their fields win over the size profile's):
+    depth-baseline+compile, depth-baseline+compile-render, depth-baseline/eager (no compiled grids),
+    depth-baseline/nerfstudio-grid (nerfstudio's own torch hash grid, eager), depth-baseline/v0.2 (the model
+    before the speed work)."""
     render: bool = False
     """Time rendering one whole evaluation view (seconds per view, views per second) instead of training."""
     sizes: str = "cpu"

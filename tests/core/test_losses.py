@@ -168,9 +168,100 @@ def test_surface_variance_is_of_the_normalised_distribution_so_opacity_is_not_pe
     for a in (0.1, 0.5, 1.0):
         got = losses.surface_loss(col(a), col(4.0), torch.tensor([[4.0]], dtype=torch.float64), variance_mult=10.0)
         assert_close(got, torch.tensor([[abs(a * 4.0 - 4.0)]], dtype=torch.float64))
-    # half-transparent two-sample ray: p = (0.5, 0.5) at t = 1, 3 -> mean 2, variance 1
+    # half-transparent two-sample ray: p = (0.5, 0.5) at t = 1, 3 -> mean 2, variance 1, weighted by a = 0.5
     got = losses.surface_loss(col(0.25, 0.25), col(1, 3), torch.tensor([[1.0]], dtype=torch.float64), variance_mult=1.0)
-    assert_close(got, torch.tensor([[abs(0.25 * 1 + 0.25 * 3 - 1.0) + 1.0]], dtype=torch.float64))
+    assert_close(got, torch.tensor([[abs(0.25 * 1 + 0.25 * 3 - 1.0) + 0.5 * 1.0]], dtype=torch.float64))
+
+
+def test_surface_variance_gradient_stays_bounded_as_the_ray_becomes_transparent():
+    """Var(p) alone has a gradient of order 1 / a; weighted by the detached accumulation a it stays bounded."""
+    t = col(1.0, 2.0, 3.0)
+    norms = []
+    for accumulation in (1.0, 1e-2, 1e-4, 1e-6):
+        w = (col(0.2, 0.5, 0.3) * accumulation).requires_grad_(True)
+        variance_only = losses.surface_loss(w, t, torch.tensor([[0.0]], dtype=torch.float64), variance_mult=1.0)
+        variance_only = variance_only - losses.expected_termination(w, t).abs()  # drop the depth term
+        (grad,) = torch.autograd.grad(variance_only.sum(), w)
+        norms.append(grad.norm().item())
+    assert max(norms) < 2 * norms[0]  # unweighted, the norm at a = 1e-6 would be 10^6 times that at a = 1
+    assert norms[0] > 0
+
+
+# ------------------------------------------------------------------------------------ loss assembly
+# A batch of 3 rays (a surface at 2.0, a known-empty ray, an unknown ray) and 2 sampling levels.
+SURFACE = torch.tensor([[True], [False], [False]])
+EMPTY = torch.tensor([[False], [True], [False]])
+GT = torch.tensor([[2.0], [0.0], [0.0]], dtype=torch.float64)
+LEVEL0_STARTS = torch.tensor([1.0, 1.5, 2.0, 2.5], dtype=torch.float64).reshape(1, 4, 1).expand(3, 4, 1)
+LEVEL1_STARTS = torch.tensor([1.0, 2.0], dtype=torch.float64).reshape(1, 2, 1).expand(3, 2, 1)
+LEVEL0_W = torch.tensor([[0.1, 0.2, 0.6, 0.0], [0.0, 0.3, 0.0, 0.1], [0.5, 0.5, 0.0, 0.0]],
+                        dtype=torch.float64).unsqueeze(-1)
+LEVEL1_W = torch.tensor([[0.4, 0.4], [0.2, 0.0], [1.0, 0.0]], dtype=torch.float64).unsqueeze(-1)
+LAMBDAS = losses.DepthLossWeights(soft=0.5, hard=0.25, empty=2.0, surface_variance=0.1, half_width=0.3)
+
+
+def assemble(lambdas=LAMBDAS):
+    return losses.assemble_depth_losses(
+        weights=[LEVEL0_W, LEVEL1_W],
+        bin_starts=[LEVEL0_STARTS, LEVEL1_STARTS],
+        bin_ends=[LEVEL0_STARTS + 0.5, LEVEL1_STARTS + 1.0],
+        gt_depth=GT,
+        surface=SURFACE,
+        empty=EMPTY,
+        lambdas=lambdas,
+    )
+
+
+def test_assembled_terms_have_their_hand_computed_values():
+    # level 0, surface ray: midpoints 1.25 1.75 2.25 2.75, D = 1.825, free until 2.0 - 0.3 = 1.7 (one bin)
+    d0 = 0.1 * 1.25 + 0.2 * 1.75 + 0.6 * 2.25
+    p0, mids0 = [1 / 9, 2 / 9, 6 / 9], [1.25, 1.75, 2.25]
+    m0 = sum(p * t for p, t in zip(p0, mids0))
+    var0 = sum(p * (t - m0) ** 2 for p, t in zip(p0, mids0))
+    # level 1, surface ray: midpoints 1.5 2.5, D = 1.6, nothing ends before 1.7, p = (.5, .5), Var 0.25, a = 0.8
+    d1 = 0.4 * 1.5 + 0.4 * 2.5
+    expected = {
+        "soft_depth_loss": 0.5 * ((d0 - 2.0) ** 2 + (d1 - 2.0) ** 2) / 2,
+        "free_space_loss": 0.25 * (0.1 + 0.0) / 2,
+        "surface_loss": 0.25 * ((abs(d0 - 2.0) + 0.1 * 0.9 * var0) + (abs(d1 - 2.0) + 0.1 * 0.8 * 0.25)) / 2,
+        "empty_space_loss": 2.0 * ((0.3 + 0.1) + 0.2) / 2,  # the empty ray's accumulation on each level
+    }
+    got = assemble()
+    assert set(got) == set(expected)
+    for name, value in expected.items():
+        assert_close(got[name], torch.tensor(value, dtype=torch.float64), msg=name)
+
+
+def test_the_unknown_ray_counts_in_no_term():
+    changed = LEVEL0_W.clone()
+    changed[2] = torch.tensor([0.0, 0.0, 0.9, 0.1], dtype=torch.float64).unsqueeze(-1)
+    before = assemble()
+    after = losses.assemble_depth_losses([changed, LEVEL1_W], [LEVEL0_STARTS, LEVEL1_STARTS],
+                                         [LEVEL0_STARTS + 0.5, LEVEL1_STARTS + 1.0], GT, SURFACE, EMPTY, LAMBDAS)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_zero_lambda_removes_its_term_and_a_lambda_scales_only_its_own():
+    assert set(assemble(losses.DepthLossWeights(soft=0.5))) == {"soft_depth_loss"}
+    assert set(assemble(losses.DepthLossWeights(empty=1.0))) == {"empty_space_loss"}
+    assert set(assemble(losses.DepthLossWeights(hard=1.0))) == {"free_space_loss", "surface_loss"}
+    doubled = assemble(losses.DepthLossWeights(soft=1.0, hard=0.25, empty=2.0, surface_variance=0.1, half_width=0.3))
+    base = assemble()
+    assert_close(doubled["soft_depth_loss"], 2 * base["soft_depth_loss"])
+    assert torch.equal(doubled["surface_loss"], base["surface_loss"])
+
+
+def test_levels_are_averaged_not_summed():
+    one = losses.assemble_depth_losses([LEVEL1_W], [LEVEL1_STARTS], [LEVEL1_STARTS + 1.0], GT, SURFACE, EMPTY, LAMBDAS)
+    two = losses.assemble_depth_losses([LEVEL1_W, LEVEL1_W], [LEVEL1_STARTS] * 2, [LEVEL1_STARTS + 1.0] * 2, GT,
+                                       SURFACE, EMPTY, LAMBDAS)
+    for name in one:
+        assert_close(one[name], two[name])
+
+
+def test_mismatched_levels_are_refused():
+    with pytest.raises(ValueError, match="same"):
+        losses.assemble_depth_losses([LEVEL0_W], [], [], GT, SURFACE, EMPTY, LAMBDAS)
 
 
 def test_normalised_weights_sum_to_one_and_all_zero_weights_stay_finite():

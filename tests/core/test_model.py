@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict
 
 import pytest
 import torch
 
-from depth_strategies.core.data import DEPTH_KEY, STATE_KEY
-from depth_strategies.core.sampling import DepthGuidedProposalSampler
+from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthState
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import STRATEGIES
 from depth_strategies.scenes.builtin import make_scene
@@ -18,30 +18,111 @@ METHODS = tuple(STRATEGIES)
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_eval_never_reads_ground_truth_depth(name, tiny_scene, monkeypatch):
+def test_eval_never_reads_ground_truth_depth(name, tiny_scene):
+    """A ray bundle that *carries* (wrong) ground-truth depth renders exactly as one without, in eval mode."""
     loop = TrainingLoop(tiny_config(name, tiny_scene), "cpu", test_mode="test")
     loop.run(3)  # training steps do see depth (for the depth methods)
     pipeline = loop.pipeline
     pipeline.eval()
-    guides = []
-    original = DepthGuidedProposalSampler.generate_ray_samples
-
-    def spy(self, *args, **kwargs):
-        guides.append(kwargs.get("guide_depth"))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DepthGuidedProposalSampler, "generate_ray_samples", spy)
     camera, batch = next(iter(pipeline.datamanager.fixed_indices_eval_dataloader))
-    with_gt = pipeline.model.get_outputs_for_camera(camera)
+    plain = camera.generate_rays(camera_indices=0, keep_shape=True)
+    carrying = camera.generate_rays(camera_indices=0, keep_shape=True)
+    shape = carrying.origins.shape[:-1] + (1,)
+    carrying.metadata = {**(carrying.metadata or {}), DEPTH_KEY: torch.full(shape, 3.0),
+                         STATE_KEY: torch.full(shape, DepthState.SURFACE, dtype=torch.uint8)}
+    with torch.no_grad():
+        without_gt = pipeline.model.get_outputs_for_camera_ray_bundle(plain)
+        with_gt = pipeline.model.get_outputs_for_camera_ray_bundle(carrying)
+    for key in ("rgb", "depth", "accumulation"):
+        assert torch.equal(with_gt[key], without_gt[key]), key
     stripped = {k: v for k, v in batch.items() if k not in (DEPTH_KEY, STATE_KEY)}
-    without_gt = pipeline.model.get_outputs_for_camera(camera)
     metrics, images = pipeline.model.get_image_metrics_and_images(without_gt, stripped)
-    assert guides and all(g is None for g in guides), "the sampler was given ground truth at test time"
-    assert torch.equal(with_gt["rgb"], without_gt["rgb"]) and torch.equal(with_gt["depth"], without_gt["depth"])
     assert "psnr" in metrics and "ssim" in metrics and "depth_l1" not in metrics
     assert "img" in images and "depth" in images
     metrics_gt, images_gt = pipeline.model.get_image_metrics_and_images(with_gt, batch)
     assert "depth_l1" in metrics_gt and "depth_error" in images_gt
+
+
+@pytest.mark.parametrize("loss", ["ds-nerf", "urf"])
+def test_nerfstudio_soft_losses_train(loss, tiny_scene):
+    torch.manual_seed(0)
+    loop = TrainingLoop(tiny_config("depth-soft", tiny_scene, **{"pipeline.model.soft_depth_loss": loss}), "cpu")
+    pipeline = loop.pipeline
+    ray_bundle, batch = pipeline.datamanager.next_train(0)
+    outputs = pipeline.model(ray_bundle)
+    loss_dict = pipeline.model.get_loss_dict(outputs, batch, pipeline.model.get_metrics_dict(outputs, batch))
+    assert torch.isfinite(loss_dict["soft_depth_loss"]) and loss_dict["soft_depth_loss"] > 0
+    loop.run(3)
+
+
+def test_interlevel_and_distortion_losses_stay_finite_on_guided_samples(tiny_scene):
+    torch.manual_seed(0)
+    loop = TrainingLoop(tiny_config("depth-hard", tiny_scene), "cpu")
+    loop.run(2)
+    pipeline = loop.pipeline
+    ray_bundle, batch = pipeline.datamanager.next_train(2)
+    outputs = pipeline.model(ray_bundle)
+    loss_dict = pipeline.model.get_loss_dict(outputs, batch, pipeline.model.get_metrics_dict(outputs, batch))
+    for name in ("interlevel_loss", "distortion_loss", "free_space_loss", "surface_loss", "empty_space_loss"):
+        assert torch.isfinite(loss_dict[name]), name
+    sum(loss_dict.values()).backward()
+    grads = [p.grad for p in pipeline.model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_depth_losses_need_depth_in_the_batch(tiny_scene):
+    loop = TrainingLoop(tiny_config("depth-baseline", tiny_scene, **{"pipeline.model.empty_space_mult": 0.01}), "cpu")
+    pipeline = loop.pipeline
+    ray_bundle, batch = pipeline.datamanager.next_train(0)  # depth-baseline's datamanager ignores training depth
+    outputs = pipeline.model(ray_bundle)
+    with pytest.raises(ValueError, match="train-depth required"):
+        pipeline.model.get_loss_dict(outputs, batch, pipeline.model.get_metrics_dict(outputs, batch))
+
+
+def test_depth_losses_do_not_depend_on_the_dataparser_scale():
+    from nerfstudio.cameras.rays import Frustums, RaySamples
+
+    from depth_strategies.core.model import depth_losses
+    from depth_strategies.methods import method_config
+
+    torch.manual_seed(0)
+    config = method_config("depth-hybrid").pipeline.model
+    starts = [torch.linspace(2.0, 5.5, 8).expand(4, 8)[..., None], torch.linspace(2.0, 5.0, 4).expand(4, 4)[..., None]]
+    widths = [0.5, 1.0]
+    weights = [torch.rand(4, 8, 1) / 8, torch.rand(4, 4, 1) / 4]
+    depth = torch.tensor([[3.0], [4.2], [0.0], [0.0]])
+    state = torch.tensor([[DepthState.SURFACE], [DepthState.SURFACE], [DepthState.EMPTY], [DepthState.UNKNOWN]])
+
+    def at_scale(scale):
+        samples = [
+            RaySamples(frustums=Frustums(origins=torch.zeros(*s.shape[:-1], 3), directions=torch.ones(*s.shape[:-1], 3),
+                                         starts=s * scale, ends=(s + w) * scale, pixel_area=torch.ones_like(s)))
+            for s, w in zip(starts, widths)
+        ]
+        return depth_losses(weights, samples, depth * scale, state, scale, config)
+
+    half, one = at_scale(0.5), at_scale(1.0)
+    assert set(half) == {"soft_depth_loss", "free_space_loss", "surface_loss", "empty_space_loss"}
+    for name in one:
+        torch.testing.assert_close(half[name], one[name], msg=name)
+
+
+def test_build_nerfacto_modules_gives_nerfstudios_parameters(tiny_scene, monkeypatch):
+    """Our module construction (offline LPIPS, guided sampler) builds exactly nerfstudio's parameters."""
+    from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
+
+    loop = TrainingLoop(tiny_config("depth-baseline", tiny_scene), "cpu")
+    ours = loop.pipeline.model
+    fields = {f.name: getattr(ours.config, f.name) for f in dataclasses.fields(NerfactoModelConfig)
+              if f.init and f.name != "_target"}
+    # nerfstudio's populate_modules ends by building LPIPS, which downloads AlexNet: a stand-in without parameters
+    no_lpips = lambda **_: torch.nn.Identity()  # noqa: E731
+    monkeypatch.setattr("torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity", no_lpips)
+    theirs = NerfactoModel(NerfactoModelConfig(**fields), scene_box=ours.scene_box, num_train_data=ours.num_train_data,
+                           metadata=ours.kwargs.get("metadata", {}))
+    ours_shapes = {k: tuple(v.shape) for k, v in ours.named_parameters()}
+    theirs_shapes = {k: tuple(v.shape) for k, v in theirs.named_parameters()}
+    assert ours_shapes == theirs_shapes
 
 
 def average_eval(loop: TrainingLoop) -> Dict[str, float]:

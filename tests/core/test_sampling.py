@@ -202,16 +202,33 @@ def test_module_invalid_rays_keep_their_own_samples():
     assert not torch.allclose(guided.frustums.starts[1], plain.frustums.starts[1])
 
 
-def test_module_gradients_reach_the_field():
+def test_module_guided_edges_carry_no_gradient_while_the_proposal_weights_do():
+    """As nerfstudio's PDF sampler: sample positions are detached; the proposal network learns through the
+    weights it returns (interlevel loss, supervised depth losses), not through where the NeRF samples land."""
     field = TinyField()
-    sampler = make_sampler(0.5)
-    samples, _, _ = sampler(
+    samples, weights_list, _ = make_sampler(0.5)(
         make_bundle(),
         density_fns=[field],
         guide_depth=torch.full((3, 1), 4.0),
         guide_valid=torch.ones(3, 1, dtype=torch.bool),
         guide_half_width=0.3,
     )
-    weights = samples.get_weights(field(samples.frustums.get_positions()))
-    (weights * samples.frustums.starts).sum().backward()
+    assert not samples.frustums.starts.requires_grad and not samples.frustums.ends.requires_grad
+    weights_list[0].sum().backward()
     assert field.linear.weight.grad is not None and field.linear.weight.grad.abs().sum() > 0
+
+
+def test_module_window_partly_beyond_far_is_clipped_to_near_far():
+    torch.manual_seed(0)
+    samples, _, _ = make_sampler(0.75)(
+        make_bundle(),
+        density_fns=[TinyField()],
+        guide_depth=torch.tensor([[5.9], [2.1], [4.0]]),  # windows [5.6, 6.2], [1.8, 2.4] cross far, near
+        guide_valid=torch.ones(3, 1, dtype=torch.bool),
+        guide_half_width=0.3,
+    )
+    starts, ends = samples.frustums.starts[..., 0], samples.frustums.ends[..., 0]
+    assert starts.min() >= 2.0 - 1e-6 and ends.max() <= 6.0 + 1e-6
+    mids = (starts + ends) / 2
+    assert ((mids[0] >= 5.6) & (mids[0] <= 6.0)).sum() >= 12  # the guided bins fill what is left of the window
+    assert ((mids[1] >= 2.0) & (mids[1] <= 2.4)).sum() >= 12

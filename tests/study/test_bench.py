@@ -53,3 +53,16 @@ def test_reference_rows_build_and_train_at_the_same_sizes(tiny_scene):
     nerfacto = bench_config("nerfacto").pipeline.model
     obj = bench_config("depth-nerfacto-object").pipeline.model
     assert not nerfacto.disable_scene_contraction and obj.disable_scene_contraction and obj.near_plane == 2.0
+
+
+def test_variants_and_references_override_the_size_profile(tiny_scene):
+    from depth_strategies.study.bench import build_timers
+
+    names = ["depth-baseline", "nerfacto", "depth-baseline/v0.2", "depth-baseline/eager"]
+    timers = build_timers(tiny_scene, names, "cpu", "cpu", warmup=1)
+    models = {name: loop.config.pipeline.model for name, loop in timers.items()}
+    assert models["depth-baseline"].compile_for_rendering  # the 'cpu' profile's
+    assert not models["depth-baseline/eager"].compile_for_rendering
+    v02 = models["depth-baseline/v0.2"]
+    assert not (v02.compile_for_rendering or v02.fused_hash_grids or v02.sample_inside_box)
+    assert not (models["nerfacto"].compile_for_rendering or models["nerfacto"].fused_hash_grids)

@@ -334,3 +334,13 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
 def test_object_reference_of_the_lego_protocols_uses_the_object_settings_of_the_methods(name):
     methods = {m.name: m for m in load_protocol(name).methods}
     assert dict(methods["depth-nerfacto-object"].overrides) == OBJECT_SETTINGS
+
+
+@pytest.mark.parametrize("name", ["lego", "lego-fewview", "ablation"])
+def test_mask_variants_use_the_mask_weight_of_the_hard_strategy(name):
+    from depth_strategies.methods import LAMBDA_EMPTY
+
+    methods = {m.name: m for m in load_protocol(name).methods}
+    for variant in ("depth-baseline+mask", "depth-soft+mask"):
+        assert methods[variant].overrides["pipeline.model.empty_space_mult"] == LAMBDA_EMPTY
+    assert methods["depth-hard-nomask"].overrides == {"pipeline.model.empty_space_mult": 0.0}

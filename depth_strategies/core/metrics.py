@@ -28,6 +28,22 @@ normalised termination distribution (distance^2), independent of how opaque the 
 OUTPUT_ENTROPY = "weight_entropy"
 """Per-ray model output: entropy (nats) of the normalised weights along the ray."""
 
+EVALUATION_PROTOCOL: Dict[str, str] = {
+    "background": "white: NeRF-synthetic RGBA images composited on white, rendered with a white background",
+    "ground truth": "8-bit PNG images as stored; predictions in float, not quantised",
+    "ssim": "torchmetrics structural_similarity_index_measure, default arguments (Gaussian 11x11, sigma 1.5, "
+    "data range from the images)",
+    "psnr": "data range 1.0, over the whole image",
+    "lpips": "AlexNet (torchmetrics), only when its weights are cached; otherwise not reported",
+    "depth": "depth_l1 etc. on the median termination distance; depth_l1_expected on the expected one; "
+    "distances along the ray in Blender units",
+    "depth mask": "pixels with a known surface (alpha opaque, depth inside [2, 6]); alpha = 0 pixels count in "
+    "background_accumulation only",
+    "views": "every view of the test split, rendered from its camera without ground truth",
+}
+"""How every number is computed. Recorded in results.json and printed under each table: published NeRF-synthetic
+figures (black or white background, full resolution, other SSIM settings) are not comparable where these differ."""
+
 DELTA_THRESHOLD = 1.25
 """Threshold accuracy max(d/d*, d*/d) < 1.25 (Eigen et al., NeurIPS 2014)."""
 

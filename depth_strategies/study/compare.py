@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from depth_strategies.core.atomic import write_text_atomic
+from depth_strategies.core.metrics import EVALUATION_PROTOCOL
 from depth_strategies.study import report
 from depth_strategies.study.protocol import (
     Protocol,
@@ -306,6 +307,7 @@ def assemble_results(
         "schema_version": RESULTS_SCHEMA_VERSION,
         "protocol": _protocol_dict(protocol),
         "metrics": report.metric_specs(protocol.metrics, dict(protocol.metrics)),
+        "evaluation": dict(EVALUATION_PROTOCOL),
         "command": command,
         "machine": machine_description(device),
         "software": software,

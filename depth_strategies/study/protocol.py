@@ -26,8 +26,10 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
     curve_views: 2                    # test views used by the periodic evaluation
     panel_views: 3                    # test views shown in the comparison panels
     sweeps:                           # grids over config fields of one method -> ablation table and plot
-      - {name: lambda_soft, method: depth-soft, field: pipeline.model.soft_depth_mult, values: [0.001, 0.01, 0.1]}
+      - {name: lambda_soft, method: depth-soft, field: pipeline.model.soft_depth_mult, values: [0.003, 0.03, 0.3]}
     metrics: {psnr: higher, ssim: higher, lpips: lower, depth_l1: lower}   # reported metrics and direction
+    primary_metrics: [psnr, depth_l1] # the declared test family: primary_metrics x compared methods (Holm)
+    compared: []                      # methods tested against the baseline (empty: all but the baseline)
 
 Relative scene paths (``path``, ``split.source``) are resolved from the data root: ``ds-compare --data-root DIR``,
 by default the current directory (the repository root for the shipped lego protocols, whose data lies in
@@ -170,8 +172,20 @@ class Protocol:
         default_factory=lambda: {name: spec.better for name, spec in METRICS.items()}
     )
     """Reported metrics and whether higher or lower is better."""
+    primary_metrics: Tuple[str, ...] = ("psnr", "depth_l1")
+    """The metrics of the declared test family: Holm's correction runs over primary_metrics x compared methods
+    against the baseline, fixed by this file (a missing run counts as p = 1), so adding or losing a run elsewhere
+    never changes a mark. Other metrics get raw p-values, reported as exploratory."""
+    compared: Tuple[str, ...] = ()
+    """Methods of the declared test family (empty: every method of the protocol but the baseline)."""
     source: Optional[str] = None
     """File the protocol was read from."""
+
+    @property
+    def family(self) -> Tuple[Tuple[str, str], ...]:
+        """The declared family of tests: every (method, metric) of ``compared`` x ``primary_metrics``."""
+        methods = self.compared or tuple(m.name for m in self.methods if m.name != self.baseline)
+        return tuple((m, metric) for m in methods for metric in self.primary_metrics)
 
 
 # ------------------------------------------------------------------------------------------- parsing
@@ -302,7 +316,14 @@ def parse_protocol(data: Any, source: str) -> Protocol:
                 raise _fail(source, f"metrics.{name}", f"unknown metric; known: {', '.join(METRICS)}")
             if better != METRICS[name].better:
                 raise _fail(source, f"metrics.{name}", f"{name} is {METRICS[name].better}-is-better, not {better!r}")
+    for key in ("primary_metrics", "compared"):
+        if key in data:
+            _expect(data[key], list, source, key, "a list of names")
+            data[key] = tuple(data[key])
     protocol = _parse_dataclass(Protocol, {**data, "source": source}, source, "")
+    for i, metric in enumerate(protocol.primary_metrics):
+        if metric not in protocol.metrics:
+            raise _fail(source, f"primary_metrics[{i}]", f"{metric!r} is not a reported metric of this protocol")
     names = [m.name for m in protocol.methods]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
@@ -312,6 +333,9 @@ def parse_protocol(data: Any, source: str) -> Protocol:
     scene_names = [s.name for s in protocol.scenes]
     if len(set(scene_names)) != len(scene_names):
         raise _fail(source, "scenes", "scene names must be unique")
+    for i, method in enumerate(protocol.compared):
+        if method not in names or method == protocol.baseline:
+            raise _fail(source, f"compared[{i}]", f"{method!r} is not one of the methods other than the baseline")
     for i, sweep in enumerate(protocol.sweeps):
         if sweep.method not in names:
             raise _fail(source, f"sweeps[{i}].method", f"{sweep.method!r} is not one of the methods")

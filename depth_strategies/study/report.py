@@ -73,7 +73,9 @@ def per_view(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Tuple[Any, 
 
 
 def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
-    """One row per (scene, method): status, error, and mean / std / n of every metric over views and seeds."""
+    """One row per (scene, method): status, error, and for every metric the mean and std over test views (each view
+    averaged over seeds first), the number of views, and the std over seeds of each seed's mean (the run-to-run
+    spread; None with one seed)."""
     rows = []
     for (scene, method), group in group_runs(main_runs(results) if runs is None else runs).items():
         failed = [r for r in group if r["status"] != "ok"]
@@ -86,11 +88,14 @@ def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = No
             "sweep": group[0].get("sweep"),
         }
         for metric in metric_names(results):
-            values = list(per_view(group, metric).values())
+            values = list(per_view_over_seeds(group, metric).values())
+            by_seed = list(seed_means(group, metric).values())
             row[metric] = {
                 "mean": statistics.fmean(values) if values else None,
                 "std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
                 "n": len(values),
+                "seeds": len(by_seed),
+                "seed_std": statistics.stdev(by_seed) if len(by_seed) > 1 else None,
             }
         ok = [r for r in group if r["status"] == "ok"]
         for key in ("seconds_per_iteration", "rays_per_second", "cpu_rss_mb", "gpu_mb", "wall_time_s"):
@@ -102,37 +107,104 @@ def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = No
     return rows
 
 
+def per_view_over_seeds(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Any, float]:
+    """{view index: mean over seeds} of one (scene, method): each test view counts once in the paired tests and
+    the bootstrap, whatever the number of seeds (the same view under several seeds is not several independent
+    pairs)."""
+    by_view: Dict[Any, List[float]] = defaultdict(list)
+    for (_, view), value in per_view(runs, metric).items():
+        by_view[view].append(value)
+    return {view: statistics.fmean(values) for view, values in by_view.items()}
+
+
+def seed_means(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Any, float]:
+    """{seed: mean over the views of that seed's run} of one (scene, method)."""
+    by_seed: Dict[Any, List[float]] = defaultdict(list)
+    for (seed, _), value in per_view(runs, metric).items():
+        by_seed[seed].append(value)
+    return {seed: statistics.fmean(values) for seed, values in by_seed.items()}
+
+
+def declared_family(protocol: Mapping[str, Any], run_methods: Iterable[str] = ()) -> List[Tuple[str, str]]:
+    """The protocol's declared family of tests against the baseline: (method, metric) for every compared method
+    (all the protocol's methods but the baseline unless ``compared`` lists them; ``run_methods`` when the protocol
+    record lists none) and every primary metric."""
+    baseline = protocol["baseline"]
+    methods = [m["name"] for m in protocol["methods"]] if protocol.get("methods") else list(run_methods)
+    compared = protocol.get("compared") or [m for m in dict.fromkeys(methods) if m != baseline]
+    primary = protocol.get("primary_metrics") or ["psnr", "depth_l1"]
+    return [(method, metric) for method in compared for metric in primary]
+
+
 def compare_to_baseline(results: Dict[str, Any], seed: int = 0) -> List[Dict[str, Any]]:
-    """Paired per-view statistics of every method against the baseline, Holm-corrected within each scene."""
-    baseline = results["protocol"]["baseline"]
+    """Paired per-view statistics of every method against the baseline, views averaged over seeds first.
+
+    Holm's correction runs within each scene over the protocol's declared family only (:func:`declared_family`);
+    a declared test without runs counts as p = 1, so the family, and every mark, does not depend on which runs
+    exist. Tests outside the family keep their raw p-value (``in_family`` False, ``p_holm`` None): exploratory.
+    """
+    protocol = results["protocol"]
+    baseline = protocol["baseline"]
     groups = group_runs(main_runs(results))
+    family = set(declared_family(protocol, (method for _, method in groups)))
     comparisons: List[Dict[str, Any]] = []
-    for (scene, method), group in groups.items():
-        if method == baseline or (scene, baseline) not in groups:
+    scenes = list(dict.fromkeys(scene for scene, _ in groups))
+    for scene in scenes:
+        if (scene, baseline) not in groups:
             continue
-        for metric in metric_names(results):
-            mine, base = per_view(group, metric), per_view(groups[(scene, baseline)], metric)
-            keys = sorted(set(mine) & set(base))
-            a, b = stats.paired([mine[k] for k in keys], [base[k] for k in keys])
-            diff = a - b
-            low, high = stats.bootstrap_mean_ci(diff, seed=seed)
-            comparisons.append(
-                {
-                    "scene": scene,
-                    "method": method,
-                    "metric": metric,
-                    "n": int(diff.size),
-                    "mean_difference": float(diff.mean()) if diff.size else float("nan"),
-                    "ci_low": low,
-                    "ci_high": high,
-                    "p_value": stats.wilcoxon_p(diff),
-                }
-            )
-    for scene in {c["scene"] for c in comparisons}:
-        rows = [c for c in comparisons if c["scene"] == scene]
-        for row, adjusted in zip(rows, stats.holm([c["p_value"] for c in rows])):
-            row["p_holm"] = adjusted
+        for (group_scene, method), group in groups.items():
+            if group_scene != scene or method == baseline:
+                continue
+            for metric in metric_names(results):
+                mine, base = per_view_over_seeds(group, metric), per_view_over_seeds(groups[(scene, baseline)], metric)
+                keys = sorted(set(mine) & set(base), key=str)
+                a, b = stats.paired([mine[k] for k in keys], [base[k] for k in keys])
+                diff = a - b
+                low, high = stats.bootstrap_mean_ci(diff, seed=seed)
+                comparisons.append(
+                    {
+                        "scene": scene,
+                        "method": method,
+                        "metric": metric,
+                        "n": int(diff.size),
+                        "seeds": len({s for s, _ in per_view(group, metric)}),
+                        "mean_difference": float(diff.mean()) if diff.size else float("nan"),
+                        "ci_low": low,
+                        "ci_high": high,
+                        "p_value": stats.wilcoxon_p(diff),
+                        "in_family": (method, metric) in family,
+                        "p_holm": None,
+                    }
+                )
+        tested = {(c["method"], c["metric"]): c for c in comparisons if c["scene"] == scene and c["in_family"]}
+        members = sorted(family)
+        raw = []
+        for member in members:
+            p = tested[member]["p_value"] if member in tested else float("nan")
+            raw.append(1.0 if p is None or math.isnan(p) else p)  # a missing run or an untestable pair: p = 1
+        for member, adjusted in zip(members, stats.holm(raw)):
+            if member in tested:
+                tested[member]["p_holm"] = adjusted
     return comparisons
+
+
+def leader_separated(results: Dict[str, Any], scene: str, rows: List[Dict[str, Any]], metric: str) -> Optional[float]:
+    """Wilcoxon p of the best method against the runner-up on ``metric`` (views averaged over seeds): the best is
+    marked only when this is below ``stats.ALPHA``. None when fewer than two methods have values."""
+    direction = better(results, metric)
+    ranked = sorted(
+        (r for r in rows if r["status"] == "ok" and r[metric]["mean"] is not None),
+        key=lambda r: r[metric]["mean"],
+        reverse=direction == "higher",
+    )
+    if len(ranked) < 2:
+        return None
+    groups = group_runs(main_runs(results))
+    first = per_view_over_seeds(groups[(scene, ranked[0]["method"])], metric)
+    second = per_view_over_seeds(groups[(scene, ranked[1]["method"])], metric)
+    keys = sorted(set(first) & set(second), key=str)
+    a, b = stats.paired([first[k] for k in keys], [second[k] for k in keys])
+    return stats.wilcoxon_p(a - b)
 
 
 # ------------------------------------------------------------------------------------------- formatting
@@ -167,6 +239,10 @@ def main_table(
     """Markdown table of one scene: mean ± std, best in bold, difference to baseline (significant: †)."""
     metrics = _present(results, rows)
     lookup = {(c["method"], c["metric"]): c for c in comparisons if c["scene"] == scene}
+    separated = {}
+    for m in metrics:
+        p = leader_separated(results, scene, rows, m)
+        separated[m] = p is not None and not math.isnan(p) and p < stats.ALPHA
     lines = [
         "| method | " + " | ".join(_header(results, m) for m in metrics) + " | train s/iter (wall) |",
         "|---|" + "---|" * (len(metrics) + 1),
@@ -184,11 +260,12 @@ def main_table(
                 continue
             text = f"{_fmt(cell['mean'], m)} ± {_fmt(cell['std'], m)}"
             best = _best(rows, m, better(results, m))
-            if best is not None and cell["mean"] == best and len(rows) > 1:
+            if best is not None and cell["mean"] == best and separated.get(m):
                 text = f"**{text}**"
             comp = lookup.get((row["method"], m))
             if comp is not None and comp["n"]:
-                mark = SIGNIFICANT if comp.get("p_holm", float("nan")) < stats.ALPHA else ""
+                holm_p = comp.get("p_holm")
+                mark = SIGNIFICANT if holm_p is not None and holm_p < stats.ALPHA else ""
                 text += f" ({_fmt(comp['mean_difference'], m, signed=True)}{mark})"
             cells.append(text)
         spi = row["seconds_per_iteration"]
@@ -201,17 +278,39 @@ def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str,
     """Markdown table of the paired statistics of one scene."""
     rows = [c for c in comparisons if c["scene"] == scene and c["n"]]
     lines = [
-        "| method | metric | n | mean difference | 95% CI | Wilcoxon p | Holm p |",
-        "|---|---|---|---|---|---|---|",
+        "| method | metric | views | seeds | mean difference | 95% CI | Wilcoxon p | Holm p (declared family) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for c in rows:
+    for c in sorted(rows, key=lambda c: not c.get("in_family", False)):
         m = c["metric"]
+        holm_p = _p(c.get("p_holm")) if c.get("in_family") else "exploratory"
         lines.append(
-            f"| {c['method']} | {m} | {c['n']} | {_fmt(c['mean_difference'], m, True)} | "
+            f"| {c['method']} | {m} | {c['n']} | {c.get('seeds', '?')} | {_fmt(c['mean_difference'], m, True)} | "
             f"[{_fmt(c['ci_low'], m, True)}, {_fmt(c['ci_high'], m, True)}] | "
-            f"{_p(c['p_value'])} | {_p(c.get('p_holm'))} |"
+            f"{_p(c['p_value'])} | {holm_p} |"
         )
     return "\n".join(lines)
+
+
+def spread_table(results: Dict[str, Any], rows: List[Dict[str, Any]]) -> str:
+    """Run-to-run spread: the std over seeds of each seed's mean, per method and primary metric ('' with one
+    seed)."""
+    primary = [m for m in results["protocol"].get("primary_metrics") or ["psnr", "depth_l1"] if m in results["metrics"]]
+    lines = ["| method | seeds | " + " | ".join(f"{m} std over seeds" for m in primary) + " |",
+             "|---|---|" + "---|" * len(primary)]
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        seeds = max((row[m]["seeds"] for m in primary), default=0)
+        cells = [_fmt(row[m]["seed_std"], m) for m in primary]
+        lines.append(f"| {row['method']} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluation_lines(results: Dict[str, Any]) -> List[str]:
+    """The recorded evaluation protocol, one bullet per item (what makes numbers comparable or not)."""
+    evaluation = results.get("evaluation") or {}
+    return [f"- {key.replace('_', ' ')}: {value}" for key, value in evaluation.items()]
 
 
 def _p(value: Optional[float]) -> str:
@@ -247,7 +346,9 @@ def sweep_tables(results: Dict[str, Any]) -> List[Tuple[str, str]]:
                     text = f"**{text}**"
                 cells.append(text)
             lines.append(f"| {value} | " + " | ".join(cells) + " |")
-        tables.append((f"Ablation `{name}` on {scene}: {field} of {runs[0]['method'].split('@')[0]}", "\n".join(lines)))
+        method = runs[0]["method"].split("@")[0]
+        title = f"Ablation `{name}` on {scene}: {field} of {method} (bold: best mean, not tested)"
+        tables.append((title, "\n".join(lines)))
     return tables
 
 
@@ -304,10 +405,15 @@ def render_markdown(results: Dict[str, Any]) -> str:
             if k in ("depth_strategies", "nerfstudio", "torch")
         ),
         "",
-        f"Mean ± std over test views (and seeds). **Bold**: best. In parentheses: difference to "
-        f"`{protocol['baseline']}` over the same views; {SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA}.",
+        f"Mean ± std over test views (each view averaged over seeds first). **Bold**: the best mean, only where it "
+        f"differs from the runner-up's (paired Wilcoxon p < {stats.ALPHA} over views, not corrected for picking the "
+        f"pair); no bold: the leaders are not separated. In parentheses: difference to `{protocol['baseline']}` over "
+        f"the same views; {SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA} within the declared family "
+        f"({', '.join(protocol.get('primary_metrics') or ['psnr', 'depth_l1'])} of every compared method).",
         "",
     ]
+    if results.get("evaluation"):
+        out += ["Evaluation protocol:", "", *evaluation_lines(results), ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         scene_rows = [r for r in rows if r["scene"] == scene]
         out += [f"## Scene `{scene}`", "", main_table(results, scene, scene_rows, comparisons), ""]
@@ -317,12 +423,15 @@ def render_markdown(results: Dict[str, Any]) -> str:
                 "### Paired statistics against the baseline",
                 "",
                 f"Per-view differences (method − {protocol['baseline']}), percentile bootstrap 95% CI of the mean "
-                f"({stats.BOOTSTRAP_RESAMPLES} resamples), two-sided Wilcoxon signed-rank test, Holm-Bonferroni over "
-                "all rows of the scene.",
+                f"({stats.BOOTSTRAP_RESAMPLES} resamples) and two-sided Wilcoxon signed-rank test over the test views, "
+                "each view averaged over seeds; Holm-Bonferroni over the declared family (a missing run counts as "
+                "p = 1); other rows are exploratory.",
                 "",
                 table,
                 "",
             ]
+        if any(r[m]["seeds"] > 1 for r in scene_rows if r["status"] == "ok" for m in metric_names(results)):
+            out += ["### Run-to-run spread", "", spread_table(results, scene_rows), ""]
         out += ["### Cost", "", cost_table(scene_rows), "", WALL_TIME_CAVEAT, ""]
     for title, table in sweep_tables(results):
         out += [f"## {title}", "", table, ""]

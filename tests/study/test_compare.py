@@ -179,7 +179,7 @@ def hand_results():
 def test_summary_and_differences_from_hand_written_results():
     results = hand_results()
     rows = {r["method"]: r for r in report.summarize(results)}
-    assert rows["depth-baseline"]["psnr"] == {"mean": 21.0, "std": 1.0, "n": 3}
+    assert rows["depth-baseline"]["psnr"] == {"mean": 21.0, "std": 1.0, "n": 3, "seeds": 1, "seed_std": None}
     assert rows["depth-soft"]["psnr"]["mean"] == pytest.approx(22.0)
     assert rows["depth-soft"]["depth_l1"]["mean"] == pytest.approx(0.2)
     assert rows["depth-hard"]["status"] == "failed"
@@ -188,20 +188,91 @@ def test_summary_and_differences_from_hand_written_results():
     assert comp[("depth-soft", "depth_l1")]["mean_difference"] == pytest.approx(-0.3)
     # three identical -0.3 differences: exact two-sided Wilcoxon p = 2 / 2^3
     assert comp[("depth-soft", "depth_l1")]["p_value"] == pytest.approx(0.25)
-    assert comp[("depth-soft", "depth_l1")]["p_holm"] == pytest.approx(min(1.0, 0.25 * 2))
+    # the declared family: {soft, hard} x {psnr, depth_l1}; the failed depth-hard counts as p = 1 twice
+    assert comp[("depth-soft", "depth_l1")]["p_holm"] == pytest.approx(min(1.0, 0.25 * 4))
 
 
 def test_markdown_table_has_arrows_bold_best_differences_and_failures():
     md = report.render_markdown(hand_results())
     assert "psnr (dB) ↑" in md and "depth_l1 (units) ↓" in md
-    assert "**22.00 ± 1.00** (+1.00)" in md
-    assert "**0.200 ± 0.100** (-0.300)" in md
+    # 3 views cannot separate the leaders (the smallest two-sided Wilcoxon p of 3 pairs is 0.25): no bold
+    table = md.split("| method |")[1].split("###")[0]
+    assert "| 22.00 ± 1.00 (+1.00) |" in table and "**" not in table.replace("**failed**", "")
+    assert "0.200 ± 0.100 (-0.300)" in md
     assert "| depth-baseline | 21.00 ± 1.00 | 0.500 ± 0.100 |" in md
     assert "**failed**: ValueError: boom" in md
     # sequential wall-clock timings are labelled as such and never turned into speed ratios between methods
     assert "train s/iter (wall)" in md and report.WALL_TIME_CAVEAT in md and "×" not in md
     csv_text = report.render_csv(hand_results())
     assert "s,depth-soft,ok,psnr,higher,22.0,1.0,3," in csv_text
+
+
+def many_view_results(seeds=(0,), soft_gain=1.0, methods=("depth-baseline", "depth-soft")):
+    """8 views; depth-soft beats the baseline by ``soft_gain`` dB on every view, plus a small per-seed offset."""
+    runs = []
+    for method in methods:
+        for seed in seeds:
+            gain = {"depth-baseline": 0.0, "depth-soft": soft_gain}.get(method, 0.5)
+            views = [{"index": i, "metrics": {"psnr": 20.0 + 0.1 * i + gain + 0.01 * seed * (i % 2), "depth_l1": 0.1}}
+                     for i in range(8)]
+            runs.append({"scene": "s", "method": method, "seed": seed, "run_id": f"s/{method}/seed{seed}",
+                         "status": "ok", "sweep": None, "views": views, "train": {}, "render": {}})
+    return {
+        "protocol": {"name": "many", "baseline": "depth-baseline", "iterations": 10, "seeds": list(seeds),
+                     "primary_metrics": ["psnr"]},
+        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "runs": runs,
+    }
+
+
+def test_views_are_averaged_over_seeds_before_the_paired_test():
+    results = many_view_results(seeds=(0, 1, 2))
+    comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(results)}
+    assert comp[("depth-soft", "psnr")]["n"] == 8  # 8 views, not 24 pairs
+    assert comp[("depth-soft", "psnr")]["seeds"] == 3
+    row = {r["method"]: r for r in report.summarize(results)}["depth-soft"]["psnr"]
+    assert row["n"] == 8 and row["seeds"] == 3 and row["seed_std"] > 0
+
+
+def test_the_declared_family_does_not_change_with_the_runs_that_exist():
+    two = report.compare_to_baseline(many_view_results())
+    three = report.compare_to_baseline(many_view_results(methods=("depth-baseline", "depth-soft", "depth-hard")))
+    p_two = {c["method"]: c["p_holm"] for c in two if c["metric"] == "psnr"}
+    p_three = {c["method"]: c["p_holm"] for c in three if c["metric"] == "psnr"}
+    # the protocol records no method list here, so the family is the methods run: declared in a real protocol
+    assert p_two["depth-soft"] <= p_three["depth-soft"]
+    declared = many_view_results()
+    declared["protocol"]["compared"] = ["depth-soft", "depth-hard"]  # depth-hard declared but not run: p = 1
+    with_missing = {c["method"]: c["p_holm"] for c in report.compare_to_baseline(declared) if c["metric"] == "psnr"}
+    assert with_missing["depth-soft"] == pytest.approx(p_three["depth-soft"])
+    assert all(c["p_holm"] is None for c in two if c["metric"] == "depth_l1")  # not primary: exploratory
+
+
+def test_bold_marks_a_leader_only_when_a_paired_test_separates_it():
+    separated = report.render_markdown(many_view_results(soft_gain=1.0))
+    assert "**21.35 ± 0.24**" in separated
+    tied = report.render_markdown(many_view_results(soft_gain=0.0))
+    assert "**" not in tied.split("| method |")[1].split("###")[0]
+
+
+def test_results_record_and_print_the_evaluation_protocol_and_the_run_to_run_spread():
+    from depth_strategies.core.metrics import EVALUATION_PROTOCOL
+
+    results = many_view_results(seeds=(0, 1))
+    results["evaluation"] = dict(EVALUATION_PROTOCOL)
+    md = report.render_markdown(results)
+    assert "Evaluation protocol:" in md and "- background: white" in md
+    assert "### Run-to-run spread" in md and "psnr std over seeds" in md
+
+
+def test_a_protocol_declares_its_family_with_known_names():
+    base = {"name": "p", "scenes": [{"name": "b", "generate": {}}], "methods": ["depth-baseline", "depth-soft"]}
+    protocol = parse_protocol({**base, "primary_metrics": ["psnr"], "compared": ["depth-soft"]}, "p.yaml")
+    assert protocol.family == (("depth-soft", "psnr"),)
+    with pytest.raises(ProtocolError, match="primary_metrics"):
+        parse_protocol({**base, "primary_metrics": ["nope"]}, "p.yaml")
+    with pytest.raises(ProtocolError, match="compared"):
+        parse_protocol({**base, "compared": ["depth-baseline"]}, "p.yaml")
 
 
 # ------------------------------------------------------------------------------------------- progress

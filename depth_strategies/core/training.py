@@ -11,11 +11,13 @@ formula computed with :mod:`math`, so every stored learning rate is a Python flo
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Type
 
+import numpy as np
 import torch
 from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.engine.optimizers import Optimizers
@@ -123,6 +125,16 @@ def write_checkpoint(checkpoint_dir: Path, step: int, pipeline, optimizers: Opti
             tmp,
         )
     return path
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a run draws from: Python's ``random`` (nerfstudio's pixel samplers and image
+    dataloaders), NumPy's and torch's. What ``ns-train`` does with ``machine.seed`` (nerfstudio's ``train.py``),
+    which a run that builds nerfstudio's ``Trainer`` itself must do too: seeding torch alone left same-seed runs
+    of ``ds-compare`` apart by up to 0.7 dB."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 class TrainingLoop:

@@ -29,6 +29,7 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocati
 from nerfstudio.engine.trainer import TrainerConfig
 
 from depth_strategies.core.atomic import write_text_atomic
+from depth_strategies.core.training import seed_everything
 from depth_strategies.methods import apply_overrides, depth_nerfacto_reference, method_config
 from depth_strategies.study.evaluation import ViewResult, evaluate_views
 
@@ -114,7 +115,7 @@ def run_job(job: Dict[str, Any], progress: Optional[TextIO] = None) -> Dict[str,
     run_dir = Path(job["run_dir"])
     device = job["device"]
     config = build_config(job)
-    torch.manual_seed(int(job["run"]["seed"]))
+    seed_everything(int(job["run"]["seed"]))
     config.save_config()  # as ns-train does: ns-eval, ns-render and ns-viewer load the run from it
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup(test_mode="test")

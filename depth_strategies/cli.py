@@ -64,6 +64,11 @@ def split_scene() -> None:
     _run("depth_strategies.scenes.split")
 
 
+def to_nerfstudio_data() -> None:
+    """``ds-to-nerfstudio-data``."""
+    _run("depth_strategies.scenes.nerfstudio_data")
+
+
 def camera_path() -> None:
     """``ds-camera-path``."""
     _run("depth_strategies.viz.camera_path")

@@ -245,6 +245,22 @@ def depth_nerfacto_reference() -> TrainerConfig:
     return nerfstudio_reference("depth-nerfacto")
 
 
+def depth_nerfacto_on_nerfstudio_data() -> TrainerConfig:
+    """nerfstudio's ``depth-nerfacto`` as a user runs it on Blender data with depth: the stock model and settings
+    (:func:`depth_nerfacto_reference`) on the scene converted to ``nerfstudio-data``
+    (``ds-to-nerfstudio-data``: nerfstudio's Blender parser reads no depth; its nerfstudio parser rescales the poses
+    into its unit cube), with a white background, which nerfstudio users set for Blender data. Set
+    ``pipeline.datamanager.data`` to the converted folder."""
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    config = depth_nerfacto_reference()
+    parser = NerfstudioDataParserConfig(depth_unit_scale_factor=1e-3, downscale_factor=1)
+    datamanager = dataclasses.replace(config.pipeline.datamanager, dataparser=parser)
+    model = dataclasses.replace(config.pipeline.model, background_color="white")
+    pipeline = dataclasses.replace(config.pipeline, datamanager=datamanager, model=model)
+    return dataclasses.replace(config, pipeline=pipeline)
+
+
 # ---------------------------------------------------------------------------------------------- sizes
 def load_size_profile(name: str, path: Optional[Path] = None) -> Dict[str, Any]:
     """The overrides of size profile ``name`` from ``path`` (default: the shipped ``configs/sizes.yaml``)."""

@@ -84,6 +84,15 @@ METRICS: Dict[str, MetricSpec] = {
 """Every metric the model reports, with its direction: tables and statistics are generated from this."""
 
 
+def ground_truth_rgb(image: Float[Tensor, "*bs channels"]) -> Float[Tensor, "*bs 3"]:
+    """The ground-truth colour every metric compares with: RGB as given, or RGBA composited on white (the
+    background of the evaluation protocol; nerfstudio-data keeps the alpha channel of RGBA images, whereas
+    nerfstudio's Blender parser composites it on white itself)."""
+    if image.shape[-1] == 4:
+        return image[..., :3] * image[..., 3:] + (1.0 - image[..., 3:])
+    return image[..., :3]
+
+
 def depth_errors(
     predicted: Float[Tensor, "*bs 1"], gt: Float[Tensor, "*bs 1"], valid: Bool[Tensor, "*bs 1"]
 ) -> Dict[str, float]:
@@ -121,7 +130,7 @@ def image_metrics(
     LPIPS only when ``lpips`` is given.
     """
     device = outputs["rgb"].device
-    gt = torch.moveaxis(batch["image"].to(device)[..., :3], -1, 0)[None]
+    gt = torch.moveaxis(ground_truth_rgb(batch["image"].to(device)), -1, 0)[None]
     pred = torch.moveaxis(outputs["rgb"], -1, 0)[None]
     metrics = {
         "psnr": float(peak_signal_noise_ratio(pred, gt, data_range=1.0)),

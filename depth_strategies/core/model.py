@@ -43,7 +43,7 @@ from depth_strategies.core.colliders import BoxNearFarCollider
 from depth_strategies.core.colour import depth_images
 from depth_strategies.core.data import BLENDER_FAR, BLENDER_NEAR, DEPTH_KEY, STATE_KEY, DepthState
 from depth_strategies.core.hash_grid import compile_hash_grids, use_fused_hash_grids
-from depth_strategies.core.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, image_metrics
+from depth_strategies.core.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, ground_truth_rgb, image_metrics
 from depth_strategies.core.offline import build_lpips
 from depth_strategies.core.sampling import DepthGuidedProposalSampler
 
@@ -351,7 +351,7 @@ def metrics_and_images(
         f"prop_depth_{i}": outputs[f"prop_depth_{i}"] / scale for i in range(model.config.num_proposal_iterations)
     }
     images: Dict[str, Tensor] = {
-        "img": torch.cat([batch["image"].to(model.device), outputs["rgb"]], dim=1),
+        "img": torch.cat([ground_truth_rgb(batch["image"].to(model.device)), outputs["rgb"]], dim=1),
         "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
         **depth_images(outputs["depth"] / scale, outputs["accumulation"], gt_depth, surface, proposal_depths),
     }

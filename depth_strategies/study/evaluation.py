@@ -17,7 +17,7 @@ import torch
 from nerfstudio.pipelines.base_pipeline import Pipeline
 
 from depth_strategies.core.atomic import atomic_path
-from depth_strategies.core.metrics import DEPTH_KEY, STATE_KEY, image_metrics
+from depth_strategies.core.metrics import DEPTH_KEY, STATE_KEY, ground_truth_rgb, image_metrics
 
 
 @dataclass
@@ -94,7 +94,7 @@ def save_view_arrays(
         "rgb": outputs["rgb"].float().cpu().numpy().astype(np.float16),
         "depth": (outputs["depth"] / scale).float().cpu().numpy(),
         "accumulation": outputs["accumulation"].float().cpu().numpy().astype(np.float16),
-        "gt_rgb": batch["image"][..., :3].float().cpu().numpy().astype(np.float16),
+        "gt_rgb": ground_truth_rgb(batch["image"]).float().cpu().numpy().astype(np.float16),
     }
     if DEPTH_KEY in batch:
         arrays["gt_depth"] = (batch[DEPTH_KEY] / scale).float().cpu().numpy()

@@ -52,8 +52,10 @@ import yaml
 from depth_strategies.core.metrics import METRICS
 from depth_strategies.methods import SIZES_FILE, STRATEGIES, load_size_profile, shipped_config, shipped_configs
 
-EXTERNAL_METHODS = ("depth-nerfacto",)
-"""nerfstudio methods the comparison can run as external references (on our datamanager)."""
+EXTERNAL_METHODS = ("depth-nerfacto", "depth-nerfacto-nerfstudio-data")
+"""nerfstudio methods the comparison can run as external references (on our datamanager): ``depth-nerfacto`` on
+the scene as it is; ``depth-nerfacto-nerfstudio-data`` as shipped on the scene converted to nerfstudio-data, with
+a white background (:func:`depth_strategies.methods.depth_nerfacto_on_nerfstudio_data`)."""
 
 
 class ProtocolError(ValueError):

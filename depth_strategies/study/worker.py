@@ -30,7 +30,13 @@ from nerfstudio.engine.trainer import TrainerConfig
 
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.training import seed_everything
-from depth_strategies.methods import apply_overrides, depth_nerfacto_reference, method_config
+from depth_strategies.methods import (
+    apply_overrides,
+    depth_nerfacto_on_nerfstudio_data,
+    depth_nerfacto_reference,
+    method_config,
+)
+from depth_strategies.scenes.nerfstudio_data import to_nerfstudio_data
 from depth_strategies.study.evaluation import ViewResult, evaluate_views
 
 PROGRESS_INTERVAL_S = 1.0
@@ -42,17 +48,25 @@ MAX_WARMUP = 20
 """Largest number of warm-up iterations excluded from the timing."""
 
 
+NERFSTUDIO_DATA_SUFFIX = "-nerfstudio-data"
+"""Folder beside a scene that holds its nerfstudio-data conversion (made once, by the first run that needs it)."""
+
+
 def build_config(job: Dict[str, Any]) -> TrainerConfig:
     """The run's TrainerConfig: the method (or the external reference), its overrides, and run bookkeeping."""
     run = job["run"]
+    data = Path(job["data"])
     if run["external"] == "depth-nerfacto":
         config = depth_nerfacto_reference()
+    elif run["external"] == "depth-nerfacto-nerfstudio-data":
+        config = depth_nerfacto_on_nerfstudio_data()
+        data = to_nerfstudio_data(data, data.parent / f"{data.name}{NERFSTUDIO_DATA_SUFFIX}")
     else:
         config = method_config(run["base"])
     config = apply_overrides(config, dict(run["overrides"]))
     iterations = int(run["iterations"])
     bookkeeping = {
-        "pipeline.datamanager.data": Path(job["data"]),
+        "pipeline.datamanager.data": data,
         "output_dir": Path(job["output_dir"]),
         "experiment_name": "run",
         "timestamp": "nerfstudio",

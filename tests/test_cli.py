@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import warnings
 
 from depth_strategies.cli import KNOWN_THIRD_PARTY_WARNINGS, quiet_third_party_warnings
-from tests.conftest import console_script
+from tests.conftest import REPO, console_script
 
-SCRIPTS = ("ds-compare", "ds-flags", "ds-bench", "ds-make-scene", "ds-split-scene", "ds-camera-path", "ds-video",
-           "ds-figures")
+SCRIPTS = tuple(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"])
+"""Every console script the package declares."""
 
 
 def user_env() -> dict:

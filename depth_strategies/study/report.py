@@ -307,6 +307,30 @@ def spread_table(results: Dict[str, Any], rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+DEPTH_USE_FIELDS = ("guided_fraction", "soft_depth_mult", "hard_depth_mult", "empty_space_mult")
+"""Model fields that say how a method uses depth, listed under the tables."""
+
+
+def depth_use_lines(protocol: Mapping[str, Any]) -> List[str]:
+    """One bullet per method of the protocol: how it uses depth (guided fraction and the lambdas, each weighting a
+    mean over rays and over the sampling levels), from the registered method and the protocol's overrides."""
+    from depth_strategies.methods import STRATEGIES
+
+    common = dict(protocol.get("overrides") or {})
+    lines = []
+    for method in protocol.get("methods") or []:
+        if method.get("external"):
+            lines.append(f"- {method['name']}: nerfstudio's {method['external']} (its own DS-NeRF depth loss)")
+            continue
+        fields = dict(STRATEGIES.get(method.get("base") or method["name"], {}))
+        for key, value in {**common, **(method.get("overrides") or {})}.items():
+            if key.startswith("pipeline.model.") and key.split(".")[-1] in DEPTH_USE_FIELDS:
+                fields[key.split(".")[-1]] = value
+        used = [f"{name} {fields[name]:g}" for name in DEPTH_USE_FIELDS if fields.get(name)]
+        lines.append(f"- {method['name']}: " + (", ".join(used) if used else "no depth (RGB only)"))
+    return lines
+
+
 def evaluation_lines(results: Dict[str, Any]) -> List[str]:
     """The recorded evaluation protocol, one bullet per item (what makes numbers comparable or not)."""
     evaluation = results.get("evaluation") or {}
@@ -412,6 +436,9 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"({', '.join(protocol.get('primary_metrics') or ['psnr', 'depth_l1'])} of every compared method).",
         "",
     ]
+    if protocol.get("methods"):
+        out += ["How each method uses depth (each lambda weighs a mean over rays and over the sampling levels):", "",
+                *depth_use_lines(protocol), ""]
     if results.get("evaluation"):
         out += ["Evaluation protocol:", "", *evaluation_lines(results), ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -415,3 +416,15 @@ def test_mask_variants_use_the_mask_weight_of_the_hard_strategy(name):
     for variant in ("depth-baseline+mask", "depth-soft+mask"):
         assert methods[variant].overrides["pipeline.model.empty_space_mult"] == LAMBDA_EMPTY
     assert methods["depth-hard-nomask"].overrides == {"pipeline.model.empty_space_mult": 0.0}
+
+
+def test_the_report_states_how_each_method_uses_depth_with_its_lambdas():
+    protocol = load_protocol("lego-fewview")
+    results = many_view_results()
+    results["protocol"] = json.loads(json.dumps(dataclasses.asdict(protocol), default=str))
+    lines = report.depth_use_lines(results["protocol"])
+    assert "- depth-baseline: no depth (RGB only)" in lines
+    assert "- depth-hard-nomask: guided_fraction 0.75, hard_depth_mult 0.015" in lines
+    assert "- depth-baseline+mask: empty_space_mult 0.015" in lines
+    assert any(line.startswith("- depth-nerfacto-nsdata: nerfstudio's") for line in lines)
+    assert "How each method uses depth" in report.render_markdown(results)

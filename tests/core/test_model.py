@@ -153,18 +153,19 @@ TRAINING_VIEWS_CHECKED = 4
 """Training views whose per-pixel depth error the soft strategy's test compares."""
 
 
-def training_view_depth_errors(loop: TrainingLoop) -> torch.Tensor:
+def training_view_depth_errors(loop: TrainingLoop, truth) -> torch.Tensor:
     """|expected depth - D_gt| on every surface pixel of the first training views (Blender units): the error the
-    soft loss targets, on the rays it trains on, rendered without ground truth."""
+    soft loss targets, on the rays it trains on, rendered without ground truth. ``truth``: the training split read
+    with its depth (depth-baseline's own datamanager does not read it)."""
     pipeline = loop.pipeline
     pipeline.eval()
-    dataset = pipeline.datamanager.train_dataset
+    cameras = pipeline.datamanager.train_dataset.cameras
     scale = pipeline.model.scene_scale
     errors = []
     for index in range(TRAINING_VIEWS_CHECKED):
-        data = dataset[index]
+        data = truth[index]
         with torch.no_grad():
-            outputs = pipeline.model.get_outputs_for_camera(dataset.cameras[index : index + 1])
+            outputs = pipeline.model.get_outputs_for_camera(cameras[index : index + 1])
         surface = data[STATE_KEY] == DepthState.SURFACE
         errors.append(((outputs["expected_depth"] - data[DEPTH_KEY]) / scale).abs()[surface])
     pipeline.train()
@@ -175,12 +176,17 @@ def training_view_depth_errors(loop: TrainingLoop) -> torch.Tensor:
 def convergence_results(convergence_scene):
     """{method: (metrics before, metrics after, per-pixel training-view depth errors after)}."""
     results = {}
+    truth = None
     for name in METHODS:
         torch.manual_seed(0)
         loop = TrainingLoop(tiny_config(name, convergence_scene), "cpu", test_mode="test")
+        if truth is None and loop.pipeline.datamanager.train_dataset.has_depth:
+            truth = loop.pipeline.datamanager.train_dataset
         start = average_eval(loop)
         loop.run(CONVERGENCE_ITERATIONS)
-        results[name] = (start, average_eval(loop), training_view_depth_errors(loop))
+        results[name] = (start, average_eval(loop), loop)
+    for name, (start, end, loop) in results.items():
+        results[name] = (start, end, training_view_depth_errors(loop, truth))
     print({k: (round(v[1]["psnr"], 2), round(v[1]["depth_l1"], 3)) for k, v in results.items()})
     return results
 

@@ -2,7 +2,7 @@
 # Re-measure every number in README.md, on this machine, with the package's own entry points.
 # Usage: scripts/reproduce_readme.sh [quick|bench|figures|lego-fewview|lego|all]   (default: quick)
 # The README quotes the committed copies of results/<protocol>/results.* under docs/results/<protocol>/.
-# Costs on the 2-core development CPU: quick 6 min, bench 10 min, figures 4 min, lego-fewview and lego
+# Costs on the 2-core development CPU: quick 6 min, bench 30 min, figures 4 min, lego-fewview and lego
 # several hours each (see README.md, "Protocols"). Run from the repository root with the package installed.
 set -euo pipefail
 what="${1:-quick}"
@@ -15,8 +15,14 @@ run_quick()   {
 }
 run_bench()   {
   ds-make-scene "$scratch/scene64" --resolution 64
-  ds-bench --data "$scratch/scene64" --sizes cpu --iterations 10 --rounds 5 --warmup 5
-  ds-bench --data "$scratch/scene64" --sizes tiny --iterations 10 --rounds 5 --warmup 5
+  ds-bench --data "$scratch/scene64" --sizes cpu --iterations 4 --rounds 8 \
+    --variants depth-baseline/nerfstudio-grid depth-baseline/v0.2 depth-baseline+compile
+  ds-bench --data "$scratch/scene64" --sizes tiny --iterations 5 --rounds 8 \
+    --variants depth-baseline/nerfstudio-grid depth-baseline/v0.2
+  ds-split-scene ../shared/data/lego "$scratch/lego-10" --n-train 10 --n-test 20
+  ds-bench --render --data "$scratch/lego-10" --sizes cpu --methods depth-baseline --references nerfacto \
+    --variants depth-baseline/eager depth-baseline/nerfstudio-grid depth-baseline/v0.2 --warmup 3 --rounds 5
+  ds-compare docs/results/lego-fewview-speed/protocol.yaml --output results/lego-fewview-speed   # a lego run, 0.2 vs now
   ds-make-scene "$scratch/scene128" --resolution 128
   ds-bench --data "$scratch/scene128" --sizes default --methods depth-baseline --iterations 3 --rounds 2
 }
@@ -29,7 +35,8 @@ case "$what" in
   quick) run_quick ;;
   bench) run_bench ;;
   figures) run_figures ;;
-  lego-fewview|lego) ds-compare "$what" ;;
-  all) run_quick; run_bench; run_figures; ds-compare lego-fewview; ds-compare lego ;;
+  lego-fewview|lego) ds-compare "$what" --output "docs/results/v0.3/$what" ;;   # resumes the committed runs
+  all) run_quick; run_bench; run_figures
+       ds-compare lego-fewview --output docs/results/v0.3/lego-fewview; ds-compare lego --output docs/results/v0.3/lego ;;
   *) echo "unknown target '$what': use quick, bench, figures, lego-fewview, lego or all" >&2; exit 2 ;;
 esac

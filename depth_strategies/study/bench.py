@@ -45,13 +45,13 @@ EAGER = {"pipeline.model.compile_hash_grids": False, "pipeline.model.compile_for
 AS_SHIPPED = {"pipeline.model.fused_hash_grids": False, **EAGER}
 """nerfstudio's own torch hash grid code, eager, for the reference rows."""
 REFERENCES: Dict[str, Callable[[], TrainerConfig]] = {
-    "nerfacto": lambda: apply_overrides(nerfstudio_reference("nerfacto"), AS_SHIPPED),
-    "depth-nerfacto": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"), AS_SHIPPED),
-    "depth-nerfacto-object": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"),
-                                                     {**OBJECT_SETTINGS, **AS_SHIPPED}),
+    "nerfacto": lambda: nerfstudio_reference("nerfacto"),
+    "depth-nerfacto": lambda: nerfstudio_reference("depth-nerfacto"),
+    "depth-nerfacto-object": lambda: apply_overrides(nerfstudio_reference("depth-nerfacto"), OBJECT_SETTINGS),
 }
-"""nerfstudio's models (built offline, on our datamanager) as shipped, with nerfstudio's own hash grid code, timed
-beside the methods (compare ``depth-baseline/nerfstudio-grid`` with ``nerfacto`` for the same grid code)."""
+"""nerfstudio's models (built offline, on our datamanager), timed beside the methods as shipped, with nerfstudio's
+own hash grid code (:data:`AS_SHIPPED`; compare ``depth-baseline/nerfstudio-grid`` with ``nerfacto`` for the same
+grid code)."""
 COMPILED = "depth-baseline+compile"
 """Row of ``--compiled``: depth-baseline with ``compile_hash_grids`` (the first warm-up step compiles)."""
 VARIANTS: Dict[str, Dict[str, object]] = {
@@ -67,13 +67,20 @@ instead of the fused one (same forward values); ``/v0.2`` is the model of versio
 nerfstudio's grid, eager, and a fixed [near, far] on every ray."""
 
 
-def bench_config(name: str) -> TrainerConfig:
-    """A registered method's config, a reference's, or a variant of depth-baseline's."""
+def row_fields(name: str) -> Dict[str, object]:
+    """The implementation fields a row fixes whatever the size profile says: :data:`AS_SHIPPED` for a reference,
+    the variant's fields for a variant, none for a method."""
+    return AS_SHIPPED if name in REFERENCES else VARIANTS.get(name, {})
+
+
+def bench_config(name: str, sizes: Optional[Dict[str, object]] = None) -> TrainerConfig:
+    """The config timed in row ``name`` (a method, a reference or a variant of depth-baseline), at the size profile
+    ``sizes``; the row's own fields (:func:`row_fields`) are applied last, so they win over the profile's."""
     if name in REFERENCES:
-        return REFERENCES[name]()
-    if name in VARIANTS:
-        return apply_overrides(method_config("depth-baseline"), VARIANTS[name])
-    return method_config(name)
+        config = REFERENCES[name]()
+    else:
+        config = method_config("depth-baseline" if name in VARIANTS else name)
+    return apply_overrides(apply_overrides(config, sizes or {}), row_fields(name))
 
 
 def build_timers(
@@ -83,11 +90,8 @@ def build_timers(
     sizes = {} if size_profile == DEFAULT_SIZES else load_size_profile(size_profile)
     timers = {}
     for name in methods:
-        config = apply_overrides(bench_config(name), sizes)
-        config = apply_overrides(config, VARIANTS.get(name, {}))  # a variant's fields win over the profile's
-        if name in REFERENCES:
-            config = apply_overrides(config, AS_SHIPPED)
-        config = apply_overrides(config, {"pipeline.datamanager.data": data, "machine.device_type": device})
+        config = apply_overrides(bench_config(name, sizes), {"pipeline.datamanager.data": data,
+                                                              "machine.device_type": device})
         timers[name] = TrainingLoop(config, device)
         timers[name].run(warmup)
     return timers

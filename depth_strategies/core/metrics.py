@@ -6,7 +6,7 @@ All depths are distances along the ray in Blender units (the model divides out t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Literal, Optional
+from typing import Dict, Literal, Optional, Tuple
 
 import torch
 from jaxtyping import Bool, Float
@@ -82,6 +82,10 @@ METRICS: Dict[str, MetricSpec] = {
     )
 }
 """Every metric the model reports, with its direction: tables and statistics are generated from this."""
+
+
+DEFAULT_PRIMARY_METRICS: Tuple[str, ...] = ("psnr", "depth_l1")
+"""The metrics a comparison tests by default (its declared family): one image metric and one depth metric."""
 
 
 def ground_truth_rgb(image: Float[Tensor, "*bs channels"]) -> Float[Tensor, "*bs 3"]:

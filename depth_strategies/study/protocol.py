@@ -49,7 +49,7 @@ from typing import Any, List, Literal, Mapping, Optional, Tuple, Union
 
 import yaml
 
-from depth_strategies.core.metrics import METRICS
+from depth_strategies.core.metrics import DEFAULT_PRIMARY_METRICS, METRICS
 from depth_strategies.methods import SIZES_FILE, STRATEGIES, load_size_profile, shipped_config, shipped_configs
 
 EXTERNAL_METHODS = ("depth-nerfacto", "depth-nerfacto-nerfstudio-data")
@@ -174,7 +174,7 @@ class Protocol:
         default_factory=lambda: {name: spec.better for name, spec in METRICS.items()}
     )
     """Reported metrics and whether higher or lower is better."""
-    primary_metrics: Tuple[str, ...] = ("psnr", "depth_l1")
+    primary_metrics: Tuple[str, ...] = DEFAULT_PRIMARY_METRICS
     """The metrics of the declared test family: Holm's correction runs over primary_metrics x compared methods
     against the baseline, fixed by this file (a missing run counts as p = 1), so adding or losing a run elsewhere
     never changes a mark. Other metrics get raw p-values, reported as exploratory."""
@@ -182,12 +182,6 @@ class Protocol:
     """Methods of the declared test family (empty: every method of the protocol but the baseline)."""
     source: Optional[str] = None
     """File the protocol was read from."""
-
-    @property
-    def family(self) -> Tuple[Tuple[str, str], ...]:
-        """The declared family of tests: every (method, metric) of ``compared`` x ``primary_metrics``."""
-        methods = self.compared or tuple(m.name for m in self.methods if m.name != self.baseline)
-        return tuple((m, metric) for m in methods for metric in self.primary_metrics)
 
 
 # ------------------------------------------------------------------------------------------- parsing

@@ -13,7 +13,9 @@ import statistics
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from depth_strategies.core.metrics import METRICS
+import numpy as np
+
+from depth_strategies.core.metrics import DEFAULT_PRIMARY_METRICS, METRICS
 from depth_strategies.study import stats
 
 ARROW = {"higher": "↑", "lower": "↓"}
@@ -117,12 +119,28 @@ def per_view_over_seeds(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[
     return {view: statistics.fmean(values) for view, values in by_view.items()}
 
 
+def paired_view_differences(
+    runs: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], metric: str
+) -> np.ndarray:
+    """Per-view differences ``runs`` − ``reference`` on ``metric``, each view averaged over seeds first, over the
+    views both have: the pairs of every paired test and bootstrap of the report."""
+    mine, theirs = per_view_over_seeds(runs, metric), per_view_over_seeds(reference, metric)
+    keys = sorted(set(mine) & set(theirs), key=str)
+    a, b = stats.paired([mine[k] for k in keys], [theirs[k] for k in keys])
+    return a - b
+
+
 def seed_means(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Any, float]:
     """{seed: mean over the views of that seed's run} of one (scene, method)."""
     by_seed: Dict[Any, List[float]] = defaultdict(list)
     for (seed, _), value in per_view(runs, metric).items():
         by_seed[seed].append(value)
     return {seed: statistics.fmean(values) for seed, values in by_seed.items()}
+
+
+def primary_metrics(protocol: Mapping[str, Any]) -> List[str]:
+    """The protocol's primary metrics (results of protocols that predate the key get the default)."""
+    return list(protocol.get("primary_metrics") or DEFAULT_PRIMARY_METRICS)
 
 
 def declared_family(protocol: Mapping[str, Any], run_methods: Iterable[str] = ()) -> List[Tuple[str, str]]:
@@ -132,8 +150,7 @@ def declared_family(protocol: Mapping[str, Any], run_methods: Iterable[str] = ()
     baseline = protocol["baseline"]
     methods = [m["name"] for m in protocol["methods"]] if protocol.get("methods") else list(run_methods)
     compared = protocol.get("compared") or [m for m in dict.fromkeys(methods) if m != baseline]
-    primary = protocol.get("primary_metrics") or ["psnr", "depth_l1"]
-    return [(method, metric) for method in compared for metric in primary]
+    return [(method, metric) for method in compared for metric in primary_metrics(protocol)]
 
 
 def compare_to_baseline(results: Dict[str, Any], seed: int = 0) -> List[Dict[str, Any]]:
@@ -156,10 +173,7 @@ def compare_to_baseline(results: Dict[str, Any], seed: int = 0) -> List[Dict[str
             if group_scene != scene or method == baseline:
                 continue
             for metric in metric_names(results):
-                mine, base = per_view_over_seeds(group, metric), per_view_over_seeds(groups[(scene, baseline)], metric)
-                keys = sorted(set(mine) & set(base), key=str)
-                a, b = stats.paired([mine[k] for k in keys], [base[k] for k in keys])
-                diff = a - b
+                diff = paired_view_differences(group, groups[(scene, baseline)], metric)
                 low, high = stats.bootstrap_mean_ci(diff, seed=seed)
                 comparisons.append(
                     {
@@ -200,11 +214,8 @@ def leader_separated(results: Dict[str, Any], scene: str, rows: List[Dict[str, A
     if len(ranked) < 2:
         return None
     groups = group_runs(main_runs(results))
-    first = per_view_over_seeds(groups[(scene, ranked[0]["method"])], metric)
-    second = per_view_over_seeds(groups[(scene, ranked[1]["method"])], metric)
-    keys = sorted(set(first) & set(second), key=str)
-    a, b = stats.paired([first[k] for k in keys], [second[k] for k in keys])
-    return stats.wilcoxon_p(a - b)
+    first, second = (groups[(scene, row["method"])] for row in ranked[:2])
+    return stats.wilcoxon_p(paired_view_differences(first, second, metric))
 
 
 # ------------------------------------------------------------------------------------------- formatting
@@ -295,7 +306,7 @@ def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str,
 def spread_table(results: Dict[str, Any], rows: List[Dict[str, Any]]) -> str:
     """Run-to-run spread: the std over seeds of each seed's mean, per method and primary metric ('' with one
     seed)."""
-    primary = [m for m in results["protocol"].get("primary_metrics") or ["psnr", "depth_l1"] if m in results["metrics"]]
+    primary = [m for m in primary_metrics(results["protocol"]) if m in results["metrics"]]
     lines = ["| method | seeds | " + " | ".join(f"{m} std over seeds" for m in primary) + " |",
              "|---|---|" + "---|" * len(primary)]
     for row in rows:
@@ -433,7 +444,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"differs from the runner-up's (paired Wilcoxon p < {stats.ALPHA} over views, not corrected for picking the "
         f"pair); no bold: the leaders are not separated. In parentheses: difference to `{protocol['baseline']}` over "
         f"the same views; {SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA} within the declared family "
-        f"({', '.join(protocol.get('primary_metrics') or ['psnr', 'depth_l1'])} of every compared method).",
+        f"({', '.join(primary_metrics(protocol))} of every compared method).",
         "",
     ]
     if protocol.get("methods"):

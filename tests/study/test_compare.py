@@ -269,7 +269,7 @@ def test_results_record_and_print_the_evaluation_protocol_and_the_run_to_run_spr
 def test_a_protocol_declares_its_family_with_known_names():
     base = {"name": "p", "scenes": [{"name": "b", "generate": {}}], "methods": ["depth-baseline", "depth-soft"]}
     protocol = parse_protocol({**base, "primary_metrics": ["psnr"], "compared": ["depth-soft"]}, "p.yaml")
-    assert protocol.family == (("depth-soft", "psnr"),)
+    assert report.declared_family(dataclasses.asdict(protocol)) == [("depth-soft", "psnr")]
     with pytest.raises(ProtocolError, match="primary_metrics"):
         parse_protocol({**base, "primary_metrics": ["nope"]}, "p.yaml")
     with pytest.raises(ProtocolError, match="compared"):

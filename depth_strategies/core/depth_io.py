@@ -524,8 +524,11 @@ def _select_exr_channel(path: Path, names: list[str], requested: Optional[str]) 
     )
 
 
-def _read_exr(path: Path, channel: Optional[str]) -> np.ndarray:
-    """Read one channel of an OpenEXR file as a float array [H,W]."""
+def read_exr(path: Path, channel: Optional[str] = None) -> np.ndarray:
+    """Read one channel of an OpenEXR file as a float array [H,W], raw (no sentinel handling, no scale).
+
+    ``channel`` None picks the depth channel automatically (see :data:`EXR_AUTO_CHANNELS`).
+    """
     try:
         with open(path, "rb") as fh:
             magic = fh.read(len(EXR_MAGIC))
@@ -633,7 +636,7 @@ def decode_depth(
         values = arr.astype(np.float64)
         sentinel = values == 0
     elif fmt == "exr":
-        arr = _read_exr(path, encoding.exr_channel)
+        arr = read_exr(path, encoding.exr_channel)
         values = arr.astype(np.float64)
         with np.errstate(invalid="ignore"):
             sentinel = (values >= EXR_BACKGROUND_THRESHOLD) | (values == HALF_FLOAT_MAX)

@@ -61,13 +61,6 @@ def write_depth_exr(path: Path, depth: NDArray[np.float32]) -> None:
         OpenEXR.File(header, {"Z": np.ascontiguousarray(depth, dtype=np.float32)}).write(str(tmp))
 
 
-def read_depth_exr(path: Path) -> NDArray[np.float32]:
-    """Read the "Z" channel of an EXR depth map as ``[H, W]`` float32."""
-    import OpenEXR
-
-    return np.asarray(OpenEXR.File(str(path)).channels()["Z"].pixels, dtype=np.float32)
-
-
 def is_previous_output(out: Path) -> bool:
     """Whether ``out`` holds (possibly partial) output of ``ds-make-scene``."""
     if (out / MARKER_NAME).is_file():

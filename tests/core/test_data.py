@@ -17,9 +17,9 @@ from PIL import Image
 
 from depth_strategies.core import depth_io
 from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthDataset, DepthState, MissingDepthError
-from depth_strategies.core.depth_io import DepthFileError
+from depth_strategies.core.depth_io import DepthFileError, read_exr
 from depth_strategies.core.training import TrainingLoop
-from depth_strategies.scenes.builtin import make_scene, read_depth_exr, write_depth_exr
+from depth_strategies.scenes.builtin import make_scene, write_depth_exr
 from depth_strategies.scenes.render import camera_rays, focal_from_width, trace
 from depth_strategies.scenes.split import split_scene
 from tests.conftest import run_cli, tiny_config, tiny_flags
@@ -45,7 +45,7 @@ def generated_truth(image: Path) -> Tuple[np.ndarray, np.ndarray]:
     """Independent ground truth of one generated view: (ray distance 0 unless SURFACE, state), [H, W]."""
     alpha = np.asarray(Image.open(image))[..., 3]
     height, width = alpha.shape
-    z = read_depth_exr(exr_of(image)).astype(np.float64)
+    z = read_exr(exr_of(image), "Z").astype(np.float64)
     _, _, norm = camera_rays(np.eye(4), width, height, focal_from_width(width))
     ray = z * norm.reshape(height, width)
     surface = (alpha == 255) & (z > 0) & (ray >= NEAR) & (ray <= FAR)
@@ -197,7 +197,7 @@ def test_evaluation_rays_carry_no_ground_truth(tiny_dm):
 def test_ray_distance_from_z_depth_reprojects_between_generated_views(scene64):
     ds = quiet_setup(tiny_config("depth-soft", scene64)).train_dataset
     depths, states = ds.depths[..., 0].double().numpy(), ds.states[..., 0].numpy()
-    raw_z = [read_depth_exr(exr_of(Path(f))).astype(np.float64) for f in ds.image_filenames]
+    raw_z = [read_exr(exr_of(Path(f)), "Z").astype(np.float64) for f in ds.image_filenames]
 
     def visible(centre, points, distance):  # occlusion from the analytic scene itself
         hit, _, _ = trace(centre[None], points - centre)
@@ -272,7 +272,7 @@ def test_downscaled_depth_picks_one_full_resolution_value_and_partial_alpha_is_u
     blended_blocks = 0
     for i, name in enumerate(ds.image_filenames):
         full, _ = generated_truth(Path(name))  # ray distance at 64x64 (0 unless SURFACE)
-        z = read_depth_exr(exr_of(Path(name)))
+        z = read_exr(exr_of(Path(name)), "Z")
         _, _, norm = camera_rays(np.eye(4), 64, 64, focal_from_width(64))
         full = z.astype(np.float64) * norm.reshape(64, 64)  # every full-resolution ray distance
         blocks = full.reshape(32, 2, 32, 2).transpose(0, 2, 1, 3).reshape(32, 32, 4)
@@ -350,7 +350,7 @@ def test_depth_map_of_the_wrong_size_is_an_error_naming_file_and_sizes(scene_cop
 
 def test_nan_inf_and_negative_depth_pixels_become_unknown_and_the_rest_is_unchanged(scene_copy, tiny_dm):
     target = scene_copy / "train" / "r_0_depth.exr"
-    z = read_depth_exr(target).copy()
+    z = read_exr(target, "Z").copy()
     ys, xs = np.nonzero(tiny_dm.train_dataset.states[0, ..., 0].numpy() == SURFACE)
     bad = [(ys[k], xs[k]) for k in (0, 10, 20, 30)]
     for (y, x), value in zip(bad, [np.nan, np.inf, -1.0, -np.inf]):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth_strategies.scenes.builtin import make_scene, read_depth_exr
+from depth_strategies.core.depth_io import read_exr
+from depth_strategies.scenes.builtin import make_scene
 from depth_strategies.scenes.render import (
     CAMERA_ANGLE_X,
     focal_from_width,
@@ -90,7 +91,7 @@ def test_output_loads_with_nerfstudio_blender_dataparser(small_scene: Path) -> N
         np.testing.assert_allclose(outputs.cameras.fx.numpy(), focal_from_width(32), rtol=1e-6)
         assert int(outputs.cameras.width[0]) == 32 and int(outputs.cameras.height[0]) == 32
         for fr in meta["frames"]:
-            depth = read_depth_exr(small_scene / fr["depth_file_path"])
+            depth = read_exr(small_scene / fr["depth_file_path"], "Z")
             assert depth.shape == (32, 32) and depth.dtype == np.float32
 
 
@@ -99,7 +100,7 @@ def test_written_frames_match_render_view(small_scene: Path) -> None:
     fr = meta["frames"][1]
     rgba, depth = render_view(np.array(fr["transform_matrix"]), 32, 32, focal_from_width(32), supersample=2)
     np.testing.assert_array_equal(_load_rgba(small_scene / (fr["file_path"] + ".png")), rgba)
-    np.testing.assert_array_equal(read_depth_exr(small_scene / fr["depth_file_path"]), depth)
+    np.testing.assert_array_equal(read_exr(small_scene / fr["depth_file_path"], "Z"), depth)
 
 
 # ----------------------------------------------------------------------------------------------------------------

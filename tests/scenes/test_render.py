@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depth_strategies.scenes.builtin import read_depth_exr, write_depth_exr
+from depth_strategies.core.depth_io import read_exr
+from depth_strategies.scenes.builtin import write_depth_exr
 from depth_strategies.scenes.geometry import OBJECT_NAMES
 from depth_strategies.scenes.render import (
     CAMERA_RADIUS,
@@ -50,7 +51,7 @@ def test_centre_pixel_depth_equals_analytic_distance(tmp_path: Path, eye, target
     focal = focal_from_width(res)
     rgba, depth = render_view(c2w, res, res, focal, supersample=2)
     write_depth_exr(tmp_path / "d.exr", depth)
-    z_exr = read_depth_exr(tmp_path / "d.exr")
+    z_exr = read_exr(tmp_path / "d.exr", "Z")
     assert z_exr.dtype == np.float32 and z_exr.shape == (res, res)
     assert abs(float(z_exr[res // 2, res // 2]) - expected_z) < 1e-4, what
     assert rgba[res // 2, res // 2, 3] == 255, what

@@ -32,6 +32,7 @@ from PIL import Image
 from torch import Tensor
 
 from depth_strategies.core import depth_io, metrics
+from depth_strategies.core.degradation import Degradation, degrade, parse_degradation
 from depth_strategies.core.depth_io import DepthFileError
 
 DEPTH_KEY = metrics.DEPTH_KEY
@@ -40,6 +41,9 @@ SURFACE. Same key as nerfstudio's depth datasets, so nerfstudio's ``depth-nerfac
 ``is_euclidean_depth=True``) reads it too."""
 STATE_KEY = metrics.STATE_KEY
 """Batch / ray-metadata key: a :class:`DepthState` per pixel (uint8)."""
+SIGMA_KEY = "depth_sigma"
+"""Batch / ray-metadata key: the standard deviation of each pixel's depth, in model units, as the (simulated)
+sensor reports it; present only when the training depth is degraded (:mod:`depth_strategies.core.degradation`)."""
 
 BLENDER_NEAR = 2.0
 """Near plane of the NeRF-synthetic scenes in Blender units (Mildenhall et al. 2020, ``load_blender.py``)."""
@@ -120,6 +124,10 @@ class DepthSource:
     """Ray distances outside this range (Blender units) are UNKNOWN."""
     listed_files: Optional[List[Optional[Path]]] = None
     """Depth files listed by the dataparser itself (``metadata['depth_filenames']``), if any."""
+    degradations: Tuple[Degradation, ...] = ()
+    """Sensor models applied to each decoded depth map, at full resolution and in Blender units, in order."""
+    degradation_seed: int = 0
+    """Seed of the degradations (with the image's index)."""
 
 
 class DepthDataset(InputDataset):
@@ -137,6 +145,7 @@ class DepthDataset(InputDataset):
         self.metadata = {**self.metadata, "dataparser_scale": float(dataparser_outputs.dataparser_scale)}
         self.depths: Optional[Tensor] = None
         self.states: Optional[Tensor] = None
+        self.sigmas: Optional[Tensor] = None
         self.depth_files: List[Optional[Path]] = []
         if self.source.requirement != "ignored" and len(self) > 0:
             self._load_all()
@@ -187,18 +196,22 @@ class DepthDataset(InputDataset):
                 f"(first: {images[missing[0]]}); depth metrics skip those images.",
                 stacklevel=2,
             )
-        depths, states = zip(*(self._load_one(i) for i in range(len(images))))
+        depths, states, sigmas = zip(*(self._load_one(i) for i in range(len(images))))
         self.depths = torch.from_numpy(np.stack(depths))[..., None]
         self.states = torch.from_numpy(np.stack(states))[..., None]
+        if self.source.degradations:
+            self.sigmas = torch.from_numpy(np.stack(sigmas))[..., None]
 
-    def _load_one(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Depth (model units, ray distance, 0 unless SURFACE) and state of image ``index`` at dataset size."""
+    def _load_one(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Depth (model units, ray distance, 0 unless SURFACE), state and reported sigma (model units) of image
+        ``index`` at dataset size, after the source's degradations."""
         cameras = self._dataparser_outputs.cameras
         height, width = int(cameras.height[index]), int(cameras.width[index])
         out_h, out_w = int(self.cameras.height[index]), int(self.cameras.width[index])
         path = self.depth_files[index]
         if path is None:
-            return np.zeros((out_h, out_w), np.float32), np.zeros((out_h, out_w), np.uint8)
+            zeros = np.zeros((out_h, out_w), np.float32)
+            return zeros, np.zeros((out_h, out_w), np.uint8), zeros
         alpha_full = self._alpha(index, None)
         encoding = depth_io.resolve_encoding(
             path, self.source.meta, self.source.override, meta_source=f"transforms_{self.source.split}.json"
@@ -210,8 +223,14 @@ class DepthDataset(InputDataset):
             decoded = decoded * pixel_direction_norms(fx, fy, cx, cy, height, width)
         ray_depth = decoded.astype(np.float32)
         state = depth_states(ray_depth, valid, alpha_full, self.source.depth_range)
+        sigma = np.zeros_like(ray_depth)
+        if self.source.degradations:
+            ray_depth, state, sigma = degrade(
+                ray_depth, state, self.source.degradations, self.source.degradation_seed, index
+            )
         ray_depth = resize_nearest(ray_depth, out_h, out_w)
         state = resize_nearest(state, out_h, out_w)
+        sigma = resize_nearest(sigma, out_h, out_w)
         if (out_h, out_w) != (height, width):
             # The image was resized with a filter: its alpha at silhouettes is partial again.
             alpha_small = self._alpha(index, (out_h, out_w))
@@ -224,8 +243,10 @@ class DepthDataset(InputDataset):
                 )
                 state = np.where(alpha_small == 0, DepthState.EMPTY, state).astype(np.uint8)
         scale = float(self._dataparser_outputs.dataparser_scale)
-        ray_depth = np.where(state == DepthState.SURFACE, ray_depth * scale, 0.0).astype(np.float32)
-        return ray_depth, state.astype(np.uint8)
+        surface = state == DepthState.SURFACE
+        ray_depth = np.where(surface, ray_depth * scale, 0.0).astype(np.float32)
+        sigma = np.where(surface, sigma * scale, 0.0).astype(np.float32)
+        return ray_depth, state.astype(np.uint8), sigma
 
     def _alpha(self, index: int, size: Optional[Tuple[int, int]]) -> Optional[np.ndarray]:
         """8-bit alpha of image ``index`` at full size, or resized like nerfstudio resizes images (bilinear)."""
@@ -241,7 +262,10 @@ class DepthDataset(InputDataset):
         if self.depths is None or self.states is None:
             return {}
         index = data["image_idx"]
-        return {DEPTH_KEY: self.depths[index], STATE_KEY: self.states[index]}
+        items = {DEPTH_KEY: self.depths[index], STATE_KEY: self.states[index]}
+        if self.sigmas is not None:
+            items[SIGMA_KEY] = self.sigmas[index]
+        return items
 
 
 @dataclass
@@ -261,6 +285,14 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Force the factor from stored values to Blender units (e.g. 0.001 for millimetre PNGs)."""
     depth_range: Tuple[float, float] = (BLENDER_NEAR, BLENDER_FAR)
     """Ray distances (Blender units) outside this range are treated as unknown."""
+    depth_degradations: Tuple[str, ...] = ()
+    """Sensor models applied to the *training* depth when it is loaded, in order, each written ``kind(key=value,
+    ...)`` (:mod:`depth_strategies.core.degradation`: noise, holes, flying, sparse, lowres, quantise, monocular; depth
+    parameters in Blender units), e.g. ``"noise(b=0.01)" "sparse(lines=16)"``. Evaluation depth stays exact.
+    Empty: the depth as stored."""
+    degradation_seed: int = 0
+    """Seed of the degradations (with each image's index): every method of a comparison sees the same degraded
+    depth."""
 
 
 def float32_intrinsics(outputs: DataparserOutputs) -> DataparserOutputs:
@@ -279,6 +311,12 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
     """``VanillaDataManager`` over :class:`DepthDataset`; training rays carry their ground truth in metadata."""
 
     config: DepthDataManagerConfig
+
+    def _degradations(self) -> Tuple[Degradation, ...]:
+        try:
+            return tuple(parse_degradation(text) for text in self.config.depth_degradations)
+        except ValueError as err:
+            raise ValueError(f"--pipeline.datamanager.depth-degradations: {err}") from None
 
     def _source(self, split: str, outputs: DataparserOutputs, requirement: DepthRequirement) -> DepthSource:
         if self.test_mode == "inference":
@@ -307,6 +345,8 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             override=override,
             depth_range=self.config.depth_range,
             listed_files=list(listed) if listed is not None else None,
+            degradations=self._degradations() if split == "train" else (),
+            degradation_seed=self.config.degradation_seed,
         )
 
     def create_train_dataset(self) -> DepthDataset:
@@ -326,4 +366,6 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
                 ray_bundle.metadata = {}
             ray_bundle.metadata[DEPTH_KEY] = batch[DEPTH_KEY].to(ray_bundle.origins.device)
             ray_bundle.metadata[STATE_KEY] = batch[STATE_KEY].to(ray_bundle.origins.device)
+            if SIGMA_KEY in batch:
+                ray_bundle.metadata[SIGMA_KEY] = batch[SIGMA_KEY].to(ray_bundle.origins.device)
         return ray_bundle, batch

@@ -452,3 +452,38 @@ def test_ns_train_with_a_missing_training_depth_map_exits_with_a_message_naming_
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-3000:]
     assert "r_3.png" in output and "depth" in output, output[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------------- degradations
+def test_degradations_change_the_training_depth_only_exactly_as_the_pure_function_does(tiny_scene):
+    from depth_strategies.core.data import SIGMA_KEY
+    from depth_strategies.core.degradation import degrade, parse_degradation
+
+    specs = ("noise(b=0.02)", "sparse(lines=8)")
+    exact = quiet_setup(tiny_config("depth-soft", tiny_scene))
+    dm = quiet_setup(tiny_config("depth-soft", tiny_scene, **{
+        "pipeline.datamanager.depth_degradations": specs, "pipeline.datamanager.degradation_seed": 7}))
+    scale = float(dm.train_dataset.metadata["dataparser_scale"])
+    for i in range(len(dm.train_dataset)):
+        depth = exact.train_dataset.depths[i, ..., 0].double().numpy() / scale
+        state = exact.train_dataset.states[i, ..., 0].numpy()
+        want_depth, want_state, want_sigma = degrade(depth, state, [parse_degradation(s) for s in specs], 7, i)
+        np.testing.assert_array_equal(dm.train_dataset.states[i, ..., 0].numpy(), want_state)
+        np.testing.assert_allclose(dm.train_dataset.depths[i, ..., 0].numpy() / scale, want_depth, rtol=1e-5)
+        np.testing.assert_allclose(dm.train_dataset.sigmas[i, ..., 0].numpy() / scale, want_sigma, rtol=1e-5)
+        rows = np.flatnonzero((want_state == SURFACE).any(axis=1))
+        assert 0 < len(rows) <= 8  # scanlines that cross the object
+    # the evaluation split keeps the exact depth and reports no sigma
+    assert dm.eval_dataset.sigmas is None
+    np.testing.assert_array_equal(dm.eval_dataset.depths.numpy(), exact.eval_dataset.depths.numpy())
+    # training batches and rays carry the sigma of their pixels
+    ray_bundle, batch = dm.next_train(0)
+    c, y, x = batch["indices"][0].tolist()
+    assert batch[SIGMA_KEY][0, 0] == dm.train_dataset.sigmas[c, y, x, 0]
+    assert torch.equal(ray_bundle.metadata[SIGMA_KEY], batch[SIGMA_KEY])
+
+
+def test_a_bad_degradation_stops_start_up_naming_the_option_and_the_kinds(tiny_scene):
+    with pytest.raises(ValueError, match=r"depth-degradations: depth degradation 'nois\(b=.1\)'.*noise, holes"):
+        bad = {"pipeline.datamanager.depth_degradations": ("nois(b=.1)",)}
+        quiet_setup(tiny_config("depth-soft", tiny_scene, **bad))

@@ -12,11 +12,14 @@ rendering weight ``w_i = T_i (1 - exp(-sigma_i (e_i - s_i)))`` (Max 1995; Milden
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Sequence
+from typing import Dict, Literal, Optional, Sequence, Tuple
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
+
+Penalty = Literal["l2", "huber", "cauchy"]
+"""How a depth residual r is penalised (:func:`robust_penalty`)."""
 
 
 def expected_termination(
@@ -52,11 +55,87 @@ def weight_entropy(weights: Float[Tensor, "*bs num_samples 1"], eps: float = 1e-
     return -torch.sum(p * torch.log(p + eps), dim=-2)
 
 
+def robust_penalty(residual: Float[Tensor, "*bs 1"], penalty: Penalty, scale: float) -> Float[Tensor, "*bs 1"]:
+    """rho(r), equal to r^2 for small |r| whatever the penalty, so that one lambda means the same for all three.
+
+    * "l2": r^2;
+    * "huber": r^2 for |r| <= delta, 2 delta |r| - delta^2 beyond (Huber 1964, times 2 delta): the gradient is
+      bounded by 2 delta, so an outlier pulls no harder than a residual of delta;
+    * "cauchy": delta^2 log(1 + r^2 / delta^2) (the Cauchy / Lorentzian penalty; Black & Anandan 1996; Barron 2019,
+      alpha = 0): the gradient 2 r / (1 + r^2 / delta^2) peaks at |r| = delta and vanishes for outliers.
+
+    ``scale`` is delta, in the unit of r.
+    """
+    if penalty == "l2":
+        return residual**2
+    if scale <= 0:
+        raise ValueError(f"the {penalty} penalty needs a scale > 0, got {scale}")
+    if penalty == "huber":
+        magnitude = residual.abs()
+        return torch.where(magnitude <= scale, residual**2, 2 * scale * magnitude - scale**2)
+    if penalty == "cauchy":
+        return scale**2 * torch.log1p((residual / scale) ** 2)
+    raise ValueError(f"unknown penalty {penalty!r}; use l2, huber or cauchy")
+
+
 def soft_depth_loss(
-    predicted_depth: Float[Tensor, "*bs 1"], gt_depth: Float[Tensor, "*bs 1"]
+    predicted_depth: Float[Tensor, "*bs 1"],
+    gt_depth: Float[Tensor, "*bs 1"],
+    penalty: Penalty = "l2",
+    scale: float = 0.0,
 ) -> Float[Tensor, "*bs 1"]:
-    """(D_pred - D_gt)^2: the soft strategy's depth hint."""
-    return (predicted_depth - gt_depth) ** 2
+    """rho(D_pred - D_gt) (:func:`robust_penalty`; (D_pred - D_gt)^2 by default): the soft strategy's depth hint."""
+    return robust_penalty(predicted_depth - gt_depth, penalty, scale)
+
+
+def window_half_width(
+    sigma: Float[Tensor, "*bs 1"], min_half_width: float, sigma_mult: float
+) -> Float[Tensor, "*bs 1"]:
+    """eps = max(eps_min, k sigma): the guided window and free-space margin of a ray whose depth has standard
+    deviation sigma (k = 3 covers 99.7 % of Gaussian errors)."""
+    return torch.clamp(sigma * sigma_mult, min=min_half_width)
+
+
+def uncertainty_weight(half_width: Float[Tensor, "*bs 1"], min_half_width: float) -> Float[Tensor, "*bs 1"]:
+    """(eps_min / eps)^2: a ray's depth losses are down-weighted like a Gaussian likelihood, 1 / sigma^2, relative to
+    a ray whose window is the narrowest one; 1 for every ray when no sigma exceeds eps_min / k."""
+    return (min_half_width / half_width) ** 2
+
+
+def least_squares_scale_shift(
+    predicted: Float[Tensor, "num_rays 1"],
+    given: Float[Tensor, "num_rays 1"],
+    mask: Bool[Tensor, "num_rays 1"],
+    group: Int[Tensor, "num_rays 1"],
+    num_groups: int,
+    min_rays: int = 8,
+    min_scale: float = 1e-3,
+) -> Tuple[Float[Tensor, "num_groups"], Float[Tensor, "num_groups"], Int[Tensor, "num_groups"]]:  # noqa: F821
+    """Per group (image), the (s, t) minimising sum over masked rays of (s given + t - predicted)^2.
+
+    The closed form of simple linear regression: s = cov(given, predicted) / var(given), t = mean(predicted) -
+    s mean(given); the scale- and shift-invariant depth loss of monocular depth (Ranftl et al. 2020, MiDaS, eq. 4,
+    in depth rather than disparity) compares ``predicted`` with ``s given + t``. Groups with fewer than ``min_rays``
+    masked rays, or whose given depth does not vary, get (1, 0); s is clamped to ``min_scale`` from below (a
+    negative or zero scale would turn the depth inside out). No gradient: the caller detaches ``predicted``.
+
+    Returns:
+        (scale, shift, count) per group.
+    """
+    with torch.no_grad():
+        m = mask.to(given.dtype)[..., 0]
+        x, y, g = given[..., 0] * m, predicted[..., 0] * m, group[..., 0].long()
+
+        def sums(v: Tensor) -> Tensor:
+            return torch.zeros(num_groups, dtype=given.dtype, device=given.device).index_add_(0, g, v)
+
+        n, sx, sy, sxx, sxy = sums(m), sums(x), sums(y), sums(x * x), sums(x * y)
+        var = n * sxx - sx * sx
+        usable = (n >= min_rays) & (var > 1e-12 * torch.clamp(n * n, min=1.0))
+        scale = torch.where(usable, (n * sxy - sx * sy) / torch.where(usable, var, torch.ones_like(var)), 1.0)
+        scale = torch.clamp(scale, min=min_scale)
+        shift = torch.where(usable, (sy - scale * sx) / torch.clamp(n, min=1.0), 0.0)
+        return scale, shift, n.long()
 
 
 def free_space_loss(
@@ -134,7 +213,11 @@ class DepthLossWeights:
     surface_variance: float = 1.0
     """The variance weight inside L_surf (:func:`surface_loss`), Blender units^-1."""
     half_width: float = 0.3
-    """eps, the free-space margin in front of the surface, Blender units."""
+    """eps, the free-space margin in front of the surface, Blender units (the narrowest, when rays have their own)."""
+    penalty: Penalty = "l2"
+    """How the soft term penalises the depth residual (:func:`robust_penalty`)."""
+    penalty_scale: float = 0.1
+    """delta of the huber and cauchy penalties, Blender units."""
 
 
 def assemble_depth_losses(
@@ -145,6 +228,10 @@ def assemble_depth_losses(
     surface: Bool[Tensor, "*bs 1"],
     empty: Bool[Tensor, "*bs 1"],
     lambdas: DepthLossWeights,
+    half_width: Optional[Float[Tensor, "*bs 1"]] = None,
+    ray_weights: Optional[Float[Tensor, "*bs 1"]] = None,
+    soft_gt_depth: Optional[Float[Tensor, "*bs 1"]] = None,
+    hard_surface: Optional[Bool[Tensor, "*bs 1"]] = None,
 ) -> Dict[str, Float[Tensor, ""]]:
     """The depth loss terms of one batch: ``{"soft_depth_loss", "free_space_loss", "surface_loss",
     "empty_space_loss"}``, each lambda x mean over levels of the mean over its rays; terms with lambda 0 are absent.
@@ -152,23 +239,38 @@ def assemble_depth_losses(
     One entry per sampling level in ``weights``, ``bin_starts`` and ``bin_ends``; distances and ``gt_depth`` in
     Blender units (the caller divides model units by the dataparser scale, so the values do not depend on it).
     ``surface``: rays with a known surface at ``gt_depth``; ``empty``: rays known to hit nothing (alpha = 0).
+
+    Optional, per ray: ``half_width`` (eps of each ray instead of ``lambdas.half_width``: the uncertainty-aware
+    margin, :func:`window_half_width`), ``ray_weights`` (multiplying each surface ray's soft, free-space and surface
+    values: :func:`uncertainty_weight`), ``soft_gt_depth`` (the depth the soft term compares with, e.g. aligned
+    by :func:`least_squares_scale_shift`) and ``hard_surface`` (the surface rays of the free-space and surface terms,
+    default ``surface``). The mean over rays always divides by the number of rays selected, so a weight of 1 on
+    every ray gives the unweighted loss.
     """
     if not len(weights) == len(bin_starts) == len(bin_ends) > 0:
         raise ValueError("give weights, bin starts and bin ends for the same (non-zero) number of levels")
     t_mid = [(s + e) / 2 for s, e in zip(bin_starts, bin_ends)]
-    free_until_surface = gt_depth - lambdas.half_width
+    eps = torch.full_like(gt_depth, lambdas.half_width) if half_width is None else half_width
+    free_until_surface = gt_depth - eps
     free_forever = torch.full_like(gt_depth, float("inf"))
+    soft_gt = gt_depth if soft_gt_depth is None else soft_gt_depth
+    hard_rays = surface if hard_surface is None else hard_surface
     per_level: Dict[str, list] = {}
 
-    def add(name: str, lam: float, values: Float[Tensor, "*bs 1"], rays: Bool[Tensor, "*bs 1"]) -> None:
+    def add(name: str, lam: float, values: Float[Tensor, "*bs 1"], rays: Bool[Tensor, "*bs 1"],
+            weighted: bool = True) -> None:
+        if weighted and ray_weights is not None:
+            values = values * ray_weights
         per_level.setdefault(name, []).append(lam * masked_mean(values, rays))
 
     for w, ends, mids in zip(weights, bin_ends, t_mid):
         if lambdas.soft > 0:
-            add("soft_depth_loss", lambdas.soft, soft_depth_loss(expected_termination(w, mids), gt_depth), surface)
+            predicted = expected_termination(w, mids)
+            soft = soft_depth_loss(predicted, soft_gt, lambdas.penalty, lambdas.penalty_scale)
+            add("soft_depth_loss", lambdas.soft, soft, surface)
         if lambdas.hard > 0:
-            add("free_space_loss", lambdas.hard, free_space_loss(w, ends, free_until_surface), surface)
-            add("surface_loss", lambdas.hard, surface_loss(w, mids, gt_depth, lambdas.surface_variance), surface)
+            add("free_space_loss", lambdas.hard, free_space_loss(w, ends, free_until_surface), hard_rays)
+            add("surface_loss", lambdas.hard, surface_loss(w, mids, gt_depth, lambdas.surface_variance), hard_rays)
         if lambdas.empty > 0:
-            add("empty_space_loss", lambdas.empty, free_space_loss(w, ends, free_forever), empty)
+            add("empty_space_loss", lambdas.empty, free_space_loss(w, ends, free_forever), empty, weighted=False)
     return {name: torch.stack(terms).mean() for name, terms in per_level.items()}

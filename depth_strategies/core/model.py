@@ -41,13 +41,14 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from depth_strategies.core import losses
 from depth_strategies.core.colliders import BoxNearFarCollider
 from depth_strategies.core.colour import depth_images
-from depth_strategies.core.data import BLENDER_FAR, BLENDER_NEAR, DEPTH_KEY, STATE_KEY, DepthState
+from depth_strategies.core.data import BLENDER_FAR, BLENDER_NEAR, DEPTH_KEY, SIGMA_KEY, STATE_KEY, DepthState
 from depth_strategies.core.hash_grid import compile_hash_grids, use_fused_hash_grids
 from depth_strategies.core.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, ground_truth_rgb, image_metrics
 from depth_strategies.core.offline import build_lpips
 from depth_strategies.core.sampling import DepthGuidedProposalSampler
 
 SoftLossType = Literal["l2", "ds-nerf", "urf"]
+Alignment = Literal["none", "scale-shift"]
 
 
 def default_implementation() -> Literal["tcnn", "torch"]:
@@ -134,6 +135,31 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     surface_variance_mult: float = 1.0
     """lambda in L_surf = |D_pred - D_gt| + lambda * a * Var(p), in 1 / Blender units (Var in Blender units squared,
     a the detached accumulation)."""
+    sigma_window_mult: float = 0.0
+    """k of the uncertainty-aware strategies: on a ray whose depth has a reported standard deviation sigma (the
+    degradation's noise model, ``depth_sigma`` in the batch), the guided window and the free-space margin are
+    eps = max(guide_half_width, k sigma), and the ray's soft, free-space and surface losses are weighted by
+    (guide_half_width / eps)^2 (:func:`depth_strategies.core.losses.uncertainty_weight`, a Gaussian 1 / sigma^2
+    relative to the narrowest window). 0: the fixed window and equal weights; rays without a sigma keep them too."""
+    depth_penalty: losses.Penalty = "l2"
+    """How the soft loss penalises the residual D_pred - D_gt: "l2", or the robust "huber" or "cauchy" (equal to
+    the l2 for residuals well below ``depth_penalty_scale``; :func:`depth_strategies.core.losses.robust_penalty`),
+    where a fraction of the depth is wrong (outliers, flying pixels)."""
+    depth_penalty_scale: float = 0.1
+    """delta of the huber and cauchy penalties, Blender units."""
+    depth_alignment: Alignment = "none"
+    """"scale-shift": the depth is right only up to a scale and shift per image (a monocular network). Per image of
+    the batch, the given depth is aligned to the NeRF's expected depth by least squares
+    (:func:`depth_strategies.core.losses.least_squares_scale_shift`, MiDaS's scale- and shift-invariant loss) before
+    the soft loss compares them. Guided sampling and the free-space and surface losses need a metric depth: they use
+    a running per-image estimate of the alignment (``alignment_momentum``) and stay off until it has been updated
+    ``alignment_warmup`` times (before that, a guided window would sit at the wrong distance)."""
+    alignment_momentum: float = 0.9
+    """Weight of the previous estimate in the running per-image alignment (an exponential moving average)."""
+    alignment_warmup: int = 200
+    """Training steps of alignment updates before guided sampling and the hard losses use the aligned depth."""
+    alignment_min_rays: int = 8
+    """Surface rays of an image that a batch must hold for that image's alignment to be estimated."""
     supervise_proposals: bool = True
     """Apply the soft ("l2"), free-space, surface and empty-space losses to every proposal level as well as to the
     NeRF level (averaged over levels). The proposal networks are density fields too, and at test time, without
@@ -149,6 +175,8 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
             empty=self.empty_space_mult,
             surface_variance=self.surface_variance_mult,
             half_width=self.guide_half_width,
+            penalty=self.depth_penalty,
+            penalty_scale=self.depth_penalty_scale,
         )
 
     def uses_training_depth(self) -> bool:
@@ -179,26 +207,58 @@ class DepthStrategyModel(NerfactoModel):
             reset_near_plane=False,
             inside_box=cfg.sample_inside_box,
         )
+        if cfg.depth_alignment != "none":
+            # running per-image alignment (Blender units): given depth -> scale * given + shift; saved in checkpoints
+            self.register_buffer("alignment_scale", torch.ones(self.num_train_data))
+            self.register_buffer("alignment_shift", torch.zeros(self.num_train_data))
+            self.register_buffer("alignment_updates", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ depth of training rays
+    def _alignment_ready(self) -> bool:
+        """Whether guided sampling and the hard losses may use the aligned depth (always, without alignment)."""
+        if self.config.depth_alignment == "none":
+            return True
+        return int(self.alignment_updates) >= self.config.alignment_warmup
+
+    def _metric_depth(self, depth: Tensor, image: Tensor) -> Tensor:
+        """The given depth (model units) with each image's running alignment applied (unchanged without one)."""
+        if self.config.depth_alignment == "none":
+            return depth
+        index = image[..., 0].long()
+        return self.alignment_scale[index, None] * depth + self.alignment_shift[index, None] * self.scene_scale
+
+    def _half_width(self, sigma: Optional[Tensor], like: Tensor) -> Tensor:
+        """eps of each ray in Blender units (:func:`depth_strategies.core.losses.window_half_width`)."""
+        cfg = self.config
+        if cfg.sigma_window_mult <= 0 or sigma is None:
+            return torch.full_like(like, cfg.guide_half_width)
+        return losses.window_half_width(sigma / self.scene_scale, cfg.guide_half_width, cfg.sigma_window_mult)
 
     # ------------------------------------------------------------------ forward
-    def _training_guide(self, ray_bundle: RayBundle) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-        """Known surface depth of each training ray for the guided sampler; (None, None) otherwise."""
+    def _training_guide(self, ray_bundle: RayBundle) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor | float]:
+        """Known surface depth of each training ray for the guided sampler, whether it is valid, and the window's
+        half width (model units); (None, None, 0) when not guiding."""
         meta = ray_bundle.metadata or {}
         if not self.training or self.config.guided_fraction <= 0 or DEPTH_KEY not in meta:
-            return None, None
-        return meta[DEPTH_KEY], meta[STATE_KEY] == DepthState.SURFACE
+            return None, None, 0.0
+        if not self._alignment_ready():
+            return None, None, 0.0
+        assert ray_bundle.camera_indices is not None
+        depth = self._metric_depth(meta[DEPTH_KEY], ray_bundle.camera_indices)
+        half_width = self._half_width(meta.get(SIGMA_KEY), depth) * self.scene_scale
+        return depth, meta[STATE_KEY] == DepthState.SURFACE, half_width
 
     def get_outputs(self, ray_bundle: RayBundle):
         if self.training:
             self.camera_optimizer.apply_to_raybundle(ray_bundle)
-        guide_depth, guide_valid = self._training_guide(ray_bundle)
+        guide_depth, guide_valid, guide_half_width = self._training_guide(ray_bundle)
         ray_samples: RaySamples
         ray_samples, weights_list, ray_samples_list = self.proposal_sampler(
             ray_bundle,
             density_fns=self.density_fns,
             guide_depth=guide_depth,
             guide_valid=guide_valid,
-            guide_half_width=self.config.guide_half_width * self.scene_scale,
+            guide_half_width=guide_half_width,
         )
         field_outputs = self.field.forward(ray_samples, compute_normals=self.config.predict_normals)
         weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
@@ -259,8 +319,20 @@ class DepthStrategyModel(NerfactoModel):
         scale = self.scene_scale
         state = batch[STATE_KEY].to(self.device)
         depth = batch[DEPTH_KEY].to(self.device)
+        sigma = batch[SIGMA_KEY].to(self.device) if SIGMA_KEY in batch else None
+        surface = state == DepthState.SURFACE
+        extra: Dict[str, Tensor] = {}
+        if cfg.depth_alignment != "none":
+            image = batch["indices"][:, :1].to(self.device)
+            extra["soft_gt_depth"] = self._align_batch(outputs, depth / scale, surface, image)
+            extra["hard_surface"] = surface & self._alignment_ready()
+            depth = self._metric_depth(depth, image)
+        half_width = self._half_width(sigma, depth)
+        if cfg.sigma_window_mult > 0 and sigma is not None:
+            extra["half_width"] = half_width
+            extra["ray_weights"] = losses.uncertainty_weight(half_width, cfg.guide_half_width)
         loss_dict.update(
-            depth_losses(outputs["weights_list"], outputs["ray_samples_list"], depth, state, scale, cfg)
+            depth_losses(outputs["weights_list"], outputs["ray_samples_list"], depth, state, scale, cfg, **extra)
         )
         if cfg.soft_depth_mult > 0 and cfg.soft_depth_loss != "l2":
             surface = state == DepthState.SURFACE
@@ -268,6 +340,29 @@ class DepthStrategyModel(NerfactoModel):
                 outputs, depth / scale, surface
             )
         return loss_dict
+
+    def _align_batch(self, outputs, given: Tensor, surface: Tensor, image: Tensor) -> Tensor:
+        """The given depth of each surface ray aligned to the NeRF level's expected depth per image of the batch
+        (Blender units), and the running per-image alignment updated with this batch's estimates."""
+        cfg = self.config
+        weights, samples = outputs["weights_list"][-1], outputs["ray_samples_list"][-1]
+        t_mid = (samples.frustums.starts + samples.frustums.ends) / 2 / self.scene_scale
+        predicted = losses.expected_termination(losses.normalised(weights.detach()), t_mid.detach())
+        scale, shift, count = losses.least_squares_scale_shift(
+            predicted, given, surface, image, self.num_train_data, min_rays=cfg.alignment_min_rays
+        )
+        with torch.no_grad():
+            seen = count >= cfg.alignment_min_rays
+            m = cfg.alignment_momentum
+            first = int(self.alignment_updates) == 0
+            blend = 0.0 if first else m
+            self.alignment_scale.copy_(torch.where(seen, blend * self.alignment_scale + (1 - blend) * scale,
+                                                   self.alignment_scale))
+            self.alignment_shift.copy_(torch.where(seen, blend * self.alignment_shift + (1 - blend) * shift,
+                                                   self.alignment_shift))
+            self.alignment_updates += 1
+        index = image[..., 0].long()
+        return scale[index, None] * given + shift[index, None]
 
     def _nerfstudio_depth_loss(self, outputs, gt: Tensor, surface: Tensor) -> Tensor:
         """nerfstudio's DS-NeRF or URF loss on every level, averaged over levels, exactly as depth-nerfacto.
@@ -315,11 +410,14 @@ def depth_losses(
     state: Tensor,
     scale: float,
     config: DepthStrategyModelConfig,
+    **per_ray: Tensor,
 ) -> Dict[str, Tensor]:
     """The depth loss terms of a training batch (:func:`depth_strategies.core.losses.assemble_depth_losses`) from
     the model's per-level weights and samples and the batch's ray depth and state, all in model units (Blender
     units x ``scale``, the dataparser's scale): converted to Blender units here, so the values do not depend on the
-    scale. Every level when ``config.supervise_proposals``, else the NeRF level (the last) only."""
+    scale. Every level when ``config.supervise_proposals``, else the NeRF level (the last) only. ``per_ray``: the
+    optional per-ray arguments of the assembly (``half_width``, ``ray_weights``, ``soft_gt_depth`` in Blender units;
+    ``hard_surface``)."""
     last = len(weights_list) - 1
     levels = range(last + 1) if config.supervise_proposals else [last]
     frustums = [ray_samples_list[i].frustums for i in levels]
@@ -331,6 +429,7 @@ def depth_losses(
         surface=state == DepthState.SURFACE,
         empty=state == DepthState.EMPTY,
         lambdas=config.depth_loss_weights(),
+        **per_ray,
     )
 
 

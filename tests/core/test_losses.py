@@ -267,3 +267,110 @@ def test_mismatched_levels_are_refused():
 def test_normalised_weights_sum_to_one_and_all_zero_weights_stay_finite():
     assert_close(losses.normalised(col(0.2, 0.6)).sum(), torch.tensor(1.0, dtype=torch.float64))
     assert torch.isfinite(losses.normalised(col(0.0, 0.0))).all()
+
+
+# ------------------------------------------------------------------------------------ depth as users have it
+def test_robust_penalties_have_their_hand_computed_values_and_equal_l2_for_small_residuals():
+    r = col(0.0, 0.05, -0.2, 1.0)
+    assert_close(losses.robust_penalty(r, "l2", 0.0), r**2)
+    # huber, delta 0.1: r^2 inside, 2 * 0.1 * |r| - 0.01 outside
+    assert_close(losses.robust_penalty(r, "huber", 0.1), col(0.0, 0.0025, 0.03, 0.19))
+    # cauchy, delta 0.1: 0.01 * log(1 + r^2 / 0.01)
+    assert_close(losses.robust_penalty(r, "cauchy", 0.1),
+                 col(0.0, 0.01 * math.log(1.25), 0.01 * math.log(5.0), 0.01 * math.log(101.0)))
+    small = col(1e-4)
+    for penalty in ("huber", "cauchy"):
+        assert_close(losses.robust_penalty(small, penalty, 0.1), small**2, rtol=1e-6, atol=0)
+
+
+def test_robust_penalties_bound_the_pull_of_an_outlier():
+    r = col(0.05, 3.0).requires_grad_(True)
+    grads = {}
+    for penalty in ("l2", "huber", "cauchy"):
+        (grads[penalty],) = torch.autograd.grad(losses.robust_penalty(r, penalty, 0.1).sum(), r)
+    assert_close(grads["l2"], col(0.1, 6.0))
+    assert_close(grads["huber"], col(0.1, 0.2))  # 2 delta beyond delta
+    cauchy = grads["cauchy"].flatten()
+    assert cauchy[1].item() < 0.01 < cauchy[0].item()  # an outlier pulls almost nothing
+
+
+def test_robust_penalty_refuses_a_missing_scale_and_an_unknown_name():
+    with pytest.raises(ValueError, match="scale > 0"):
+        losses.robust_penalty(col(1.0), "huber", 0.0)
+    with pytest.raises(ValueError, match="l2, huber or cauchy"):
+        losses.robust_penalty(col(1.0), "tukey", 0.1)
+
+
+def test_the_uncertainty_aware_window_is_the_minimum_until_k_sigma_exceeds_it_and_weights_fall_as_its_square():
+    sigma = col(0.0, 0.05, 0.2, 1.0)
+    eps = losses.window_half_width(sigma, min_half_width=0.3, sigma_mult=3.0)
+    assert_close(eps, col(0.3, 0.3, 0.6, 3.0))
+    assert_close(losses.uncertainty_weight(eps, 0.3), col(1.0, 1.0, 0.25, 0.01))
+
+
+def test_least_squares_alignment_recovers_each_images_scale_and_shift():
+    given = torch.tensor([2.0, 3.0, 4.0, 5.0, 2.0, 2.5, 3.0, 6.0], dtype=torch.float64)[:, None]
+    image = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])[:, None]
+    truth = {0: (0.5, 1.0), 1: (2.0, -1.0)}
+    predicted = torch.stack([truth[int(i)][0] * g + truth[int(i)][1] for g, i in zip(given[:, 0], image[:, 0])])
+    predicted = predicted[:, None]
+    mask = torch.ones_like(given, dtype=torch.bool)
+    mask[7] = False  # a masked ray does not count
+    predicted[7] = 100.0
+    scale, shift, count = losses.least_squares_scale_shift(predicted, given, mask, image, 3, min_rays=2)
+    assert_close(scale, torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64))
+    assert_close(shift, torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64))  # image 2 has no ray: identity
+    assert count.tolist() == [4, 3, 0]
+
+
+def test_least_squares_alignment_minimises_the_squared_residual_of_noisy_data():
+    gen = torch.Generator().manual_seed(0)
+    given = torch.rand(50, 1, generator=gen, dtype=torch.float64) * 4 + 2
+    predicted = 1.3 * given - 0.4 + 0.05 * torch.randn(50, 1, generator=gen, dtype=torch.float64)
+    group = torch.zeros(50, 1, dtype=torch.long)
+    mask = torch.ones(50, 1, dtype=torch.bool)
+    scale, shift, _ = losses.least_squares_scale_shift(predicted, given, mask, group, 1)
+    design = torch.cat([given, torch.ones_like(given)], dim=1)
+    reference = torch.linalg.lstsq(design, predicted).solution[:, 0]  # the slow obvious solution
+    assert_close(torch.stack([scale[0], shift[0]]), reference)
+
+
+def test_alignment_falls_back_to_identity_on_too_few_rays_or_constant_depth_and_clamps_the_scale():
+    given = torch.tensor([[3.0], [3.0], [3.0], [2.0], [4.0]], dtype=torch.float64)
+    predicted = torch.tensor([[1.0], [2.0], [3.0], [5.0], [1.0]], dtype=torch.float64)
+    image = torch.tensor([[0], [0], [0], [1], [1]])
+    mask = torch.ones_like(given, dtype=torch.bool)
+    scale, shift, _ = losses.least_squares_scale_shift(predicted, given, mask, image, 2, min_rays=2)
+    assert scale[0].item() == 1.0 and shift[0].item() == 0.0  # the given depth does not vary
+    assert scale[1].item() == pytest.approx(1e-3)  # anti-correlated: the scale is clamped, not negative
+
+
+def test_per_ray_window_weights_aligned_soft_depth_and_hard_rays_enter_the_assembly_as_documented():
+    base = assemble()
+    # one surface ray: weight 0.25 scales its soft, free-space and surface values, not the empty ray's
+    weighted = losses.assemble_depth_losses([LEVEL0_W, LEVEL1_W], [LEVEL0_STARTS, LEVEL1_STARTS],
+                                            [LEVEL0_STARTS + 0.5, LEVEL1_STARTS + 1.0], GT, SURFACE, EMPTY, LAMBDAS,
+                                            ray_weights=col(0.25, 0.25, 0.25))
+    for name in ("soft_depth_loss", "free_space_loss", "surface_loss"):
+        assert_close(weighted[name], 0.25 * base[name])
+    assert torch.equal(weighted["empty_space_loss"], base["empty_space_loss"])
+    # a wider margin (eps 0.6: free until 1.4): no bin ends by then (with eps 0.3, bin [1.0, 1.5) was penalised)
+    wide = losses.assemble_depth_losses([LEVEL0_W, LEVEL1_W], [LEVEL0_STARTS, LEVEL1_STARTS],
+                                        [LEVEL0_STARTS + 0.5, LEVEL1_STARTS + 1.0], GT, SURFACE, EMPTY, LAMBDAS,
+                                        half_width=col(0.6, 0.6, 0.6))
+    assert_close(wide["free_space_loss"], torch.tensor(0.0, dtype=torch.float64))
+    # the soft term compares with soft_gt_depth; hard_surface empties the hard terms
+    shifted = losses.assemble_depth_losses([LEVEL0_W, LEVEL1_W], [LEVEL0_STARTS, LEVEL1_STARTS],
+                                           [LEVEL0_STARTS + 0.5, LEVEL1_STARTS + 1.0], GT, SURFACE, EMPTY, LAMBDAS,
+                                           soft_gt_depth=GT + 1.0, hard_surface=torch.zeros_like(SURFACE))
+    d0, d1 = 0.1 * 1.25 + 0.2 * 1.75 + 0.6 * 2.25, 0.4 * 1.5 + 0.4 * 2.5
+    assert_close(shifted["soft_depth_loss"], torch.tensor(0.5 * ((d0 - 3.0) ** 2 + (d1 - 3.0) ** 2) / 2,
+                                                          dtype=torch.float64))
+    assert shifted["free_space_loss"].item() == 0.0 and shifted["surface_loss"].item() == 0.0
+
+
+def test_a_robust_penalty_reaches_the_soft_term_of_the_assembly():
+    huber = assemble(losses.DepthLossWeights(soft=0.5, penalty="huber", penalty_scale=0.1))
+    d0, d1 = 0.1 * 1.25 + 0.2 * 1.75 + 0.6 * 2.25, 0.4 * 1.5 + 0.4 * 2.5
+    rho = [2 * 0.1 * abs(d - 2.0) - 0.01 for d in (d0, d1)]  # both residuals exceed delta
+    assert_close(huber["soft_depth_loss"], torch.tensor(0.5 * sum(rho) / 2, dtype=torch.float64))

@@ -21,7 +21,7 @@ import sys
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import yaml
@@ -133,11 +133,42 @@ STRATEGIES: Dict[str, Dict[str, Any]] = {
 }
 """Model fields that make each method; everything else is shared."""
 
+SIGMA_WINDOW_MULT = 3.0
+"""k of the uncertainty-aware variants: eps = max(eps_min, 3 sigma) covers 99.7 % of Gaussian depth errors."""
+ROBUST_PENALTY_SCALE = 0.1
+"""delta of the uncertainty-aware variant's Cauchy penalty, Blender units: a third of eps_min (0.3), so residuals
+inside the guided window are penalised almost as the l2, and depth further off than the window pulls little."""
+
+VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
+    "depth-hybrid-uncertain": (
+        "depth-hybrid",
+        {
+            "sigma_window_mult": SIGMA_WINDOW_MULT,
+            "depth_penalty": "cauchy",
+            "depth_penalty_scale": ROBUST_PENALTY_SCALE,
+        },
+    ),
+    "depth-soft-ssi": ("depth-soft", {"depth_alignment": "scale-shift"}),
+    "depth-hybrid-ssi": ("depth-hybrid", {"depth_alignment": "scale-shift"}),
+}
+"""Methods for depth as users have it (sensor noise, outliers, monocular scale): a registered strategy and the model
+fields that change how it trusts the depth (:mod:`depth_strategies.core.model`), as data."""
+
+METHOD_FIELDS: Dict[str, Dict[str, Any]] = {
+    **STRATEGIES,
+    **{name: {**STRATEGIES[base], **fields} for name, (base, fields) in VARIANTS.items()},
+}
+"""Every registered method's model fields (the four strategies and their variants): what each is declared to change
+from ``depth-baseline``."""
+
 DESCRIPTIONS: Dict[str, str] = {
     "depth-baseline": "nerfacto for object scenes, RGB only: the reference for every depth strategy.",
     "depth-soft": "Depth as a hint: + lambda_soft * (D_pred - D_gt)^2.",
     "depth-hard": "Depth as a constraint: 75% of samples around the surface, free-space and surface losses.",
     "depth-hybrid": "50% guided samples, soft + hard depth losses.",
+    "depth-hybrid-uncertain": "depth-hybrid for noisy depth: window max(eps, 3 sigma), 1/sigma^2 weights, Cauchy loss.",
+    "depth-soft-ssi": "depth-soft for monocular depth: soft loss after a per-image scale/shift alignment.",
+    "depth-hybrid-ssi": "depth-hybrid for monocular depth: aligned soft loss; guidance once the alignment has settled.",
 }
 
 
@@ -157,10 +188,10 @@ def derive(base: TrainerConfig, method_name: str, **model_fields: Any) -> Traine
 
 
 def method_config(name: str) -> TrainerConfig:
-    """A fresh copy of a registered method's config."""
-    if name not in STRATEGIES:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(STRATEGIES)}")
-    return derive(BASE_CONFIG, name, **STRATEGIES[name])
+    """A fresh copy of a registered method's config (one of :data:`METHOD_FIELDS`)."""
+    if name not in METHOD_FIELDS:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(METHOD_FIELDS)}")
+    return derive(BASE_CONFIG, name, **METHOD_FIELDS[name])
 
 
 def _spec(name: str) -> MethodSpecification:
@@ -171,6 +202,9 @@ depth_baseline = _spec("depth-baseline")
 depth_soft = _spec("depth-soft")
 depth_hard = _spec("depth-hard")
 depth_hybrid = _spec("depth-hybrid")
+depth_hybrid_uncertain = _spec("depth-hybrid-uncertain")
+depth_soft_ssi = _spec("depth-soft-ssi")
+depth_hybrid_ssi = _spec("depth-hybrid-ssi")
 
 
 # ------------------------------------------------------------------------------------ external reference

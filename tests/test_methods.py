@@ -82,6 +82,16 @@ def test_methods_differ_only_in_their_strategy_fields():
         assert cfg.pipeline.datamanager.train_depth == ("ignored" if name == "depth-baseline" else "required")
 
 
+def test_variants_are_registered_and_differ_from_their_strategy_only_in_their_declared_fields():
+    found, descriptions = discover_methods()
+    for name, (base, fields) in methods.VARIANTS.items():
+        assert name in found and descriptions[name], f"{name} is not registered through nerfstudio.method_configs"
+        variant = dataclasses.asdict(methods.method_config(name).pipeline.model)
+        strategy = dataclasses.asdict(methods.method_config(base).pipeline.model)
+        assert {k for k in variant if variant[k] != strategy[k]} == set(fields), name
+        assert methods.method_config(name).pipeline.datamanager.train_depth == "required"
+
+
 def test_method_configs_are_independent_copies():
     a, b = methods.method_config("depth-soft"), methods.method_config("depth-soft")
     a.optimizers["fields"]["optimizer"].lr = 123.0

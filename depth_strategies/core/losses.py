@@ -129,12 +129,14 @@ def least_squares_scale_shift(
         def sums(v: Tensor) -> Tensor:
             return torch.zeros(num_groups, dtype=given.dtype, device=given.device).index_add_(0, g, v)
 
-        n, sx, sy, sxx, sxy = sums(m), sums(x), sums(y), sums(x * x), sums(x * y)
-        var = n * sxx - sx * sx
-        usable = (n >= min_rays) & (var > 1e-12 * torch.clamp(n * n, min=1.0))
-        scale = torch.where(usable, (n * sxy - sx * sy) / torch.where(usable, var, torch.ones_like(var)), 1.0)
+        n = sums(m)
+        mean_x, mean_y = sums(x) / torch.clamp(n, min=1.0), sums(y) / torch.clamp(n, min=1.0)
+        dx, dy = (given[..., 0] - mean_x[g]) * m, (predicted[..., 0] - mean_y[g]) * m  # centred: no cancellation
+        var, cov = sums(dx * dx), sums(dx * dy)
+        usable = (n >= min_rays) & (var > 1e-12 * torch.clamp(n, min=1.0))
+        scale = torch.where(usable, cov / torch.where(usable, var, torch.ones_like(var)), 1.0)
         scale = torch.clamp(scale, min=min_scale)
-        shift = torch.where(usable, (sy - scale * sx) / torch.clamp(n, min=1.0), 0.0)
+        shift = torch.where(usable, mean_y - scale * mean_x, 0.0)
         return scale, shift, n.long()
 
 

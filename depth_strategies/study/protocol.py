@@ -50,7 +50,7 @@ from typing import Any, List, Literal, Mapping, Optional, Tuple, Union
 import yaml
 
 from depth_strategies.core.metrics import DEFAULT_PRIMARY_METRICS, METRICS
-from depth_strategies.methods import SIZES_FILE, STRATEGIES, load_size_profile, shipped_config, shipped_configs
+from depth_strategies.methods import METHOD_FIELDS, SIZES_FILE, load_size_profile, shipped_config, shipped_configs
 
 EXTERNAL_METHODS = ("depth-nerfacto", "depth-nerfacto-nerfstudio-data")
 """nerfstudio methods the comparison can run as external references (on our datamanager): ``depth-nerfacto`` on
@@ -253,11 +253,11 @@ def _parse_method(data: Any, source: str, path: str) -> MethodSpec:
             raise _fail(source, path, "an external method has no base")
     else:
         base = method.base or method.name
-        if base not in STRATEGIES:
+        if base not in METHOD_FIELDS:
             raise _fail(
                 source,
                 f"{path}.{'base' if method.base else 'name'}",
-                f"unknown method {base!r}; registered: {', '.join(STRATEGIES)} (or set external / base)",
+                f"unknown method {base!r}; registered: {', '.join(METHOD_FIELDS)} (or set external / base)",
             )
     return dataclasses.replace(method, overrides=dict(method.overrides))
 

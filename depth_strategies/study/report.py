@@ -318,14 +318,27 @@ def spread_table(results: Dict[str, Any], rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-DEPTH_USE_FIELDS = ("guided_fraction", "soft_depth_mult", "hard_depth_mult", "empty_space_mult")
-"""Model fields that say how a method uses depth, listed under the tables."""
+DEPTH_USE_FIELDS = (
+    "guided_fraction",
+    "soft_depth_mult",
+    "hard_depth_mult",
+    "empty_space_mult",
+    "sigma_window_mult",
+    "depth_penalty",
+    "depth_alignment",
+)
+"""Model fields that say how a method uses depth, listed under the tables (a penalty of "l2" and an alignment of
+"none", the defaults, are not listed)."""
+
+
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def depth_use_lines(protocol: Mapping[str, Any]) -> List[str]:
     """One bullet per method of the protocol: how it uses depth (guided fraction and the lambdas, each weighting a
     mean over rays and over the sampling levels), from the registered method and the protocol's overrides."""
-    from depth_strategies.methods import STRATEGIES
+    from depth_strategies.methods import METHOD_FIELDS
 
     common = dict(protocol.get("overrides") or {})
     lines = []
@@ -333,11 +346,15 @@ def depth_use_lines(protocol: Mapping[str, Any]) -> List[str]:
         if method.get("external"):
             lines.append(f"- {method['name']}: nerfstudio's {method['external']} (its own DS-NeRF depth loss)")
             continue
-        fields = dict(STRATEGIES.get(method.get("base") or method["name"], {}))
+        fields = dict(METHOD_FIELDS.get(method.get("base") or method["name"], {}))
         for key, value in {**common, **(method.get("overrides") or {})}.items():
             if key.startswith("pipeline.model.") and key.split(".")[-1] in DEPTH_USE_FIELDS:
                 fields[key.split(".")[-1]] = value
-        used = [f"{name} {fields[name]:g}" for name in DEPTH_USE_FIELDS if fields.get(name)]
+        used = [
+            f"{name} {_value(fields[name])}"
+            for name in DEPTH_USE_FIELDS
+            if fields.get(name) not in (None, 0, 0.0, "none", "l2")
+        ]
         lines.append(f"- {method['name']}: " + (", ".join(used) if used else "no depth (RGB only)"))
     return lines
 

@@ -10,11 +10,11 @@ import torch
 
 from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthState
 from depth_strategies.core.training import TrainingLoop
-from depth_strategies.methods import STRATEGIES
+from depth_strategies.methods import METHOD_FIELDS
 from depth_strategies.scenes.builtin import make_scene
 from tests.conftest import tiny_config
 
-METHODS = tuple(STRATEGIES)
+METHODS = tuple(METHOD_FIELDS)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -241,3 +241,82 @@ def test_depth_losses_reach_the_proposal_networks_only_when_supervised(supervise
     field_grad = sum(p.grad.abs().sum() for p in pipeline.model.field.parameters() if p.grad is not None)
     assert field_grad > 0
     assert (proposal_grad > 0) == supervise
+
+
+# ------------------------------------------------------------------------------------ depth as users have it
+NOISY = {"pipeline.datamanager.depth_degradations": ("noise(a=0.02, b=0.05)",)}
+
+
+def one_step(loop: TrainingLoop, step: int = 0):
+    pipeline = loop.pipeline
+    pipeline.train()
+    ray_bundle, batch = pipeline.datamanager.next_train(step)
+    outputs = pipeline.model(ray_bundle)
+    return ray_bundle, batch, outputs, pipeline.model.get_loss_dict(outputs, batch,
+                                                                    pipeline.model.get_metrics_dict(outputs, batch))
+
+
+def test_the_uncertain_variant_widens_the_window_to_three_sigma_and_down_weights_noisy_rays(tiny_scene):
+    from depth_strategies.core.data import SIGMA_KEY
+
+    torch.manual_seed(0)
+    loop = TrainingLoop(tiny_config("depth-hybrid-uncertain", tiny_scene, **NOISY), "cpu")
+    model = loop.pipeline.model
+    ray_bundle, batch, outputs, loss_dict = one_step(loop)
+    scale = model.scene_scale
+    sigma = ray_bundle.metadata[SIGMA_KEY]
+    _, valid, half_width = model._training_guide(ray_bundle)
+    expected = torch.clamp(3.0 * sigma / scale, min=0.3) * scale  # sigma = 0.02 + 0.05 D: 3 sigma > 0.3 for D > 1.6
+    torch.testing.assert_close(half_width, expected)
+    assert (half_width[valid] > 0.3 * scale * 1.5).all()  # every surface ray of the scene (D in [2, 6]) is wider
+    # the same batch through depth-hybrid (the fixed window, equal weights) gives larger depth losses
+    loop.pipeline.model.config.sigma_window_mult = 0.0
+    fixed = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    assert loss_dict["surface_loss"] < fixed["surface_loss"]
+    for value in loss_dict.values():
+        assert torch.isfinite(value)
+
+
+def test_without_a_reported_sigma_the_uncertain_variant_samples_like_depth_hybrid(tiny_scene):
+    loop = TrainingLoop(tiny_config("depth-hybrid-uncertain", tiny_scene), "cpu")
+    ray_bundle, _, _, _ = one_step(loop)
+    _, _, half_width = loop.pipeline.model._training_guide(ray_bundle)
+    torch.testing.assert_close(half_width, torch.full_like(half_width, 0.3 * loop.pipeline.model.scene_scale))
+
+
+def test_alignment_recovers_a_monocular_scale_and_gates_guidance_until_warm(tiny_scene):
+    torch.manual_seed(0)
+    overrides = {"pipeline.datamanager.depth_degradations": ("monocular(scale_lo=0.5, scale_hi=0.5, shift_lo=1.0, "
+                                                              "shift_hi=1.0)",),
+                 "pipeline.model.alignment_warmup": 3, "pipeline.model.alignment_min_rays": 2}
+    loop = TrainingLoop(tiny_config("depth-hybrid-ssi", tiny_scene, **overrides), "cpu")
+    model = loop.pipeline.model
+    ray_bundle, batch, outputs, loss_dict = one_step(loop)
+    assert model._training_guide(ray_bundle)[0] is None  # not warm: no guided window
+    assert loss_dict["surface_loss"].item() == 0.0 and loss_dict["free_space_loss"].item() == 0.0
+    assert loss_dict["soft_depth_loss"].item() > 0.0
+    assert int(model.alignment_updates) == 1 and not torch.equal(model.alignment_scale, torch.ones_like(
+        model.alignment_scale))
+    loop.run(3)
+    ray_bundle, batch, outputs, loss_dict = one_step(loop, 3)
+    assert model._training_guide(ray_bundle)[0] is not None  # warm: guided by the aligned depth
+    assert loss_dict["surface_loss"].item() > 0.0
+    # the running alignment maps the given depth (0.5 D + 1) to the model's depth: exactly so when the model's depth
+    # is the truth, which a checkpoint-free check can set up directly
+    given = batch[DEPTH_KEY] / model.scene_scale
+    surface = batch[STATE_KEY] == DepthState.SURFACE
+    truth = (given - 1.0) / 0.5
+    from depth_strategies.core import losses
+
+    scale, shift, _ = losses.least_squares_scale_shift(truth, given, surface, batch["indices"][:, :1],
+                                                       model.num_train_data, min_rays=2)
+    seen = torch.unique(batch["indices"][:, 0][surface[:, 0]])
+    torch.testing.assert_close(scale[seen], torch.full_like(scale[seen], 2.0))
+    torch.testing.assert_close(shift[seen], torch.full_like(shift[seen], -2.0))
+
+
+def test_the_alignment_is_saved_with_the_model(tiny_scene):
+    loop = TrainingLoop(tiny_config("depth-soft-ssi", tiny_scene, **{"pipeline.model.alignment_min_rays": 2}), "cpu")
+    loop.run(2)
+    state = loop.pipeline.model.state_dict()
+    assert int(state["alignment_updates"]) == 2 and state["alignment_scale"].shape == (6,)

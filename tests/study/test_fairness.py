@@ -11,7 +11,7 @@ import torch
 
 from depth_strategies.core.colliders import BoxNearFarCollider
 from depth_strategies.core.training import TrainingLoop
-from depth_strategies.methods import OBJECT_SETTINGS, STRATEGIES
+from depth_strategies.methods import METHOD_FIELDS, OBJECT_SETTINGS
 from depth_strategies.study.protocol import RunSpec, expand_runs, load_protocol, shipped_protocols
 from depth_strategies.study.worker import build_config
 
@@ -48,7 +48,7 @@ def declared_fields(run: RunSpec, protocol_overrides: Set[str], baseline_model: 
     """Model fields a run is declared to change: its registered method's fields, its own overrides in the protocol
     that set a value other than the baseline's, and, for nerfstudio's reference as shipped, the object settings it
     does not take. (An override to the baseline's own value declares nothing: such a run must match.)"""
-    declared = set(STRATEGIES.get(run.base, {})) if run.base else set()
+    declared = set(METHOD_FIELDS.get(run.base, {})) if run.base else set()
     own = {key: value for key, value in run.overrides if key not in protocol_overrides}
     for key, value in own.items():
         field = key.split(".")[-1]

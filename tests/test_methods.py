@@ -88,7 +88,8 @@ def test_variants_are_registered_and_differ_from_their_strategy_only_in_their_de
         assert name in found and descriptions[name], f"{name} is not registered through nerfstudio.method_configs"
         variant = dataclasses.asdict(methods.method_config(name).pipeline.model)
         strategy = dataclasses.asdict(methods.method_config(base).pipeline.model)
-        assert {k for k in variant if variant[k] != strategy[k]} == set(fields), name
+        assert {k for k in variant if variant[k] != strategy[k]} <= set(fields), name
+        assert all(variant[k] == v for k, v in fields.items()), name
         assert methods.method_config(name).pipeline.datamanager.train_depth == "required"
 
 

@@ -130,6 +130,7 @@ def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, run_dir: Path, devi
         "eval_every": protocol.eval_every,
         "curve_views": protocol.curve_views,
         "panel_indices": list(range(min(protocol.panel_views, views))),
+        "condition_free": spec.method in protocol.condition_free,
     }
 
 
@@ -302,7 +303,7 @@ def assemble_results(
             "config": result.get("config"),
         }
         software = result.get("software", software)
-        runs.append(entry)
+        runs.extend(condition_entries(protocol, spec, entry))
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "protocol": _protocol_dict(protocol),
@@ -316,6 +317,26 @@ def assemble_results(
     }
     results["comparisons"] = report.compare_to_baseline(results)
     return results
+
+
+def condition_label(scene: str, condition: str) -> str:
+    """The name under which a scene's runs under a condition are grouped in results and tables."""
+    return f"{scene}/{condition}"
+
+
+def condition_entries(protocol: Protocol, spec: RunSpec, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The results.json entries of one run: grouped under ``scene/condition`` when the protocol has conditions; a
+    condition-free run (it reads no training depth) is entered under every condition, marked ``shared``."""
+    if not protocol.conditions:
+        return [entry]
+    if spec.condition is not None:
+        return [{**entry, "scene": condition_label(spec.scene, spec.condition), "base_scene": spec.scene,
+                 "condition": spec.condition}]
+    return [
+        {**entry, "scene": condition_label(spec.scene, c.name), "base_scene": spec.scene, "condition": c.name,
+         "shared": True}
+        for c in protocol.conditions
+    ]
 
 
 def _protocol_dict(protocol: Protocol) -> Dict[str, Any]:

@@ -49,6 +49,7 @@ from typing import Any, List, Literal, Mapping, Optional, Tuple, Union
 
 import yaml
 
+from depth_strategies.core.degradation import parse_degradation
 from depth_strategies.core.metrics import DEFAULT_PRIMARY_METRICS, METRICS
 from depth_strategies.methods import METHOD_FIELDS, SIZES_FILE, load_size_profile, shipped_config, shipped_configs
 
@@ -139,6 +140,22 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class ConditionSpec:
+    """A condition of the training depth (a robustness study): the degradations every method's training depth goes
+    through (:mod:`depth_strategies.core.degradation`), one level of one kind of degradation."""
+
+    name: str
+    """Name in results and tables (e.g. ``noise-3``)."""
+    kind: str
+    """The kind of degradation this condition is a level of (e.g. ``noise``), grouping conditions into one table and
+    plot; ``clean`` for the exact depth, which every kind's table starts from."""
+    level: float
+    """Where the condition lies on its kind's axis (e.g. sigma as a fraction of depth; the density kept)."""
+    degradations: Tuple[str, ...] = ()
+    """``pipeline.datamanager.depth_degradations`` of the condition, each ``kind(key=value, ...)``."""
+
+
+@dataclass(frozen=True)
 class Protocol:
     """A whole comparison."""
 
@@ -180,6 +197,12 @@ class Protocol:
     never changes a mark. Other metrics get raw p-values, reported as exploratory."""
     compared: Tuple[str, ...] = ()
     """Methods of the declared test family (empty: every method of the protocol but the baseline)."""
+    conditions: Tuple[ConditionSpec, ...] = ()
+    """Conditions of the training depth (a robustness study): every method runs under each, and each gets its own
+    tables; empty: the depth as stored."""
+    condition_free: Tuple[str, ...] = ()
+    """Methods that never read training depth (the RGB-only baseline): run once per scene and seed, without a
+    condition, and reported under every condition (the worker refuses a condition-free run that reads depth)."""
     source: Optional[str] = None
     """File the protocol was read from."""
 
@@ -295,6 +318,21 @@ def parse_protocol(data: Any, source: str) -> Protocol:
                 raise _fail(source, f"sweeps[{i}].values", "must not be empty")
             sweeps.append(dataclasses.replace(sweep, values=tuple(sweep.values)))
         data["sweeps"] = tuple(sweeps)
+    if "conditions" in data:
+        _expect(data["conditions"], list, source, "conditions", "a list")
+        conditions = []
+        for i, c in enumerate(data["conditions"]):
+            condition = _parse_dataclass(ConditionSpec, c, source, f"conditions[{i}]")
+            _expect(condition.kind, str, source, f"conditions[{i}].kind", "a string")
+            _expect(condition.level, (int, float), source, f"conditions[{i}].level", "a number")
+            _expect(condition.degradations, (list, tuple), source, f"conditions[{i}].degradations", "a list of strings")
+            for j, text in enumerate(condition.degradations):
+                try:
+                    parse_degradation(text)
+                except ValueError as err:
+                    raise _fail(source, f"conditions[{i}].degradations[{j}]", str(err)) from None
+            conditions.append(dataclasses.replace(condition, degradations=tuple(condition.degradations)))
+        data["conditions"] = tuple(conditions)
     for key in ("iterations", "eval_every", "curve_views", "panel_views"):
         if key in data:
             _expect(data[key], int, source, key, "an integer")
@@ -312,7 +350,7 @@ def parse_protocol(data: Any, source: str) -> Protocol:
                 raise _fail(source, f"metrics.{name}", f"unknown metric; known: {', '.join(METRICS)}")
             if better != METRICS[name].better:
                 raise _fail(source, f"metrics.{name}", f"{name} is {METRICS[name].better}-is-better, not {better!r}")
-    for key in ("primary_metrics", "compared"):
+    for key in ("primary_metrics", "compared", "condition_free"):
         if key in data:
             _expect(data[key], list, source, key, "a list of names")
             data[key] = tuple(data[key])
@@ -332,6 +370,14 @@ def parse_protocol(data: Any, source: str) -> Protocol:
     for i, method in enumerate(protocol.compared):
         if method not in names or method == protocol.baseline:
             raise _fail(source, f"compared[{i}]", f"{method!r} is not one of the methods other than the baseline")
+    condition_names = [c.name for c in protocol.conditions]
+    if len(set(condition_names)) != len(condition_names):
+        raise _fail(source, "conditions", "condition names must be unique")
+    for i, method in enumerate(protocol.condition_free):
+        if method not in names:
+            raise _fail(source, f"condition_free[{i}]", f"{method!r} is not one of the methods")
+    if protocol.condition_free and not protocol.conditions:
+        raise _fail(source, "condition_free", "only meaningful with conditions")
     for i, sweep in enumerate(protocol.sweeps):
         if sweep.method not in names:
             raise _fail(source, f"sweeps[{i}].method", f"{sweep.method!r} is not one of the methods")
@@ -399,21 +445,33 @@ class RunSpec:
     """Training iterations."""
     sweep: Optional[Tuple[str, str, Any]] = None
     """(sweep name, field, value) for ablation runs."""
+    condition: Optional[str] = None
+    """Name of the protocol condition of the training depth, if any."""
 
     @property
     def run_id(self) -> str:
-        """Folder name under ``runs/``: scene/method/seedN."""
+        """Folder name under ``runs/``: scene/method/seedN, or scene/condition/method/seedN."""
         safe = self.method.replace("/", "_").replace("=", "-")
-        return f"{self.scene}/{safe}/seed{self.seed}"
+        middle = f"{self.condition}/" if self.condition else ""
+        return f"{self.scene}/{middle}{safe}/seed{self.seed}"
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines the run; a finished run is reused only if it matches."""
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        """Hash of everything that determines the run; a finished run is reused only if it matches. (A run without
+        a condition hashes exactly as before conditions existed, so earlier results stay reusable.)"""
+        fields = dataclasses.asdict(self)
+        if fields["condition"] is None:
+            del fields["condition"]
+        payload = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+DEGRADATIONS_FIELD = "pipeline.datamanager.depth_degradations"
+"""The config field a condition sets."""
+
+
 def expand_runs(protocol: Protocol, only_methods: Optional[List[str]] = None) -> List[RunSpec]:
-    """Every (scene, method or sweep point, seed) run of the protocol; ``only_methods`` filters by name."""
+    """Every (scene, condition, method or sweep point, seed) run of the protocol; ``only_methods`` filters by name.
+    Condition-free methods run once per scene and seed, without a condition."""
     sizes = list(load_size_profile(protocol.sizes).items()) if protocol.sizes else []
     common = sizes + list(protocol.overrides.items())
     methods = {m.name: m for m in protocol.methods}
@@ -424,38 +482,55 @@ def expand_runs(protocol: Protocol, only_methods: Optional[List[str]] = None) ->
         keep = set(only_methods) | {protocol.baseline}
     else:
         keep = set(methods)
+    conditions: List[Optional[ConditionSpec]] = list(protocol.conditions) or [None]
     runs: List[RunSpec] = []
     for scene in protocol.scenes:
         for seed in protocol.seeds:
             for m in protocol.methods:
-                if m.name not in keep:
+                if m.name not in keep or m.name not in protocol.condition_free:
                     continue
-                runs.append(
-                    RunSpec(
-                        scene.name,
-                        m.name,
-                        None if m.external else (m.base or m.name),
-                        m.external,
-                        tuple(common + list(m.overrides.items())),
-                        seed,
-                        protocol.iterations,
-                    )
-                )
-            for sweep in protocol.sweeps:
-                if sweep.method not in keep:
-                    continue
-                m = methods[sweep.method]
-                for value in sweep.values:
-                    runs.append(
-                        RunSpec(
-                            scene.name,
-                            f"{m.name}@{sweep.name}={value}",
-                            None if m.external else (m.base or m.name),
-                            m.external,
-                            tuple(common + list(m.overrides.items()) + [(sweep.field, value)]),
-                            seed,
-                            protocol.iterations,
-                            sweep=(sweep.name, sweep.field, value),
+                runs.append(_method_run(scene.name, m, common, seed, protocol.iterations, None))
+            for condition in conditions:
+                for m in protocol.methods:
+                    if m.name not in keep or m.name in protocol.condition_free:
+                        continue
+                    runs.append(_method_run(scene.name, m, common, seed, protocol.iterations, condition))
+                for sweep in protocol.sweeps:
+                    if sweep.method not in keep:
+                        continue
+                    m = methods[sweep.method]
+                    for value in sweep.values:
+                        run = _method_run(scene.name, m, common, seed, protocol.iterations, condition)
+                        runs.append(
+                            dataclasses.replace(
+                                run,
+                                method=f"{m.name}@{sweep.name}={value}",
+                                overrides=run.overrides + ((sweep.field, value),),
+                                sweep=(sweep.name, sweep.field, value),
+                            )
                         )
-                    )
     return runs
+
+
+def _method_run(
+    scene: str, m: MethodSpec, common: List[Tuple[str, Any]], seed: int, iterations: int,
+    condition: Optional[ConditionSpec],
+) -> RunSpec:
+    overrides = common + list(m.overrides.items())
+    if condition is not None and condition.degradations:
+        overrides.append((DEGRADATIONS_FIELD, list(condition.degradations)))
+    return RunSpec(
+        scene,
+        m.name,
+        None if m.external else (m.base or m.name),
+        m.external,
+        tuple(overrides),
+        seed,
+        iterations,
+        condition=condition.name if condition is not None else None,
+    )
+
+
+def condition_of(protocol: Mapping[str, Any], name: Optional[str]) -> Optional[Mapping[str, Any]]:
+    """The condition called ``name`` in a protocol as stored in results.json, or None."""
+    return next((c for c in protocol.get("conditions") or [] if c["name"] == name), None)

@@ -437,6 +437,92 @@ def _num(value: Optional[float], digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+# ------------------------------------------------------------------------------------------- robustness
+def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Per scene, kind of degradation and primary metric: every method's mean at each level of that kind (the
+    ``clean`` conditions first), its difference to the baseline under the same condition and whether that is
+    significant (Holm within the condition's family), and the level at which it *stops helping*: the first level,
+    in increasing order, whose mean difference is not in the metric's better direction (the method falls to or below
+    the RGB-only baseline); None when it helps at every level. The one source of the robustness tables and plots."""
+    protocol = results["protocol"]
+    conditions = list(protocol.get("conditions") or [])
+    if not conditions:
+        return []
+    baseline = protocol["baseline"]
+    rows = {(r["scene"], r["method"]): r for r in summarize(results)}
+    comparisons = {(c["scene"], c["method"], c["metric"]): c
+                   for c in results.get("comparisons") or compare_to_baseline(results)}
+    clean = [c for c in conditions if c["kind"] == "clean"]
+    kinds = [k for k in dict.fromkeys(c["kind"] for c in conditions) if k != "clean"] or ["clean"]
+    scenes = list(dict.fromkeys(r.get("base_scene") for r in main_runs(results) if r.get("base_scene")))
+    methods = list(dict.fromkeys(r["method"] for r in main_runs(results)))
+    summary = []
+    for scene in scenes:
+        for kind in kinds:
+            levels = sorted(clean + [c for c in conditions if c["kind"] == kind and kind != "clean"],
+                            key=lambda c: (float(c["level"]), c["kind"] != "clean"))
+            for metric in primary_metrics(protocol):
+                direction = better(results, metric)
+                entry: Dict[str, Any] = {
+                    "scene": scene, "kind": kind, "metric": metric, "better": direction,
+                    "levels": [{"condition": c["name"], "level": c["level"]} for c in levels],
+                    "methods": {}, "stops_helping": {},
+                }
+                for method in methods:
+                    cells = []
+                    for c in levels:
+                        group = f"{scene}/{c['name']}"
+                        row = rows.get((group, method))
+                        mean = row[metric]["mean"] if row and row["status"] == "ok" else None
+                        comp = comparisons.get((group, method, metric), {})
+                        p = comp.get("p_holm") if comp.get("in_family") else None
+                        cells.append({
+                            "mean": mean,
+                            "difference": None if method == baseline else comp.get("mean_difference"),
+                            "significant": p is not None and p < stats.ALPHA,
+                        })
+                    entry["methods"][method] = cells
+                    if method != baseline:
+                        entry["stops_helping"][method] = next(
+                            (lvl["level"] for lvl, cell in zip(entry["levels"], cells)
+                             if cell["difference"] is None or not _helps(cell["difference"], direction)), None)
+                summary.append(entry)
+    return summary
+
+
+def _helps(difference: float, direction: str) -> bool:
+    return difference > 0 if direction == "higher" else difference < 0
+
+
+def robustness_tables(results: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """(title, markdown table) per scene, kind of degradation and primary metric, from :func:`robustness_summary`."""
+    tables = []
+    baseline = results["protocol"]["baseline"]
+    for entry in robustness_summary(results):
+        metric = entry["metric"]
+        head = [f"{lvl['condition']} ({lvl['level']:g})" for lvl in entry["levels"]]
+        lines = ["| method | " + " | ".join(head) + " | stops helping at |",
+                 "|---" * (len(head) + 2) + "|"]
+        for method, cells in entry["methods"].items():
+            shown = []
+            for cell in cells:
+                text = _fmt(cell["mean"], metric)
+                if method != baseline and cell["difference"] is not None:
+                    mark = SIGNIFICANT if cell["significant"] else ""
+                    text += f" ({_fmt(cell['difference'], metric, signed=True)}{mark})"
+                shown.append(text)
+            if method == baseline:
+                stop = "(the RGB-only reference)"
+            else:
+                level = entry["stops_helping"].get(method)
+                stop = "helps at every level" if level is None else f"{level:g}"
+            lines.append(f"| {method} | " + " | ".join(shown) + f" | {stop} |")
+        title = (f"Robustness on `{entry['scene']}`: {entry['kind']}, {metric} {ARROW[entry['better']]} "
+                 f"(mean; in parentheses the difference to {baseline} under the same condition)")
+        tables.append((title, "\n".join(lines)))
+    return tables
+
+
 def render_markdown(results: Dict[str, Any]) -> str:
     """The whole ``results.md``."""
     protocol = results["protocol"]
@@ -490,6 +576,18 @@ def render_markdown(results: Dict[str, Any]) -> str:
         out += ["### Cost", "", cost_table(scene_rows), "", WALL_TIME_CAVEAT, ""]
     for title, table in sweep_tables(results):
         out += [f"## {title}", "", table, ""]
+    robustness = robustness_tables(results)
+    if robustness:
+        out += [
+            "## Robustness: each kind of degradation against its level",
+            "",
+            f"{SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA} within the condition's own family (its "
+            "table above). *Stops helping at*: the first level at which the mean difference to the RGB-only "
+            "baseline is no longer in the metric's better direction (significant or not).",
+            "",
+        ]
+        for title, table in robustness:
+            out += [f"### {title}", "", table, ""]
     failed = [r for r in results["runs"] if r["status"] != "ok"]
     if failed:
         out += ["## Failed runs", ""] + [f"- `{r['run_id']}`: {r.get('error', '')}" for r in failed] + [""]

@@ -81,7 +81,18 @@ def build_config(job: Dict[str, Any]) -> TrainerConfig:
         "machine.device_type": job["device"],
         "mixed_precision": job["device"] == "cuda" and config.mixed_precision,
     }
-    return apply_overrides(config, bookkeeping)
+    config = apply_overrides(config, bookkeeping)
+    if job.get("condition_free") and reads_training_depth(config):
+        raise ValueError(
+            f"{run['method']} is listed under condition_free (run once, reported under every condition), but it "
+            "reads training depth, so its result depends on the condition: remove it from condition_free"
+        )
+    return config
+
+
+def reads_training_depth(config: TrainerConfig) -> bool:
+    """Whether a run's training reads the depth maps of its training split."""
+    return config.pipeline.datamanager.train_depth != "ignored"
 
 
 def _sync(device: str) -> None:

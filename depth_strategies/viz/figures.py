@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 import numpy as np
 from matplotlib.transforms import blended_transform_factory
 
-from depth_strategies.study.report import per_view
+from depth_strategies.study.report import per_view, robustness_summary
 from depth_strategies.study.stats import CONFIDENCE, bootstrap_mean_ci
 from depth_strategies.viz.drawing import (
     FAILED_COLOUR,
@@ -380,6 +380,56 @@ def plot_sweeps(results: dict, out_dir: Path) -> List[Path]:
     return run_jobs(_sweep_jobs(results, out_dir))
 
 
+# --------------------------------------------------------------------------------------------------- robustness
+def _robustness_jobs(results: Mapping[str, Any], out_dir: Path) -> Iterator[Job]:
+    summary = robustness_summary(dict(results))
+    for scene, kind in dict.fromkeys((e["scene"], e["kind"]) for e in summary):
+        entries = [e for e in summary if e["scene"] == scene and e["kind"] == kind]
+        path = Path(out_dir) / f"robustness_{safe_name(scene)}_{safe_name(kind)}.png"
+        yield path.name, (lambda es=entries, p=path: _draw_robustness(results, es, p))
+
+
+def _draw_robustness(results: Mapping[str, Any], entries: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    colours = method_colours(results)
+    baseline = baseline_of(results)
+    rows, cols = grid(len(entries))
+    fig = new_figure(5.0 * cols, 3.8 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, entry in zip(axes, entries):
+        positions = list(range(len(entry["levels"])))
+        for method, cells in entry["methods"].items():
+            xs = [x for x, c in zip(positions, cells) if c["mean"] is not None]
+            ys = [c["mean"] for c in cells if c["mean"] is not None]
+            if not xs:
+                continue
+            style = {"linestyle": "--", "linewidth": 2.0} if method == baseline else {"linewidth": 1.4}
+            ax.plot(xs, ys, color=colours.get(method), label=method, **style)
+            for x, c in zip(positions, cells):
+                if c["mean"] is None:
+                    continue
+                filled = c["significant"] or method == baseline
+                ax.plot(x, c["mean"], marker="o", color=colours.get(method),
+                        markerfacecolor=colours.get(method) if filled else "white")
+        ax.set_xticks(positions)
+        ax.set_xticklabels([f"{lvl['condition']}\n{lvl['level']:g}" for lvl in entry["levels"]], fontsize="x-small")
+        ax.set_ylabel(metric_label(results, entry["metric"]))
+        ax.set_title(f"{entry['metric']}: mean over views and seeds", fontsize="small")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(entries):]:
+        ax.set_visible(False)
+    first = entries[0]
+    fig.suptitle(f"{first['scene']}: {first['kind']} (filled marker: differs from {baseline}, Holm p < 0.05)")
+    return save_figure(fig, path)
+
+
+def plot_robustness(results: dict, out_dir: Path) -> List[Path]:
+    """Per scene and kind of degradation, ``robustness_<scene>_<kind>.png``: each primary metric against the level
+    (:func:`depth_strategies.study.report.robustness_summary`), one line per method, the baseline dashed; a filled
+    marker where the difference to the baseline under that condition is significant."""
+    return run_jobs(_robustness_jobs(results, out_dir))
+
+
 # --------------------------------------------------------------------------------------------------- all
 
 def make_all_figures(results: dict, out: Path) -> List[Path]:
@@ -395,6 +445,7 @@ def make_all_figures(results: dict, out: Path) -> List[Path]:
         ("bars", lambda: _bar_jobs(results, plots, None)),
         ("scatter", lambda: _scatter_jobs(results, plots, CURVE_METRICS)),
         ("sweeps", lambda: _sweep_jobs(results, plots)),
+        ("robustness", lambda: _robustness_jobs(results, plots)),
         ("panels", lambda: panel_jobs(results, out, panels, None, DEFAULT_PANEL_VIEWS)),
     ]
     written: List[Path] = []

@@ -21,7 +21,14 @@ from scipy import stats as sp_stats
 from depth_strategies.methods import OBJECT_SETTINGS
 from depth_strategies.study import report, stats
 from depth_strategies.study.compare import parse_progress, run_in_subprocess
-from depth_strategies.study.protocol import ProtocolError, expand_runs, load_protocol, parse_protocol, resolve_path
+from depth_strategies.study.protocol import (
+    ProtocolError,
+    RunSpec,
+    expand_runs,
+    load_protocol,
+    parse_protocol,
+    resolve_path,
+)
 from tests.conftest import TEST_DATA, console_script
 
 TINY_PROTOCOL = TEST_DATA / "tiny_protocol.yaml"
@@ -29,7 +36,7 @@ MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}
 
 
 # ------------------------------------------------------------------------------------------- protocols
-@pytest.mark.parametrize("name", ["quick", "lego", "lego-fewview", "ablation"])
+@pytest.mark.parametrize("name", ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness"])
 def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     protocol = load_protocol(name)
@@ -63,6 +70,23 @@ def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(nam
             {"sweeps": [{"name": "x", "method": "depth-baseline", "field": "a.b", "values": []}]},
             "sweeps[0].values",
             "must not be empty",
+        ),
+        (
+            {"conditions": [{"name": "n", "kind": "noise", "level": 1, "degradations": ["noise(sigma=1)"]}]},
+            "conditions[0].degradations[0]",
+            "noise has no parameter 'sigma'",
+        ),
+        ({"conditions": [{"name": "n", "level": 1}]}, "conditions[0].kind", "required"),
+        (
+            {"conditions": [{"name": "n", "kind": "clean", "level": 0}], "condition_free": ["depth-soft"]},
+            "condition_free[0]",
+            "not one of the methods",
+        ),
+        ({"condition_free": ["depth-baseline"]}, "condition_free", "only meaningful with conditions"),
+        (
+            {"conditions": [{"name": "n", "kind": "clean", "level": 0}, {"name": "n", "kind": "x", "level": 1}]},
+            "conditions",
+            "unique",
         ),
     ],
 )
@@ -112,6 +136,70 @@ def test_expand_runs_crosses_scenes_seeds_methods_and_sweep_values():
     assert {r.method for r in expand_runs(protocol, ["depth-soft"])} >= {"depth-baseline", "depth-soft"}
     with pytest.raises(ProtocolError, match="depth-hard"):
         expand_runs(protocol, ["depth-hard"])
+
+
+CONDITIONS = [
+    {"name": "clean", "kind": "clean", "level": 0},
+    {"name": "noisy", "kind": "noise", "level": 0.1, "degradations": ["noise(b=0.1)"]},
+]
+
+
+def test_conditions_cross_every_depth_method_and_run_condition_free_methods_once():
+    protocol = parse_protocol({**MINIMAL, "methods": ["depth-baseline", "depth-soft", "depth-hybrid"], "seeds": 2,
+                               "conditions": CONDITIONS, "condition_free": ["depth-baseline"]}, "x")
+    runs = expand_runs(protocol)
+    assert len(runs) == 2 * (1 + 2 * 2)  # per seed: the baseline once, two depth methods under two conditions
+    baseline = [r for r in runs if r.method == "depth-baseline"]
+    assert [r.condition for r in baseline] == [None, None] and baseline[0].run_id == "s/depth-baseline/seed0"
+    noisy = next(r for r in runs if r.method == "depth-soft" and r.condition == "noisy" and r.seed == 1)
+    assert noisy.run_id == "s/noisy/depth-soft/seed1"
+    assert noisy.overrides[-1] == ("pipeline.datamanager.depth_degradations", ["noise(b=0.1)"])
+    clean = next(r for r in runs if r.method == "depth-soft" and r.condition == "clean" and r.seed == 1)
+    assert all(key != "pipeline.datamanager.depth_degradations" for key, _ in clean.overrides)
+    assert len({r.run_id for r in runs}) == len({r.fingerprint() for r in runs}) == len(runs)
+
+
+def test_a_run_without_a_condition_keeps_the_fingerprint_it_had_before_conditions_existed():
+    run = RunSpec("s", "depth-soft", "depth-soft", None, (("pipeline.model.max_res", 64),), 0, 10)
+    # sha256 of the run's fields as they were serialised before the condition field was added
+    assert run.fingerprint() == "2c19fe176304cf8d"  # computed with version 0.3.0's protocol.py
+
+
+def condition_results(gains):
+    """Hand-made results: 8 views under clean, noise 0.1 and noise 0.3; depth-soft's psnr gain per condition is
+    ``gains[condition]`` on every view (the shared baseline is entered under each condition, as ds-compare does)."""
+    conditions = [{"name": "clean", "kind": "clean", "level": 0}, {"name": "n1", "kind": "noise", "level": 0.1},
+                  {"name": "n3", "kind": "noise", "level": 0.3}]
+    runs = []
+    for c in conditions:
+        for method, gain in (("depth-baseline", 0.0), ("depth-soft", gains[c["name"]])):
+            views = [{"index": i, "metrics": {"psnr": 20.0 + 0.1 * i + gain, "depth_l1": 0.1}} for i in range(8)]
+            runs.append({"scene": f"s/{c['name']}", "base_scene": "s", "condition": c["name"], "method": method,
+                         "seed": 0, "run_id": f"s/{c['name']}/{method}/seed0", "status": "ok", "sweep": None,
+                         "views": views, "train": {}, "render": {}, "shared": method == "depth-baseline"})
+    return {
+        "protocol": {"name": "rob", "baseline": "depth-baseline", "iterations": 10, "seeds": [0],
+                     "primary_metrics": ["psnr"], "conditions": conditions, "condition_free": ["depth-baseline"]},
+        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "runs": runs,
+    }
+
+
+def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_helping():
+    results = condition_results({"clean": 1.0, "n1": 0.5, "n3": -0.2})
+    (entry,) = report.robustness_summary(results)
+    assert (entry["scene"], entry["kind"], entry["metric"]) == ("s", "noise", "psnr")
+    assert [lvl["condition"] for lvl in entry["levels"]] == ["clean", "n1", "n3"]
+    soft = entry["methods"]["depth-soft"]
+    assert [c["difference"] for c in soft] == pytest.approx([1.0, 0.5, -0.2])
+    assert all(c["significant"] for c in soft)  # 8 identical differences: exact Wilcoxon p = 2 / 2^8, Holm x1
+    assert entry["stops_helping"]["depth-soft"] == 0.3
+    assert report.robustness_summary(condition_results({"clean": 1.0, "n1": 0.5, "n3": 0.1}))[0]["stops_helping"][
+        "depth-soft"] is None
+    ((title, table),) = report.robustness_tables(results)
+    assert "noise" in title and "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) | 0.3 |" in table
+    md = report.render_markdown(results)
+    assert "## Robustness: each kind of degradation against its level" in md
 
 
 # ------------------------------------------------------------------------------------------- statistics
@@ -400,6 +488,38 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
         timeout=300,
     )
     assert (out / "results.md").read_text() == md
+
+
+@pytest.mark.slow
+def test_a_robustness_comparison_runs_each_condition_reports_it_and_refuses_a_condition_free_method_that_reads_depth(
+    tmp_path,
+):
+    data = yaml.safe_load(TINY_PROTOCOL.read_text())
+    data.update(
+        name="tiny-robustness",
+        methods=["depth-baseline", "depth-hybrid", {"name": "soft-free", "base": "depth-soft"}],
+        sweeps=[],
+        conditions=[{"name": "clean", "kind": "clean", "level": 0},
+                    {"name": "sparse", "kind": "sparse", "level": 0.9, "degradations": ["sparse(density=0.1)"]}],
+        condition_free=["depth-baseline", "soft-free"],
+    )
+    protocol = tmp_path / "tiny_robustness.yaml"
+    protocol.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    done = subprocess.run(_compare_cmd(protocol, out), capture_output=True, text=True, env=_env(), timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    trained = sorted(p.parent.relative_to(out / "runs").as_posix() for p in (out / "runs").rglob("job.json"))
+    assert trained == ["builtin/clean/depth-hybrid/seed0", "builtin/depth-baseline/seed0",
+                       "builtin/soft-free/seed0", "builtin/sparse/depth-hybrid/seed0"]
+    groups = {(r["scene"], r["method"]): r for r in results["runs"]}
+    assert groups[("builtin/sparse", "depth-baseline")]["shared"] and groups[("builtin/clean", "depth-baseline")]
+    assert groups[("builtin/sparse", "soft-free")]["status"] == "failed"
+    assert "reads training depth" in groups[("builtin/sparse", "soft-free")]["error"]
+    assert groups[("builtin/sparse", "depth-hybrid")]["status"] == "ok"
+    md = (out / "results.md").read_text()
+    assert "## Scene `builtin/sparse`" in md and "### Robustness on `builtin`: sparse, psnr" in md
+    assert (out / "plots" / "robustness_builtin_sparse.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("name", ["lego", "lego-fewview"])

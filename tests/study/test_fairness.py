@@ -62,7 +62,9 @@ def declared_fields(run: RunSpec, protocol_overrides: Set[str], baseline_model: 
 def protocol_runs():
     for name in shipped_protocols():
         protocol = load_protocol(name)
-        runs = [r for r in expand_runs(protocol) if r.seed == protocol.seeds[0] and r.scene == protocol.scenes[0].name]
+        first_condition = protocol.conditions[0].name if protocol.conditions else None
+        runs = [r for r in expand_runs(protocol) if r.seed == protocol.seeds[0] and r.scene == protocol.scenes[0].name
+                and r.condition in (None, first_condition)]  # conditions change the training depth, not sampling
         yield pytest.param(protocol, runs, id=name)
 
 

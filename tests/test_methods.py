@@ -272,3 +272,45 @@ def test_ns_train_with_no_flags_uses_the_cpu_and_exits(tiny_scene, tmp_path):
     assert "device_type: cpu" in config.read_text() or torch.cuda.is_available()
     assert next(config.parent.glob("nerfstudio_models/step-*.ckpt"))
     assert "Training Finished" in proc.stdout + proc.stderr
+
+
+def test_ns_train_takes_depth_degradations_as_a_user_types_them(tiny_scene, tmp_path):
+    """``ns-train depth-hybrid-uncertain ... --pipeline.datamanager.depth-degradations "noise(b=0.02)"
+    "sparse(lines=8)"``: the run trains on the degraded depth and its config.yml records the degradations; a bad
+    one stops the run with a message naming it."""
+    proc = run_cli(
+        [
+            "ns-train",
+            "depth-hybrid-uncertain",
+            *tiny_flags(),
+            "--pipeline.datamanager.depth-degradations",
+            "noise(b=0.02)",
+            "sparse(lines=8)",
+            "--pipeline.datamanager.degradation-seed",
+            "3",
+            "--max-num-iterations",
+            "2",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--viewer.quit-on-train-completion",
+            "True",
+            "blender-data",
+            "--data",
+            str(tiny_scene),
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
+    assert "Training Finished" in proc.stdout + proc.stderr
+    text = next((tmp_path / "out").rglob("config.yml")).read_text()
+    assert "noise(b=0.02)" in text and "sparse(lines=8)" in text and "degradation_seed: 3" in text
+    bad = run_cli(
+        ["ns-train", "depth-hybrid", *tiny_flags(), "--pipeline.datamanager.depth-degradations", "noise(sd=1)",
+         "--max-num-iterations", "1", "--output-dir", str(tmp_path / "bad"), "blender-data", "--data",
+         str(tiny_scene)],
+        cwd=tmp_path,
+        timeout=900,
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "depth degradation 'noise(sd=1)': noise has no parameter 'sd'" in bad.stdout + bad.stderr

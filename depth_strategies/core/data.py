@@ -97,6 +97,17 @@ def depth_states(
     return state
 
 
+def apply_confidence(
+    state: np.ndarray, confidence: np.ndarray, minimum: int, sigma_per_level: Tuple[float, float, float]
+) -> Tuple[np.ndarray, Float[np.ndarray, "h w"]]:
+    """Surface pixels below ``minimum`` confidence become UNKNOWN (never EMPTY); the others get the sigma of their
+    level (``sigma_per_level[level]``), 0 elsewhere."""
+    low = (state == DepthState.SURFACE) & (confidence < minimum)
+    state = np.where(low, DepthState.UNKNOWN, state).astype(np.uint8)
+    sigma = np.asarray(sigma_per_level, dtype=np.float32)[np.clip(confidence, 0, 2)]
+    return state, np.where(state == DepthState.SURFACE, sigma, 0.0).astype(np.float32)
+
+
 def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize (PIL's pixel-centre convention): values are picked, never blended."""
     if array.shape[:2] == (height, width):
@@ -128,6 +139,10 @@ class DepthSource:
     """Sensor models applied to each decoded depth map, at full resolution and in Blender units, in order."""
     degradation_seed: int = 0
     """Seed of the degradations (with the image's index)."""
+    confidence_min: int = 1
+    """Surface pixels whose confidence map gives a lower level are UNKNOWN."""
+    confidence_sigma: Tuple[float, float, float] = (0.1, 0.05, 0.01)
+    """Reported depth sigma at confidence 0, 1, 2, Blender units (the depth's own unit)."""
 
 
 class DepthDataset(InputDataset):
@@ -196,10 +211,11 @@ class DepthDataset(InputDataset):
                 f"(first: {images[missing[0]]}); depth metrics skip those images.",
                 stacklevel=2,
             )
+        self.confidence_files: List[Optional[Path]] = [None] * len(images)
         depths, states, sigmas = zip(*(self._load_one(i) for i in range(len(images))))
         self.depths = torch.from_numpy(np.stack(depths))[..., None]
         self.states = torch.from_numpy(np.stack(states))[..., None]
-        if self.source.degradations:
+        if self.source.degradations or any(self.confidence_files):
             self.sigmas = torch.from_numpy(np.stack(sigmas))[..., None]
 
     def _load_one(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -224,9 +240,16 @@ class DepthDataset(InputDataset):
         ray_depth = decoded.astype(np.float32)
         state = depth_states(ray_depth, valid, alpha_full, self.source.depth_range)
         sigma = np.zeros_like(ray_depth)
+        frame = self.source.frames.get(Path(self._dataparser_outputs.image_filenames[index]).resolve())
+        confidence_file = depth_io.find_confidence_file(path, frame, self.source.transforms_dir)
+        if confidence_file is not None:
+            self.confidence_files[index] = confidence_file
+            confidence = depth_io.decode_confidence(confidence_file, (height, width))
+            state, sigma = apply_confidence(state, confidence, self.source.confidence_min,
+                                            self.source.confidence_sigma)
         if self.source.degradations:
             ray_depth, state, sigma = degrade(
-                ray_depth, state, self.source.degradations, self.source.degradation_seed, index
+                ray_depth, state, self.source.degradations, self.source.degradation_seed, index, sigma=sigma
             )
         ray_depth = resize_nearest(ray_depth, out_h, out_w)
         state = resize_nearest(state, out_h, out_w)
@@ -293,6 +316,14 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     degradation_seed: int = 0
     """Seed of the degradations (with each image's index): every method of a comparison sees the same degraded
     depth."""
+    confidence_min: int = 1
+    """Where a depth map has a confidence map (``<depth stem>_confidence.png`` next to it, or the frame's
+    ``confidence_file_path``; ARKit / Record3D levels 0 low, 1 medium, 2 high), surface pixels below this level are
+    unknown, in training and evaluation; 0 keeps every pixel. Depth maps without one are used as they are."""
+    confidence_sigma: Tuple[float, float, float] = (0.1, 0.05, 0.01)
+    """Standard deviation of the depth reported at confidence 0, 1, 2, in the depth's units (Blender units; metres
+    for phone captures), read by the uncertainty-aware strategies (``sigma_window_mult``). Chosen, not measured:
+    10, 5 and 1 cm."""
 
 
 def float32_intrinsics(outputs: DataparserOutputs) -> DataparserOutputs:
@@ -347,6 +378,8 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             listed_files=list(listed) if listed is not None else None,
             degradations=self._degradations() if split == "train" else (),
             degradation_seed=self.config.degradation_seed,
+            confidence_min=self.config.confidence_min,
+            confidence_sigma=tuple(self.config.confidence_sigma),
         )
 
     def create_train_dataset(self) -> DepthDataset:

@@ -580,6 +580,89 @@ def _read_npy(path: Path) -> np.ndarray:
     return arr
 
 
+# --- confidence maps ------------------------------------------------------------------------------------------
+CONFIDENCE_FILE_PATH_KEY: str = "confidence_file_path"
+"""Per-frame key of the transforms json naming the frame's confidence map (relative to the data dir)."""
+
+CONFIDENCE_FILE_PATTERNS: tuple[str, ...] = ("{stem}_confidence.png", "{stem}.confidence.png", "{stem}_confidence.npy")
+"""Glob patterns next to the *depth* file, ``{stem}`` being the depth file's stem (``r_0_depth_confidence.png``)."""
+
+CONFIDENCE_LEVELS: int = 3
+"""ARKit / Record3D confidence: 0 low, 1 medium, 2 high (``ARConfidenceLevel``)."""
+
+
+def find_confidence_file(
+    depth_path: Path, frame: Optional[Mapping] = None, data_dir: Optional[Path] = None
+) -> Optional[Path]:
+    """The confidence map of a depth file: the frame's ``confidence_file_path`` (relative to ``data_dir``, or
+    absolute), else the first of :data:`CONFIDENCE_FILE_PATTERNS` next to the depth file; None when there is none.
+
+    Raises:
+        DepthFileError: ``confidence_file_path`` names a file that does not exist.
+    """
+    named = frame.get(CONFIDENCE_FILE_PATH_KEY) if frame is not None else None
+    if isinstance(named, str) and named.strip():
+        path = Path(named) if Path(named).is_absolute() or data_dir is None else Path(data_dir) / named
+        if not path.is_file():
+            raise DepthFileError(
+                f'depth file {depth_path}: "{CONFIDENCE_FILE_PATH_KEY}" points to {path}, which does not exist; fix '
+                "the path in the transforms json (relative to the data folder) or remove the key"
+            )
+        return path
+    depth_path = Path(depth_path)
+    for pattern in CONFIDENCE_FILE_PATTERNS:
+        candidate = depth_path.parent / pattern.format(stem=depth_path.stem)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def decode_confidence(path: Path, depth_hw: tuple[int, int]) -> np.ndarray:
+    """Read a confidence map (8-bit PNG or integer .npy, values 0, 1, 2) at the depth map's size.
+
+    A map at another resolution with the same aspect ratio is resized by picking the nearest value (ARKit gives
+    confidence at the depth's resolution; other tools at the image's); another aspect ratio is an error.
+
+    Raises:
+        DepthFileError: unreadable file, values outside 0..2, or an aspect ratio that differs from the depth's.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                arr = np.array(img)
+    except Exception as exc:  # Pillow / numpy errors for corrupt data
+        raise _corrupt(path, exc, "confidence map") from exc
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    if arr.ndim != 2 or arr.dtype.kind not in "iub" or arr.size == 0:
+        raise DepthFileError(
+            f"confidence map {path}: holds {arr.dtype} with shape {arr.shape}; expected integer levels 0 (low), 1 "
+            "(medium), 2 (high) in one channel, as ARKit and Record3D write them; re-export it or remove it"
+        )
+    if int(arr.max()) >= CONFIDENCE_LEVELS or int(arr.min()) < 0:
+        raise DepthFileError(
+            f"confidence map {path}: values {int(arr.min())}..{int(arr.max())}; expected 0 (low), 1 (medium), "
+            "2 (high); rescale it (e.g. 0/127/255 -> 0/1/2) or remove it"
+        )
+    h, w = arr.shape
+    dh, dw = depth_hw
+    if h * dw != w * dh:
+        raise DepthFileError(
+            f"confidence map {path} is {h}x{w} (HxW) but its depth map is {dh}x{dw}: the aspect ratios differ; "
+            "export the confidence at the depth's (or the image's) resolution"
+        )
+    if (h, w) != (dh, dw):
+        rows = np.minimum(((np.arange(dh) + 0.5) * h / dh).astype(int), h - 1)
+        cols = np.minimum(((np.arange(dw) + 0.5) * w / dw).astype(int), w - 1)
+        arr = arr[np.ix_(rows, cols)]
+    return arr.astype(np.uint8)
+
+
 def decode_depth(
     path: Path, encoding: DepthEncoding, expected_hw: Optional[tuple[int, int]] = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -487,3 +487,51 @@ def test_a_bad_degradation_stops_start_up_naming_the_option_and_the_kinds(tiny_s
     with pytest.raises(ValueError, match=r"depth-degradations: depth degradation 'nois\(b=.1\)'.*noise, holes"):
         bad = {"pipeline.datamanager.depth_degradations": ("nois(b=.1)",)}
         quiet_setup(tiny_config("depth-soft", tiny_scene, **bad))
+
+
+# ---------------------------------------------------------------------------------------------------- confidence
+def test_confidence_levels_drop_low_confidence_surface_pixels_and_set_sigma():
+    from depth_strategies.core.data import apply_confidence
+
+    state = np.array([[SURFACE, SURFACE, SURFACE], [EMPTY, UNKNOWN, SURFACE]], np.uint8)
+    confidence = np.array([[0, 1, 2], [0, 2, 1]], np.uint8)
+    new_state, sigma = apply_confidence(state, confidence, minimum=1, sigma_per_level=(0.3, 0.2, 0.1))
+    np.testing.assert_array_equal(new_state, [[UNKNOWN, SURFACE, SURFACE], [EMPTY, UNKNOWN, SURFACE]])
+    np.testing.assert_allclose(sigma, [[0.0, 0.2, 0.1], [0.0, 0.0, 0.2]])
+
+
+def test_a_confidence_map_next_to_a_depth_map_reaches_states_and_sigmas_at_any_same_aspect_resolution(scene_copy):
+    from depth_strategies.core.data import SIGMA_KEY
+
+    images = sorted((scene_copy / "train").glob("r_*.png"))
+    images = [i for i in images if "_depth" not in i.name]
+    low = np.zeros((16, 16), np.uint8)  # half the resolution of the 32 px scene: confidence 0 left, 2 right
+    low[:, 8:] = 2
+    Image.fromarray(low).save(exr_of(images[0]).with_name(f"{exr_of(images[0]).stem}_confidence.png"))
+    dm = quiet_setup(tiny_config("depth-soft", scene_copy))
+    ds = dm.train_dataset
+    index = [Path(f).name for f in ds.image_filenames].index(images[0].name)
+    exact_state = generated_truth(images[0])[1]
+    state, sigma = ds.states[index, ..., 0].numpy(), ds.sigmas[index, ..., 0].numpy() / ds.metadata["dataparser_scale"]
+    left, right = (slice(None), slice(0, 16)), (slice(None), slice(16, 32))
+    assert not np.any(state[left] == SURFACE) and np.any(exact_state[left] == SURFACE)
+    np.testing.assert_array_equal(state[right], exact_state[right])
+    np.testing.assert_allclose(sigma[right][state[right] == SURFACE], 0.01, rtol=1e-5)
+    assert np.all(state[exact_state == EMPTY] == EMPTY)  # low confidence never makes a pixel empty
+    others = [i for i in range(len(ds)) if i != index]
+    assert float(ds.sigmas[others].abs().max()) == 0.0  # maps without confidence: no sigma
+    ray_bundle, batch = dm.next_train(0)
+    assert SIGMA_KEY in batch
+
+
+@pytest.mark.parametrize(
+    "array,words",
+    [(np.full((32, 32), 5, np.uint8), "values 5..5; expected 0 (low)"), (np.zeros((16, 32), np.uint8), "aspect")],
+)
+def test_a_bad_confidence_map_is_an_error_naming_it_and_the_fix(scene_copy, array, words):
+    image = sorted(p for p in (scene_copy / "train").glob("r_*.png") if "_depth" not in p.name)[0]
+    target = exr_of(image).with_name(f"{exr_of(image).stem}_confidence.png")
+    Image.fromarray(array).save(target)
+    with pytest.raises(DepthFileError, match="confidence map") as err:
+        quiet_setup(tiny_config("depth-soft", scene_copy))
+    assert str(target) in str(err.value) and words in str(err.value)

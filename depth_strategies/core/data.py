@@ -108,6 +108,32 @@ def apply_confidence(
     return state, np.where(state == DepthState.SURFACE, sigma, 0.0).astype(np.float32)
 
 
+def depth_edges(depth: Float[np.ndarray, "h w"], valid: np.ndarray, relative_jump: float) -> np.ndarray:
+    """Valid pixels next to (4-neighbour) an invalid pixel or a depth that differs by more than ``relative_jump``
+    times the nearer of the two: where a low-resolution depth map cannot say which surface an image pixel sees."""
+    edge = np.zeros_like(valid)
+    padded_d = np.pad(depth, 1, mode="edge")
+    padded_v = np.pad(valid, 1, mode="edge")
+    h, w = depth.shape
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        nd = padded_d[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        nv = padded_v[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        with np.errstate(invalid="ignore"):
+            jump = np.abs(depth - nd) > relative_jump * np.minimum(depth, nd)
+        edge |= valid & (~nv | jump)
+    return edge
+
+
+def upsample_depth(
+    depth: Float[np.ndarray, "h w"], valid: np.ndarray, height: int, width: int, relative_jump: float
+) -> Tuple[Float[np.ndarray, "height width"], np.ndarray]:
+    """A depth map measured at a lower resolution (same aspect ratio) brought to the image's: each image pixel
+    picks the depth pixel under its centre (never an interpolation across an edge), and the image pixels under a
+    depth-map edge (:func:`depth_edges`) are invalid (the iPhone's 256x192 depth covers 7.5x7.5 image pixels each)."""
+    keep = valid & ~depth_edges(depth, valid, relative_jump)
+    return resize_nearest(depth.astype(np.float32), height, width), resize_nearest(keep.astype(np.uint8), height, width) > 0
+
+
 def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize (PIL's pixel-centre convention): values are picked, never blended."""
     if array.shape[:2] == (height, width):
@@ -141,6 +167,8 @@ class DepthSource:
     """Seed of the degradations (with the image's index)."""
     confidence_min: int = 1
     """Surface pixels whose confidence map gives a lower level are UNKNOWN."""
+    edge_jump: float = 0.1
+    """Relative depth jump that marks an edge in a lower-resolution depth map (:func:`upsample_depth`)."""
     confidence_sigma: Tuple[float, float, float] = (0.1, 0.05, 0.01)
     """Reported depth sigma at confidence 0, 1, 2, Blender units (the depth's own unit)."""
 
@@ -233,6 +261,8 @@ class DepthDataset(InputDataset):
             path, self.source.meta, self.source.override, meta_source=f"transforms_{self.source.split}.json"
         )
         decoded, valid = depth_io.decode_depth(path, encoding, expected_hw=(height, width))
+        if decoded.shape != (height, width):
+            decoded, valid = upsample_depth(decoded, valid, height, width, self.source.edge_jump)
         if encoding.depth_type == "z":
             fx, fy = float(cameras.fx[index]), float(cameras.fy[index])
             cx, cy = float(cameras.cx[index]), float(cameras.cy[index])
@@ -320,6 +350,11 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Where a depth map has a confidence map (``<depth stem>_confidence.png`` next to it, or the frame's
     ``confidence_file_path``; ARKit / Record3D levels 0 low, 1 medium, 2 high), surface pixels below this level are
     unknown, in training and evaluation; 0 keeps every pixel. Depth maps without one are used as they are."""
+    depth_edge_jump: float = 0.1
+    """A depth map at a lower resolution than its image (same aspect ratio, e.g. a phone's 256x192 for 1920x1440)
+    is brought to the image's by picking, never interpolating; its pixels next to a depth jump larger than this
+    fraction of the depth (or next to a hole or the background) are unknown, since they may straddle two surfaces.
+    Chosen, not tuned: slanted surfaces change by a few per cent per depth pixel."""
     confidence_sigma: Tuple[float, float, float] = (0.1, 0.05, 0.01)
     """Standard deviation of the depth reported at confidence 0, 1, 2, in the depth's units (Blender units; metres
     for phone captures), read by the uncertainty-aware strategies (``sigma_window_mult``). Chosen, not measured:
@@ -379,6 +414,7 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             degradations=self._degradations() if split == "train" else (),
             degradation_seed=self.config.degradation_seed,
             confidence_min=self.config.confidence_min,
+            edge_jump=self.config.depth_edge_jump,
             confidence_sigma=tuple(self.config.confidence_sigma),
         )
 

@@ -682,7 +682,8 @@ def decode_depth(
     Args:
         path: the depth file.
         encoding: how it is encoded (see :func:`resolve_encoding`).
-        expected_hw: the image's (height, width); a depth of another size is an error.
+        expected_hw: the image's (height, width); a depth with another aspect ratio is an error (one at another
+            resolution with the same aspect ratio is returned at its own size, for the caller to upsample).
 
     Returns:
         ``(depth, valid)``: float32 [H,W] with 0.0 at invalid pixels, and bool [H,W].
@@ -731,11 +732,12 @@ def decode_depth(
         raise DepthFileError(f"depth file {path}: unknown format {fmt!r}; allowed: {', '.join(DEPTH_FORMATS)}")
 
     height, width = values.shape
-    if expected_hw is not None and (height, width) != tuple(expected_hw):
+    if expected_hw is not None and height * expected_hw[1] != width * expected_hw[0]:
         exp_h, exp_w = expected_hw
         raise DepthFileError(
-            f"depth file {path} is {height}x{width} (HxW) but its image is {exp_h}x{exp_w}; re-export the depth at "
-            "the image resolution, or point the frame to the matching depth file (depth maps are not resized)"
+            f"depth file {path} is {height}x{width} (HxW) but its image is {exp_h}x{exp_w}: the aspect ratios differ, "
+            "so its pixels cannot be matched to the image's; re-export the depth at the image's aspect ratio (any "
+            "resolution), or point the frame to the matching depth file"
         )
 
     with np.errstate(invalid="ignore", over="ignore"):

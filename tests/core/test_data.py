@@ -339,13 +339,46 @@ def test_baseline_never_reads_training_depth(scene_copy, tmp_path):
     assert not quiet_setup(tiny_config("depth-baseline", scene_copy)).train_dataset.has_depth
 
 
-def test_depth_map_of_the_wrong_size_is_an_error_naming_file_and_sizes(scene_copy):
+def test_depth_map_of_another_aspect_ratio_is_an_error_naming_file_and_sizes(scene_copy):
     bad = scene_copy / "train" / "r_1_depth.exr"
-    write_depth_exr(bad, np.full((16, 16), 4.0, np.float32))
+    write_depth_exr(bad, np.full((16, 8), 4.0, np.float32))
     with pytest.raises(DepthFileError) as info:
         quiet_setup(tiny_config("depth-soft", scene_copy))
     msg = str(info.value)
-    assert str(bad) in msg and "16x16" in msg and "32x32" in msg and "re-export" in msg
+    assert str(bad) in msg and "16x8" in msg and "32x32" in msg and "aspect ratios differ" in msg
+
+
+def test_upsampling_low_resolution_depth_picks_values_and_marks_edges_and_hole_rims_unknown():
+    from depth_strategies.core.data import upsample_depth
+
+    depth = np.array([[2.0, 2.0, 4.0], [2.0, 2.02, 4.0]])
+    valid = np.array([[True, True, True], [True, True, False]])
+    up, keep = upsample_depth(depth, valid, 4, 6, relative_jump=0.05)
+    np.testing.assert_allclose(up[::2, ::2], depth, rtol=1e-7)  # each image pixel picks, no blending
+    assert np.isin(up, depth.astype(np.float32)).all()
+    # kept: the 2.0 / 2.02 pixels not next to the 2 -> 4 jump (2 % < 5 %); column 1 touches it, column 2 too
+    np.testing.assert_array_equal(keep[::2, ::2], [[True, False, False], [True, False, False]])
+    assert keep.shape == (4, 6) and keep[:, :2].all() and not keep[:, 2:].any()
+
+
+def test_a_lower_resolution_depth_map_reaches_the_batches_picked_with_its_edges_unknown(scene_copy):
+    image = scene_copy / "train" / "r_1.png"
+    exact, exact_state = generated_truth(image)
+    z = read_exr(exr_of(image), "Z")
+    write_depth_exr(exr_of(image), np.ascontiguousarray(z[::2, ::2]))  # 16x16: what a 2x coarser sensor measures
+    ds = quiet_setup(tiny_config("depth-soft", scene_copy)).train_dataset
+    index = [Path(f).name for f in ds.image_filenames].index("r_1.png")
+    state = ds.states[index, ..., 0].numpy()
+    depth = ds.depths[index, ..., 0].numpy() / ds.metadata["dataparser_scale"]
+    surface = state == SURFACE
+    assert surface.sum() >= 40  # of 375: at 16x16 most object pixels touch the silhouette or a depth jump
+    assert not np.any(surface & (exact_state != SURFACE))  # never a surface where the image shows none
+    # each kept pixel's z is the one of the depth pixel under it (ray distance uses the image pixel's direction)
+    _, _, norm = camera_rays(np.eye(4), 32, 32, focal_from_width(32))
+    picked = np.repeat(np.repeat(z[::2, ::2], 2, axis=0), 2, axis=1) * norm.reshape(32, 32)
+    np.testing.assert_allclose(depth[surface], picked[surface], rtol=1e-5)
+    relative = np.abs(depth[surface] - exact[surface]) / exact[surface]
+    assert np.median(relative) < 0.01  # most picked values are within 1 % (the 2x coarser sensor misses thin steps)
 
 
 def test_nan_inf_and_negative_depth_pixels_become_unknown_and_the_rest_is_unchanged(scene_copy, tiny_dm):

@@ -321,11 +321,12 @@ def test_depth_encoding_rejects_invalid_fields() -> None:
 # --- bad inputs -------------------------------------------------------------------------------------------
 
 
-def test_wrong_size_is_an_error_with_found_and_expected_size(tmp_path: Path) -> None:
+def test_another_aspect_ratio_is_an_error_with_found_and_expected_size(tmp_path: Path) -> None:
     path = write_rgba_depth(tmp_path / "r_0_depth_0001.png", np.ones((2, 3)))
-    with pytest.raises(DepthFileError, match=r"r_0_depth_0001\.png is 2x3 .* image is 4x6.*re-export the depth"):
-        decode_depth(path, NS, expected_hw=(4, 6))
+    with pytest.raises(DepthFileError, match=r"r_0_depth_0001\.png is 2x3 .* image is 4x4: the aspect ratios differ"):
+        decode_depth(path, NS, expected_hw=(4, 4))
     assert decode_depth(path, NS, expected_hw=(2, 3))[0].shape == (2, 3)
+    assert decode_depth(path, NS, expected_hw=(4, 6))[0].shape == (2, 3)  # same aspect: returned as it is
 
 
 def test_truncated_png_is_an_error_suggesting_re_export(tmp_path: Path) -> None:

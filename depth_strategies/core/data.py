@@ -32,7 +32,7 @@ from PIL import Image
 from torch import Tensor
 
 from depth_strategies.core import depth_io, metrics
-from depth_strategies.core.degradation import Degradation, degrade, parse_degradation
+from depth_strategies.core.degradation import Degradation, degrade, discontinuities, parse_degradation
 from depth_strategies.core.depth_io import DepthFileError
 
 DEPTH_KEY = metrics.DEPTH_KEY
@@ -108,30 +108,18 @@ def apply_confidence(
     return state, np.where(state == DepthState.SURFACE, sigma, 0.0).astype(np.float32)
 
 
-def depth_edges(depth: Float[np.ndarray, "h w"], valid: np.ndarray, relative_jump: float) -> np.ndarray:
-    """Valid pixels next to (4-neighbour) an invalid pixel or a depth that differs by more than ``relative_jump``
-    times the nearer of the two: where a low-resolution depth map cannot say which surface an image pixel sees."""
-    edge = np.zeros_like(valid)
-    padded_d = np.pad(depth, 1, mode="edge")
-    padded_v = np.pad(valid, 1, mode="edge")
-    h, w = depth.shape
-    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        nd = padded_d[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-        nv = padded_v[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-        with np.errstate(invalid="ignore"):
-            jump = np.abs(depth - nd) > relative_jump * np.minimum(depth, nd)
-        edge |= valid & (~nv | jump)
-    return edge
-
-
 def upsample_depth(
     depth: Float[np.ndarray, "h w"], valid: np.ndarray, height: int, width: int, relative_jump: float
 ) -> Tuple[Float[np.ndarray, "height width"], np.ndarray]:
     """A depth map measured at a lower resolution (same aspect ratio) brought to the image's: each image pixel
     picks the depth pixel under its centre (never an interpolation across an edge), and the image pixels under a
-    depth-map edge (:func:`depth_edges`) are invalid (the iPhone's 256x192 depth covers 7.5x7.5 image pixels each)."""
-    keep = valid & ~depth_edges(depth, valid, relative_jump)
-    return resize_nearest(depth.astype(np.float32), height, width), resize_nearest(keep.astype(np.uint8), height, width) > 0
+    depth-map edge are invalid: a valid depth pixel next to an invalid one or to a depth that differs by more than
+    ``relative_jump`` times the nearer depth (:func:`depth_strategies.core.degradation.discontinuities`; the iPhone's
+    256x192 depth covers 7.5x7.5 image pixels each)."""
+    state = np.where(valid, DepthState.SURFACE, DepthState.UNKNOWN).astype(np.uint8)
+    keep = valid & ~discontinuities(depth, state, relative_jump, relative=True)
+    picked_keep = resize_nearest(keep.astype(np.uint8), height, width) > 0
+    return resize_nearest(depth.astype(np.float32), height, width), picked_keep
 
 
 def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:

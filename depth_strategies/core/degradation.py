@@ -83,15 +83,18 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def discontinuities(depth: np.ndarray, state: np.ndarray, jump: float) -> np.ndarray:
+def discontinuities(depth: np.ndarray, state: np.ndarray, jump: float, relative: bool = False) -> np.ndarray:
     """SURFACE pixels with a 4-neighbour that is not SURFACE (a silhouette or a hole's rim) or whose depth differs by
-    more than ``jump`` Blender units (an occlusion edge)."""
+    more than ``jump`` Blender units (an occlusion edge); with ``relative``, by more than ``jump`` times the nearer
+    of the two depths. Pixels outside the image repeat its border (the border is not an edge)."""
     surface = state == SURFACE
     edge = np.zeros_like(surface)
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
         neighbour_surface = _shift(surface, dy, dx)
         neighbour_depth = _shift(depth, dy, dx)
-        edge |= surface & (~neighbour_surface | (np.abs(depth - neighbour_depth) > jump))
+        limit = jump * np.minimum(depth, neighbour_depth) if relative else jump
+        with np.errstate(invalid="ignore"):
+            edge |= surface & (~neighbour_surface | (np.abs(depth - neighbour_depth) > limit))
     return edge
 
 

@@ -107,6 +107,9 @@ def test_discontinuities_mark_depth_steps_above_the_jump_only():
     depth = np.array([[2.0, 2.05, 3.0]])
     state = np.full((1, 3), SURFACE, np.uint8)
     np.testing.assert_array_equal(discontinuities(depth, state, jump=0.1), [[False, True, True]])
+    # relative: 0.05 / 2.0 = 2.5 % and 0.95 / 2.05 = 46 % of the nearer depth
+    np.testing.assert_array_equal(discontinuities(depth, state, jump=0.1, relative=True), [[False, True, True]])
+    np.testing.assert_array_equal(discontinuities(depth, state, jump=0.5, relative=True), [[False, False, False]])
 
 
 # ------------------------------------------------------------------------------------------- flying pixels

@@ -50,6 +50,34 @@ def tiny_scene(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_capture(tiny_scene, tmp_path_factory) -> Path:
+    """The tiny scene as a capture: nerfstudio-data (16-bit millimetre depth PNGs) with RGB images on white, no
+    alpha, so that nothing marks a ray empty (as a phone capture)."""
+    from PIL import Image
+
+    from depth_strategies.scenes.nerfstudio_data import to_nerfstudio_data
+
+    root = tmp_path_factory.mktemp("capture")
+    scene = Path(shutil.copytree(tiny_scene, root / "blender"))
+    capture = to_nerfstudio_data(scene, root / "capture")
+    for image in scene.glob("*/r_*.png"):
+        if "_depth" in image.name:
+            continue
+        with Image.open(image) as rgba:
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            Image.alpha_composite(white, rgba.convert("RGBA")).convert("RGB").save(image)
+    return capture
+
+
+def capture_config(name: str, capture: Path, **overrides) -> TrainerConfig:
+    """A registered method at the 'tiny' size profile on a nerfstudio-data capture, on the CPU."""
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    return tiny_config(name, capture, **{"pipeline.datamanager.dataparser": NerfstudioDataParserConfig(data=capture),
+                                         **overrides})
+
+
 @pytest.fixture
 def scene_copy(tiny_scene, tmp_path) -> Path:
     """A private copy of the tiny scene that a test may break."""

@@ -324,8 +324,9 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Force what depth values measure: "z" (planar depth) or "ray" (distance from the camera centre)."""
     depth_scale: Optional[float] = None
     """Force the factor from stored values to Blender units (e.g. 0.001 for millimetre PNGs)."""
-    depth_range: Tuple[float, float] = (BLENDER_NEAR, BLENDER_FAR)
-    """Ray distances (Blender units) outside this range are treated as unknown."""
+    depth_range: Optional[Tuple[float, float]] = None
+    """Ray distances (data units: Blender units, or metres) outside this range are treated as unknown. None: the
+    scene type's: [2, 6] for object scenes (images with alpha: NeRF-synthetic's near and far), [0, inf) otherwise."""
     depth_degradations: Tuple[str, ...] = ()
     """Sensor models applied to the *training* depth when it is loaded, in order, each written ``kind(key=value,
     ...)`` (:mod:`depth_strategies.core.degradation`: noise, holes, flying, sparse, lowres, quantise, monocular; depth
@@ -347,6 +348,22 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Standard deviation of the depth reported at confidence 0, 1, 2, in the depth's units (Blender units; metres
     for phone captures), read by the uncertainty-aware strategies (``sigma_window_mult``). Chosen, not measured:
     10, 5 and 1 cm."""
+
+
+SCENE_TYPE_KEY = "scene_type"
+"""Dataset metadata key that tells the model the scene type of the data (``DepthStrategyModelConfig.scene_type``
+"auto")."""
+UNBOUNDED_DEPTH_RANGE: Tuple[float, float] = (0.0, float("inf"))
+"""Ray distances kept in scenes without alpha (captures): every positive one."""
+
+
+def scene_type_of(outputs: DataparserOutputs) -> str:
+    """"object" when the first image has an alpha channel (a Blender-style object scene: alpha marks the empty rays),
+    else "unbounded" (a capture: no pixel is known to be empty)."""
+    if not outputs.image_filenames:
+        return "object"
+    with Image.open(outputs.image_filenames[0]) as image:
+        return "object" if "A" in image.getbands() else "unbounded"
 
 
 def float32_intrinsics(outputs: DataparserOutputs) -> DataparserOutputs:
@@ -397,7 +414,7 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             meta=meta,
             transforms_dir=data_dir,
             override=override,
-            depth_range=self.config.depth_range,
+            depth_range=self._depth_range(outputs),
             listed_files=list(listed) if listed is not None else None,
             degradations=self._degradations() if split == "train" else (),
             degradation_seed=self.config.degradation_seed,
@@ -406,10 +423,17 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             confidence_sigma=tuple(self.config.confidence_sigma),
         )
 
+    def _depth_range(self, outputs: DataparserOutputs) -> Tuple[float, float]:
+        if self.config.depth_range is not None:
+            return tuple(self.config.depth_range)  # type: ignore[return-value]
+        return (BLENDER_NEAR, BLENDER_FAR) if scene_type_of(outputs) == "object" else UNBOUNDED_DEPTH_RANGE
+
     def create_train_dataset(self) -> DepthDataset:
         outputs = float32_intrinsics(self.train_dataparser_outputs)
         source = self._source("train", outputs, self.config.train_depth)
-        return DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
+        dataset = DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
+        dataset.metadata[SCENE_TYPE_KEY] = scene_type_of(outputs)
+        return dataset
 
     def create_eval_dataset(self) -> DepthDataset:
         outputs = float32_intrinsics(self.dataparser.get_dataparser_outputs(split=self.test_split))

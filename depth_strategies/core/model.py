@@ -14,6 +14,7 @@ and the viewer build rays from cameras, so every method renders with its own lea
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Literal, Optional, Sequence, Tuple, Type
 
@@ -41,13 +42,66 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from depth_strategies.core import losses
 from depth_strategies.core.colliders import BoxNearFarCollider
 from depth_strategies.core.colour import depth_images
-from depth_strategies.core.data import BLENDER_FAR, BLENDER_NEAR, DEPTH_KEY, SIGMA_KEY, STATE_KEY, DepthState
+from depth_strategies.core.data import (
+    BLENDER_FAR,
+    BLENDER_NEAR,
+    DEPTH_KEY,
+    SCENE_TYPE_KEY,
+    SIGMA_KEY,
+    STATE_KEY,
+    DepthState,
+)
 from depth_strategies.core.hash_grid import compile_hash_grids, use_fused_hash_grids
 from depth_strategies.core.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, ground_truth_rgb, image_metrics
 from depth_strategies.core.offline import build_lpips
 from depth_strategies.core.sampling import DepthGuidedProposalSampler
 
 SoftLossType = Literal["l2", "ds-nerf", "urf"]
+SceneType = Literal["auto", "object", "unbounded"]
+
+SCENE_PRESETS: Dict[str, Dict[str, object]] = {
+    "object": {
+        "near_plane": BLENDER_NEAR,
+        "far_plane": BLENDER_FAR,
+        "sample_inside_box": True,
+        "background_color": "white",
+        "disable_scene_contraction": True,
+        "proposal_initial_sampler": "uniform",
+        "average_init_density": 1.0,
+        "optimize_cameras": False,
+    },
+    "unbounded": {
+        "near_plane": 0.05,
+        "far_plane": 1000.0,
+        "sample_inside_box": False,
+        "background_color": "last_sample",
+        "disable_scene_contraction": False,
+        "proposal_initial_sampler": "piecewise",
+        "average_init_density": 0.01,
+        "optimize_cameras": True,
+    },
+}
+"""The scene fields of each scene type: "object" are this plugin's Blender settings (Mildenhall et al. 2020's near
+and far), "unbounded" nerfstudio's nerfacto settings for captures (its method config: near 0.05, far 1000, scene
+contraction, piecewise sampler, average_init_density 0.01, camera optimiser SO3xR3)."""
+
+
+def resolve_scene(config: "DepthStrategyModelConfig", metadata: Dict[str, object]) -> "DepthStrategyModelConfig":
+    """``config`` with its scene type decided ("auto": the data's, from ``metadata``; object when unknown) and every
+    scene field left at None filled from :data:`SCENE_PRESETS`; fields set explicitly are kept."""
+    kind = config.scene_type
+    if kind == "auto":
+        kind = str(metadata.get(SCENE_TYPE_KEY, "object"))
+    if kind not in SCENE_PRESETS:
+        raise ValueError(f"unknown scene type {kind!r}; use one of {', '.join(SCENE_PRESETS)} or auto")
+    filled = {name: value for name, value in SCENE_PRESETS[kind].items() if getattr(config, name) is None}
+    resolved = dataclasses.replace(config, scene_type=kind, **filled)
+    mode = resolved.camera_optimizer.mode
+    if resolved.optimize_cameras and mode == "off":
+        mode = "SO3xR3"
+    elif not resolved.optimize_cameras:
+        mode = "off"
+    return dataclasses.replace(resolved, camera_optimizer=dataclasses.replace(resolved.camera_optimizer, mode=mode))
 Alignment = Literal["none", "scale-shift"]
 
 
@@ -88,31 +142,44 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     """nerfacto set up for Blender object scenes, with the depth strategy chosen by the fields below."""
 
     _target: Type = field(default_factory=lambda: DepthStrategyModel)
-    near_plane: float = BLENDER_NEAR
-    """Where sampling starts along each ray, in Blender units (multiplied by the dataparser's scale), in training
-    and at test time alike (nerfstudio's collider drops it to 0 outside training, which would spread a third of
-    the test-time samples over space no training ray ever sampled)."""
-    far_plane: float = BLENDER_FAR
-    """Where sampling stops along each ray, in Blender units (multiplied by the dataparser's scale)."""
-    sample_inside_box: bool = True
+    scene_type: SceneType = "auto"
+    """Which preset fills the scene fields below that are left at None (:data:`SCENE_PRESETS`): "object" (a
+    Blender-style object in front of a background: [2, 6] inside the scene box, no contraction, white background,
+    uniform initial samples, no camera optimisation) or "unbounded" (a capture of a room or a street: nerfacto's
+    scene contraction, piecewise initial samples, near 0.05 and far 1000, last-sample background, camera
+    optimisation on). "auto": "object" when the training images have an alpha channel, else "unbounded" (the
+    datamanager tells, ``scene_type`` in the dataset's metadata)."""
+    near_plane: Optional[float] = None
+    """Where sampling starts along each ray, in data units (Blender units; multiplied by the dataparser's scale), in
+    training and at test time alike (nerfstudio's collider drops it to 0 outside training, which would spread a
+    third of the test-time samples over space no training ray ever sampled). None: the scene type's (2 / 0.05)."""
+    far_plane: Optional[float] = None
+    """Where sampling stops along each ray, in data units. None: the scene type's (6 / 1000)."""
+    sample_inside_box: Optional[bool] = None
     """Sample each ray only where it crosses the scene box, within [near_plane, far_plane]
     (:mod:`depth_strategies.core.colliders`; instant-ngp's sampling of object scenes), in training and at test
-    time. False: nerfacto's fixed [near_plane, far_plane] for every ray, whose samples outside the box are zeroed
-    by the fields and all hashed to one grid corner."""
-    background_color: Literal["random", "last_sample", "black", "white"] = "white"
-    """Background composited behind the object; NeRF-synthetic images are RGBA on white."""
-    disable_scene_contraction: bool = True
-    """Object scenes live inside the scene box: no contraction of unbounded space."""
-    proposal_initial_sampler: Literal["piecewise", "uniform"] = "uniform"
-    """Uniform initial proposal samples between near and far (piecewise is for unbounded scenes)."""
-    average_init_density: float = 1.0
-    """Average initial density of the fields: nerfstudio's model default. (nerfacto's method config lowers it to
-    0.01 for unbounded captures; on object scenes in front of a white background that start learns geometry far
-    more slowly: on the built-in scene, 300 iterations at the 'tiny' size gave depth L1 0.62 vs 0.15.)"""
+    time. False: nerfacto's fixed [near_plane, far_plane] for every ray (for an object scene, samples outside the box
+    are zeroed by the fields and all hashed to one grid corner). None: the scene type's (object: True)."""
+    background_color: Optional[Literal["random", "last_sample", "black", "white"]] = None
+    """Background composited behind the scene. None: the scene type's (object: white, as NeRF-synthetic's RGBA
+    images are shown; unbounded: nerfacto's last sample)."""
+    disable_scene_contraction: Optional[bool] = None
+    """No contraction of unbounded space. None: the scene type's (object: True; unbounded: nerfacto's contraction)."""
+    proposal_initial_sampler: Optional[Literal["piecewise", "uniform"]] = None
+    """Initial proposal samples: uniform between near and far, or piecewise (uniform to distance 1, then uniform
+    in disparity) for unbounded scenes. None: the scene type's."""
+    average_init_density: Optional[float] = None
+    """Average initial density of the fields. None: the scene type's: object 1.0, nerfstudio's model default
+    (nerfacto's method config lowers it to 0.01 for unbounded captures; on object scenes in front of a white
+    background that start learns geometry far more slowly: on the built-in scene, 300 iterations at the 'tiny' size
+    gave depth L1 0.62 vs 0.15); unbounded 0.01."""
+    optimize_cameras: Optional[bool] = None
+    """Refine the camera poses with nerfacto's camera optimiser (``camera_optimizer``; "SO3xR3" when its mode is
+    "off"). None: the scene type's (object: off, synthetic poses are exact; unbounded: on, captured poses are not)."""
     implementation: Literal["tcnn", "torch"] = field(default_factory=default_implementation)
     """Hash grid and MLP implementation: tcnn when tiny-cuda-nn imports, else torch."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
-    """Poses of synthetic scenes are exact: no camera optimisation."""
+    """nerfacto's camera optimiser; its mode is set by ``optimize_cameras``."""
 
     guided_fraction: float = 0.0
     """Share of NeRF-level samples placed in [D_gt - eps, D_gt + eps] on rays with known depth (training only)."""
@@ -196,10 +263,10 @@ class DepthStrategyModel(NerfactoModel):
         return scene_scale(self)
 
     def populate_modules(self) -> None:
-        """nerfacto's modules (LPIPS only when cached) with a depth-guided proposal sampler."""
+        """nerfacto's modules (LPIPS only when cached) with a depth-guided proposal sampler, for the scene type of
+        the config or the data (:func:`resolve_scene`)."""
+        self.config = resolve_scene(self.config, self.kwargs.get("metadata") or {})
         cfg = self.config
-        if cfg.proposal_initial_sampler != "uniform":
-            raise ValueError("depth strategies need proposal_initial_sampler='uniform' (object scenes)")
         build_nerfacto_modules(
             self,
             near_far_scale=self.scene_scale,

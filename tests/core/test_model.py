@@ -12,7 +12,7 @@ from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthState
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import METHOD_FIELDS
 from depth_strategies.scenes.builtin import make_scene
-from tests.conftest import tiny_config
+from tests.conftest import capture_config, tiny_config
 
 METHODS = tuple(METHOD_FIELDS)
 
@@ -320,3 +320,47 @@ def test_the_alignment_is_saved_with_the_model(tiny_scene):
     loop.run(2)
     state = loop.pipeline.model.state_dict()
     assert int(state["alignment_updates"]) == 2 and state["alignment_scale"].shape == (6,)
+
+
+# ------------------------------------------------------------------------------------ scene types
+def test_the_scene_type_fills_only_the_scene_fields_left_unset():
+    from depth_strategies.core.model import SCENE_PRESETS, resolve_scene
+    from depth_strategies.methods import method_config
+
+    config = method_config("depth-hybrid").pipeline.model
+    assert config.near_plane is None and config.scene_type == "auto"
+    obj = resolve_scene(config, {})  # no word from the data: the object scenes this plugin started with
+    assert obj.scene_type == "object" and obj.camera_optimizer.mode == "off"
+    assert {k: getattr(obj, k) for k in SCENE_PRESETS["object"]} == SCENE_PRESETS["object"]
+    unbounded = resolve_scene(config, {"scene_type": "unbounded"})
+    assert {k: getattr(unbounded, k) for k in SCENE_PRESETS["unbounded"]} == SCENE_PRESETS["unbounded"]
+    assert unbounded.camera_optimizer.mode == "SO3xR3"
+    mine = resolve_scene(dataclasses.replace(config, near_plane=0.5, optimize_cameras=False), {"scene_type":
+                                                                                                 "unbounded"})
+    assert mine.near_plane == 0.5 and mine.far_plane == 1000.0 and mine.camera_optimizer.mode == "off"
+    forced = resolve_scene(dataclasses.replace(config, scene_type="object"), {"scene_type": "unbounded"})
+    assert forced.scene_type == "object" and forced.near_plane == 2.0
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_trains_on_a_capture_without_alpha_as_an_unbounded_scene(name, tiny_capture):
+    from nerfstudio.field_components.spatial_distortions import SceneContraction
+    from nerfstudio.model_components.ray_samplers import UniformLinDispPiecewiseSampler
+
+    torch.manual_seed(0)
+    loop = TrainingLoop(capture_config(name, tiny_capture), "cpu")
+    model = loop.pipeline.model
+    assert model.config.scene_type == "unbounded"
+    assert isinstance(model.field.spatial_distortion, SceneContraction)
+    assert isinstance(model.proposal_sampler.initial_sampler, UniformLinDispPiecewiseSampler)
+    states = loop.pipeline.datamanager.train_dataset.states
+    if states is not None:
+        assert not (states == DepthState.EMPTY).any()  # no alpha: no ray is known to be empty
+        assert (states == DepthState.SURFACE).any()
+    ray_bundle, batch, outputs, loss_dict = one_step(loop)
+    for key, value in loss_dict.items():
+        assert torch.isfinite(value), key
+    if model.config.guided_fraction > 0 and model.config.depth_alignment == "none":
+        depth, valid, half_width = model._training_guide(ray_bundle)
+        assert depth is not None and valid.any()
+    loop.run(2)

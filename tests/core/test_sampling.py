@@ -136,7 +136,7 @@ def make_sampler(fraction: float, cls=DepthGuidedProposalSampler, **extra):
     )
     if cls is DepthGuidedProposalSampler:
         kwargs["guided_fraction"] = fraction
-    return cls(**kwargs, **extra)
+    return cls(**{**kwargs, **extra})
 
 
 def test_module_places_the_fraction_in_the_window_only_on_valid_rays():
@@ -232,3 +232,43 @@ def test_module_window_partly_beyond_far_is_clipped_to_near_far():
     mids = (starts + ends) / 2
     assert ((mids[0] >= 5.6) & (mids[0] <= 6.0)).sum() >= 12  # the guided bins fill what is left of the window
     assert ((mids[1] >= 2.0) & (mids[1] <= 2.4)).sum() >= 12
+
+
+# ------------------------------------------------------------------------------------- unbounded scenes
+def piecewise_spacing(x):
+    """nerfstudio's UniformLinDispPiecewiseSampler spacing: linear to distance 1, then in disparity."""
+    return torch.where(x < 1, x / 2, 1 - 1 / (2 * x))
+
+
+def test_euclidean_to_spacing_round_trips_with_the_piecewise_spacing_of_unbounded_scenes():
+    from nerfstudio.model_components.ray_samplers import UniformLinDispPiecewiseSampler
+
+    sampler = UniformLinDispPiecewiseSampler()
+    nears, fars = torch.full((5, 1), 0.05, dtype=torch.float64), torch.full((5, 1), 1000.0, dtype=torch.float64)
+    t = torch.tensor([[0.05], [0.5], [1.0], [3.7], [1000.0]], dtype=torch.float64)
+    s = euclidean_to_spacing(t, nears, fars, sampler.spacing_fn)
+    g_near, g_far = piecewise_spacing(nears), piecewise_spacing(fars)
+    back = sampler.spacing_fn_inv(s * g_far + (1 - s) * g_near)  # nerfstudio's spacing -> distance
+    assert_close(back, t)
+    assert (s[1:] > s[:-1]).all() and s[0].item() == pytest.approx(0.0) and s[-1].item() == pytest.approx(1.0)
+
+
+def test_guided_bins_stay_sorted_contiguous_and_metric_in_the_piecewise_spacing():
+    from nerfstudio.model_components.ray_samplers import UniformLinDispPiecewiseSampler
+
+    torch.manual_seed(0)
+    sampler = make_sampler(0.5, initial_sampler=UniformLinDispPiecewiseSampler(single_jitter=True))
+    bundle = make_bundle(4)
+    bundle.nears, bundle.fars = torch.full((4, 1), 0.05), torch.full((4, 1), 1000.0)
+    depth = torch.tensor([[0.7], [2.5], [12.0], [80.0]])  # both sides of the piecewise switch at distance 1
+    samples, _, _ = sampler(bundle, density_fns=[TinyField()], guide_depth=depth,
+                            guide_valid=torch.ones(4, 1, dtype=torch.bool), guide_half_width=0.3)
+    starts, ends = samples.frustums.starts[..., 0], samples.frustums.ends[..., 0]
+    assert (ends >= starts).all() and (starts[:, 1:] >= starts[:, :-1]).all()
+    assert_close(starts[:, 1:], ends[:, :-1])  # contiguous
+    mids = (starts + ends) / 2
+    in_window = ((mids >= depth - 0.3) & (mids <= depth + 0.3)).sum(-1)
+    assert (in_window >= 8).all(), in_window  # half of 16 NeRF samples within 0.3 units (metric) of the depth
+    # the spacing edges are the images of the distances under the piecewise spacing
+    g = samples.spacing_to_euclidean_fn(samples.spacing_starts[..., 0])
+    assert_close(g, starts, rtol=1e-4, atol=1e-5)

@@ -418,7 +418,7 @@ def failing_protocol(tmp_path_factory) -> Path:
     """The tiny protocol plus a variant that fails at start-up (an invalid override)."""
     data = yaml.safe_load(TINY_PROTOCOL.read_text())
     data["methods"].append(
-        {"name": "broken", "base": "depth-hard", "overrides": {"pipeline.model.proposal_initial_sampler": "piecewise"}}
+        {"name": "broken", "base": "depth-hard", "overrides": {"pipeline.model.guided_fraction": 2.0}}
     )
     path = tmp_path_factory.mktemp("protocol") / "tiny_with_failure.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -454,7 +454,7 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
     results = json.loads((out / "results.json").read_text())
     by_method = {r["method"]: r for r in results["runs"]}
     assert set(by_method) == {"depth-baseline", "depth-hybrid", "broken", "depth-hybrid@fraction=0.25"}
-    assert by_method["broken"]["status"] == "failed" and "proposal_initial_sampler" in by_method["broken"]["error"]
+    assert by_method["broken"]["status"] == "failed" and "guided fraction" in by_method["broken"]["error"]
     for name in ("depth-baseline", "depth-hybrid", "depth-hybrid@fraction=0.25"):
         run = by_method[name]
         assert run["status"] == "ok" and len(run["views"]) == 3

@@ -107,6 +107,12 @@ def _base_config() -> TrainerConfig:
         optimizers={
             "proposal_networks": {"optimizer": optimizer, "scheduler": schedule},
             "fields": {"optimizer": copy.deepcopy(optimizer), "scheduler": copy.deepcopy(schedule)},
+            # nerfacto's camera optimiser settings, used where the scene type optimises cameras (captures); a float
+            # schedule, so that the checkpoints of those runs reload under torch >= 2.6 too
+            "camera_opt": {
+                "optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15),
+                "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=5000),
+            },
         },
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15, quit_on_train_completion=True),
         vis="viewer+tensorboard",

@@ -314,3 +314,16 @@ def test_ns_train_takes_depth_degradations_as_a_user_types_them(tiny_scene, tmp_
     )
     assert bad.returncode != 0
     assert "depth degradation 'noise(sd=1)': noise has no parameter 'sd'" in bad.stdout + bad.stderr
+
+
+def test_ns_train_on_a_nerfstudio_data_capture_needs_no_extra_flag_and_ns_render_renders_it(tiny_capture, tmp_path):
+    """``ns-train depth-hybrid nerfstudio-data --data CAPTURE`` (only the CPU sizes and a short run): the unbounded
+    preset is chosen from the data, and ns-render renders the run's test views."""
+    run_cli(["ns-train", "depth-hybrid", *tiny_flags(), "--max-num-iterations", "2", "--output-dir",
+             str(tmp_path / "out"), "--viewer.quit-on-train-completion", "True", "nerfstudio-data", "--data",
+             str(tiny_capture)], cwd=tmp_path, timeout=900)
+    config = next((tmp_path / "out").rglob("config.yml"))
+    assert "NerfstudioDataParserConfig" in config.read_text()
+    run_cli(["ns-render", "dataset", "--load-config", str(config), "--output-path", str(tmp_path / "render"),
+             "--split", "test", "--rendered-output-names", "rgb", "depth"], cwd=tmp_path, timeout=900)
+    assert len(list((tmp_path / "render").rglob("*.png"))) + len(list((tmp_path / "render").rglob("*.jpg"))) >= 2

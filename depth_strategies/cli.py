@@ -59,6 +59,11 @@ def make_scene() -> None:
     _run("depth_strategies.scenes.builtin")
 
 
+def make_room() -> None:
+    """``ds-make-room``."""
+    _run("depth_strategies.scenes.room")
+
+
 def split_scene() -> None:
     """``ds-split-scene``."""
     _run("depth_strategies.scenes.split")

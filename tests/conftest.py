@@ -51,23 +51,13 @@ def tiny_scene(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_capture(tiny_scene, tmp_path_factory) -> Path:
-    """The tiny scene as a capture: nerfstudio-data (16-bit millimetre depth PNGs) with RGB images on white, no
-    alpha, so that nothing marks a ray empty (as a phone capture)."""
-    from PIL import Image
+def tiny_capture(tmp_path_factory) -> Path:
+    """A small generated room capture (``ds-make-room``): nerfstudio-data, 64x48 RGB images without alpha, 16-bit
+    millimetre depth at 16x12 with confidence maps, 12 frames of which 2 are test views."""
+    from depth_strategies.scenes.room import make_room
 
-    from depth_strategies.scenes.nerfstudio_data import to_nerfstudio_data
-
-    root = tmp_path_factory.mktemp("capture")
-    scene = Path(shutil.copytree(tiny_scene, root / "blender"))
-    capture = to_nerfstudio_data(scene, root / "capture")
-    for image in scene.glob("*/r_*.png"):
-        if "_depth" in image.name:
-            continue
-        with Image.open(image) as rgba:
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            Image.alpha_composite(white, rgba.convert("RGBA")).convert("RGB").save(image)
-    return capture
+    return make_room(tmp_path_factory.mktemp("capture") / "room", width=64, height=48, views=12, test_every=6,
+                     depth_factor=4, seed=0, supersample=1)
 
 
 def capture_config(name: str, capture: Path, **overrides) -> TrainerConfig:

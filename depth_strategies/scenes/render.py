@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from depth_strategies.scenes.geometry import OBJECT_NAMES, SCENE, Array
+from depth_strategies.scenes.geometry import SCENE, Array, Sheet
 
 CAMERA_ANGLE_X: float = 0.6911112070083618
 """Horizontal field of view in radians (the NeRF-synthetic value), written as ``camera_angle_x``."""
@@ -49,7 +49,9 @@ DIFFUSE: float = 0.7
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _trace_full(origins: Array, directions: Array) -> tuple[Array, Array, Array, NDArray[np.int64]]:
+def _trace_full(
+    origins: Array, directions: Array, sheets: Sequence[Sheet] = SCENE
+) -> tuple[Array, Array, Array, NDArray[np.int64]]:
     o = np.asarray(origins, dtype=np.float64).reshape(-1, 3)
     d = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
     if len(o) != len(d):
@@ -57,7 +59,8 @@ def _trace_full(origins: Array, directions: Array) -> tuple[Array, Array, Array,
     d = d / np.linalg.norm(d, axis=1, keepdims=True)
     best_t = np.full(len(d), np.inf)
     best = np.full(len(d), -1, dtype=np.int64)
-    for k, sheet in enumerate(SCENE):
+    names = tuple(dict.fromkeys(s.obj for s in sheets))
+    for k, sheet in enumerate(sheets):
         t = sheet.intersect(o, d)
         closer = t < best_t
         best_t = np.where(closer, t, best_t)
@@ -67,28 +70,29 @@ def _trace_full(origins: Array, directions: Array) -> tuple[Array, Array, Array,
     obj_ids = np.full(len(d), -1, dtype=np.int64)
     for k in np.unique(best[best >= 0]):
         m = best == k
-        n, a = SCENE[k].shade_info(o[m] + best_t[m, None] * d[m])
+        n, a = sheets[k].shade_info(o[m] + best_t[m, None] * d[m])
         flip = np.einsum("ij,ij->i", n, d[m]) > 0.0
         n[flip] *= -1.0
         normals[m] = n
         albedo[m] = a
-        obj_ids[m] = OBJECT_NAMES.index(SCENE[k].obj)
+        obj_ids[m] = names.index(sheets[k].obj)
     return best_t, normals, albedo, obj_ids
 
 
-def trace(origins: Array, directions: Array) -> tuple[Array, Array, Array]:
+def trace(origins: Array, directions: Array, sheets: Sequence[Sheet] = SCENE) -> tuple[Array, Array, Array]:
     """Cast rays into the scene and return the nearest hit.
 
     Args:
         origins: ``[N, 3]`` ray origins (world frame); ``[3]`` or ``[1, 3]`` broadcasts to all rays.
         directions: ``[N, 3]`` ray directions; they need not be unit length: they are normalised inside.
+        sheets: the scene (default: the built-in object scene; :mod:`depth_strategies.scenes.room` has a room).
 
     Returns:
         ``t``: ``[N]`` Euclidean distance from the origin to the hit point along the *unit* direction
         (``np.inf`` where the ray misses everything); ``normals``: ``[N, 3]`` unit surface normals facing the
         incoming ray (zeros for misses); ``albedo``: ``[N, 3]`` albedo in ``[0, 1]`` (zeros for misses).
     """
-    t, n, a, _ = _trace_full(origins, directions)
+    t, n, a, _ = _trace_full(origins, directions, sheets)
     return t, n, a
 
 
@@ -146,7 +150,7 @@ def subpixel_offsets(supersample: int) -> list[tuple[float, float]]:
 
 
 def render_view(
-    c2w: Array, width: int, height: int, focal: float, supersample: int = 2
+    c2w: Array, width: int, height: int, focal: float, supersample: int = 2, sheets: Sequence[Sheet] = SCENE
 ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """Render one view.
 
@@ -162,7 +166,7 @@ def render_view(
     centre_t: Array | None = None
     for off in offsets:
         o, d, _ = camera_rays(c2w, width, height, focal, off)
-        t, n, a = trace(o, d)
+        t, n, a = trace(o, d, sheets)
         hit = np.isfinite(t)
         rgb_sum += np.where(hit[:, None], shade(n, a), 0.0)
         n_hits += hit
@@ -170,7 +174,7 @@ def render_view(
             centre_t = t
     o, d, norm = camera_rays(c2w, width, height, focal, (0.5, 0.5))
     if centre_t is None:
-        centre_t = trace(o, d)[0]
+        centre_t = trace(o, d, sheets)[0]
     count = len(offsets)
     alpha = np.round(255.0 * n_hits / count)
     partial = (n_hits > 0) & (n_hits < count)

@@ -42,6 +42,11 @@ DONE_MARKER = "transforms.json"
 """Written last: a folder that has it is a finished conversion."""
 
 
+def is_nerfstudio_data(scene_dir: Path) -> bool:
+    """Whether a scene folder is nerfstudio-data (``transforms.json``) rather than Blender format."""
+    return (Path(scene_dir) / "transforms.json").is_file() and not (Path(scene_dir) / "transforms_train.json").is_file()
+
+
 def split_depths(source: Path, split: str) -> DepthDataset:
     """The split's images with the ray depth and state of every pixel, read as the ``depth-*`` methods read them."""
     outputs = BlenderDataParserConfig(data=source).setup().get_dataparser_outputs(split=split)

@@ -36,6 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.metrics import EVALUATION_PROTOCOL
+from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
 from depth_strategies.study import report
 from depth_strategies.study.protocol import (
     Protocol,
@@ -59,15 +60,25 @@ def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
     """The folder of a protocol scene, generating or splitting it under ``out/scenes`` when needed."""
     if scene.path is not None:
         path = resolve_path(scene.path, data_root)
-        if not (path / "transforms_train.json").is_file():
-            raise ProtocolError(f"scene {scene.name}: {path} is not a Blender-format scene (no transforms_train.json)")
+        if not ((path / "transforms_train.json").is_file() or is_nerfstudio_data(path)):
+            raise ProtocolError(
+                f"scene {scene.name}: {path} is neither a Blender-format scene (transforms_train.json) nor "
+                "nerfstudio-data (transforms.json); point the protocol at the folder that holds one of them"
+            )
         return path
     target = out / "scenes" / scene.name
     recipe = json.dumps(dataclasses.asdict(scene), sort_keys=True)
     stamp = target / ".recipe.json"
     if stamp.is_file() and stamp.read_text() == recipe:
         return target
-    if scene.generate is not None:
+    if scene.room is not None:
+        from depth_strategies.scenes.room import make_room
+
+        r = scene.room
+        if target.exists():
+            shutil.rmtree(target)
+        make_room(target, r.width, r.height, r.views, r.test_every, r.depth_factor, r.seed)
+    elif scene.generate is not None:
         from depth_strategies.scenes.builtin import make_scene
 
         g = scene.generate
@@ -92,7 +103,12 @@ def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
 
 
 def test_view_count(scene_dir: Path) -> int:
-    """Number of test views of a Blender-format scene."""
+    """Number of test views of a scene (Blender format, or nerfstudio-data as its dataparser splits it)."""
+    if is_nerfstudio_data(scene_dir):
+        from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+        parser = NerfstudioDataParserConfig(data=scene_dir).setup()
+        return len(parser.get_dataparser_outputs(split="test").image_filenames)
     return len(json.loads((scene_dir / "transforms_test.json").read_text())["frames"])
 
 

@@ -80,6 +80,24 @@ class GenerateSpec:
 
 
 @dataclass(frozen=True)
+class RoomSpec:
+    """A generated room capture made by ``ds-make-room`` (nerfstudio-data, :mod:`depth_strategies.scenes.room`)."""
+
+    width: int = 96
+    """Image width in pixels."""
+    height: int = 72
+    """Image height in pixels."""
+    views: int = 40
+    """Frames of the walk."""
+    test_every: int = 8
+    """Every this many frames, one is a held-out test view."""
+    depth_factor: int = 4
+    """The depth maps are this many times smaller than the images."""
+    seed: int = 0
+    """Seed of the camera walk."""
+
+
+@dataclass(frozen=True)
 class SplitSpec:
     """A ``ds-split-scene`` recipe over a scene with depth in one split."""
 
@@ -99,14 +117,17 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class SceneSpec:
-    """One scene of the protocol: exactly one of ``generate``, ``path`` and ``split``."""
+    """One scene of the protocol: exactly one of ``generate``, ``room``, ``path`` and ``split``."""
 
     name: str
     """Name of the scene in results and tables."""
     generate: Optional[GenerateSpec] = None
     """Make the built-in scene."""
+    room: Optional[RoomSpec] = None
+    """Make the built-in room capture (nerfstudio-data)."""
     path: Optional[str] = None
-    """Use an existing Blender-format folder."""
+    """Use an existing folder: Blender format (``transforms_train.json``) or nerfstudio-data (``transforms.json``,
+    e.g. ``ns-process-data record3d|polycam`` output, with a ``depth_file_path`` per frame)."""
     split: Optional[SplitSpec] = None
     """Make a ds-split-scene of a source folder."""
 
@@ -238,7 +259,7 @@ def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         sub = f"{path}.{name}"
-        if cls is GenerateSpec or (cls is SplitSpec and name not in ("source", "from_split")):
+        if cls in (GenerateSpec, RoomSpec) or (cls is SplitSpec and name not in ("source", "from_split")):
             if value is not None or name not in ("n_train", "n_test"):
                 _expect(value, int, source, sub, "an integer")
                 if value < (0 if name == "seed" else 1):
@@ -251,16 +272,18 @@ def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
 
 
 def _parse_scene(data: Any, source: str, path: str) -> SceneSpec:
-    _expect(data, dict, source, path, "a mapping with name and one of generate / path / split")
+    _expect(data, dict, source, path, "a mapping with name and one of generate / room / path / split")
     data = dict(data)
     if "generate" in data:
         data["generate"] = _parse_dataclass(GenerateSpec, data["generate"] or {}, source, f"{path}.generate")
     if "split" in data:
         data["split"] = _parse_dataclass(SplitSpec, data["split"], source, f"{path}.split")
+    if "room" in data:
+        data["room"] = _parse_dataclass(RoomSpec, data["room"] or {}, source, f"{path}.room")
     scene = _parse_dataclass(SceneSpec, data, source, path)
-    chosen = [k for k in ("generate", "path", "split") if getattr(scene, k) is not None]
+    chosen = [k for k in ("generate", "room", "path", "split") if getattr(scene, k) is not None]
     if len(chosen) != 1:
-        raise _fail(source, path, f"give exactly one of generate, path, split (got {chosen or 'none'})")
+        raise _fail(source, path, f"give exactly one of generate, room, path, split (got {chosen or 'none'})")
     return scene
 
 

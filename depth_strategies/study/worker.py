@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO
 
 import torch
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.trainer import TrainerConfig
 
@@ -36,7 +37,7 @@ from depth_strategies.methods import (
     depth_nerfacto_reference,
     method_config,
 )
-from depth_strategies.scenes.nerfstudio_data import to_nerfstudio_data
+from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data, to_nerfstudio_data
 from depth_strategies.study.evaluation import ViewResult, evaluate_views
 
 PROGRESS_INTERVAL_S = 1.0
@@ -60,9 +61,12 @@ def build_config(job: Dict[str, Any]) -> TrainerConfig:
         config = depth_nerfacto_reference()
     elif run["external"] == "depth-nerfacto-nerfstudio-data":
         config = depth_nerfacto_on_nerfstudio_data()
-        data = to_nerfstudio_data(data, data.parent / f"{data.name}{NERFSTUDIO_DATA_SUFFIX}")
+        if not is_nerfstudio_data(data):
+            data = to_nerfstudio_data(data, data.parent / f"{data.name}{NERFSTUDIO_DATA_SUFFIX}")
     else:
         config = method_config(run["base"])
+    if is_nerfstudio_data(data) and not isinstance(config.pipeline.datamanager.dataparser, NerfstudioDataParserConfig):
+        config = apply_overrides(config, {"pipeline.datamanager.dataparser": NerfstudioDataParserConfig()})
     config = apply_overrides(config, dict(run["overrides"]))
     iterations = int(run["iterations"])
     bookkeeping = {

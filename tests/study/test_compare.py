@@ -36,7 +36,9 @@ MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}
 
 
 # ------------------------------------------------------------------------------------------- protocols
-@pytest.mark.parametrize("name", ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness"])
+@pytest.mark.parametrize(
+    "name", ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness", "room-quick"]
+)
 def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     protocol = load_protocol(name)
@@ -548,3 +550,26 @@ def test_the_report_states_how_each_method_uses_depth_with_its_lambdas():
     assert "- depth-baseline+mask: empty_space_mult 0.015" in lines
     assert any(line.startswith("- depth-nerfacto-nsdata: nerfstudio's") for line in lines)
     assert "How each method uses depth" in report.render_markdown(results)
+
+
+@pytest.mark.slow
+def test_room_quick_runs_on_the_generated_capture_with_the_usual_tables(tmp_path):
+    """room-quick, made seconds-small (a 32x24 room, 4 iterations, three of its methods): the capture is generated,
+    read as nerfstudio-data by every method and the reference, and reported like any scene."""
+    data = yaml.safe_load((Path(load_protocol("room-quick").source)).read_text())
+    data.update(name="tiny-room", iterations=4, eval_every=2,
+                methods=["depth-baseline", "depth-hybrid", {"name": "depth-nerfacto", "external": "depth-nerfacto"}])
+    data["scenes"][0]["room"] = {"width": 32, "height": 24, "views": 8, "test_every": 4, "depth_factor": 4, "seed": 0}
+    protocol = tmp_path / "tiny_room.yaml"
+    protocol.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    done = subprocess.run(_compare_cmd(protocol, out), capture_output=True, text=True, env=_env(), timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert {r["method"]: r["status"] for r in results["runs"]} == {
+        "depth-baseline": "ok", "depth-hybrid": "ok", "depth-nerfacto": "ok"}
+    for run in results["runs"]:
+        assert len(run["views"]) == 2 and all(math.isfinite(v["metrics"]["depth_l1"]) for v in run["views"])
+        assert "NerfstudioDataParserConfig" in Path(run["config"]).read_text()
+    assert (out / "scenes" / "room" / "transforms.json").is_file()
+    assert "## Scene `room`" in (out / "results.md").read_text()

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from depth_strategies.core.training import TrainingLoop
-from tests.conftest import console_script, free_port, stop, tiny_config, tiny_flags, wait_for_http
+from tests.conftest import capture_config, console_script, free_port, stop, tiny_config, tiny_flags, wait_for_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -73,9 +73,11 @@ def assert_render_not_blank(screenshot: Path) -> None:
     assert len(np.unique(render_area.reshape(-1, 3), axis=0)) > 50
 
 
-def test_ns_viewer_renders_a_finished_run_in_a_browser(tiny_scene, tmp_path):
-    config = tiny_config("depth-hybrid", tiny_scene, output_dir=tmp_path / "out", experiment_name="v",
-                         timestamp="t", vis="viewer")
+@pytest.mark.parametrize("data", ["object scene", "capture"])
+def test_ns_viewer_renders_a_finished_run_in_a_browser(data, tiny_scene, tiny_capture, tmp_path):
+    make = tiny_config if data == "object scene" else capture_config
+    config = make("depth-hybrid", tiny_scene if data == "object scene" else tiny_capture,
+                  output_dir=tmp_path / "out", experiment_name="v", timestamp="t", vis="viewer")
     torch.manual_seed(0)
     loop = TrainingLoop(config, "cpu")
     loop.run(30)

@@ -279,6 +279,7 @@ class DepthStrategyModel(NerfactoModel):
             self.register_buffer("alignment_scale", torch.ones(self.num_train_data))
             self.register_buffer("alignment_shift", torch.zeros(self.num_train_data))
             self.register_buffer("alignment_updates", torch.zeros((), dtype=torch.long))
+            self.register_buffer("alignment_seen", torch.zeros(self.num_train_data, dtype=torch.long))
 
     # ------------------------------------------------------------------ depth of training rays
     def _alignment_ready(self) -> bool:
@@ -420,13 +421,13 @@ class DepthStrategyModel(NerfactoModel):
         )
         with torch.no_grad():
             seen = count >= cfg.alignment_min_rays
-            m = cfg.alignment_momentum
-            first = int(self.alignment_updates) == 0
-            blend = 0.0 if first else m
+            # an image's first estimate replaces the identity; later ones are averaged in with the momentum
+            blend = torch.where(self.alignment_seen > 0, cfg.alignment_momentum, 0.0)
             self.alignment_scale.copy_(torch.where(seen, blend * self.alignment_scale + (1 - blend) * scale,
                                                    self.alignment_scale))
             self.alignment_shift.copy_(torch.where(seen, blend * self.alignment_shift + (1 - blend) * shift,
                                                    self.alignment_shift))
+            self.alignment_seen += seen.long()
             self.alignment_updates += 1
         index = image[..., 0].long()
         return scale[index, None] * given + shift[index, None]

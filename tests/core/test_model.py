@@ -320,6 +320,7 @@ def test_the_alignment_is_saved_with_the_model(tiny_scene):
     loop.run(2)
     state = loop.pipeline.model.state_dict()
     assert int(state["alignment_updates"]) == 2 and state["alignment_scale"].shape == (6,)
+    assert state["alignment_seen"].sum() > 0 and state["alignment_seen"].max() <= 2
 
 
 # ------------------------------------------------------------------------------------ scene types

@@ -302,13 +302,19 @@ def depth_nerfacto_on_nerfstudio_data() -> TrainerConfig:
 
 
 # ---------------------------------------------------------------------------------------------- sizes
-def load_size_profile(name: str, path: Optional[Path] = None) -> Dict[str, Any]:
-    """The overrides of size profile ``name`` from ``path`` (default: the shipped ``configs/sizes.yaml``)."""
+def size_profile(name: str, path: Optional[Path] = None) -> Dict[str, Any]:
+    """The whole entry of size profile ``name`` (description, overrides, measured costs) from ``path`` (default: the
+    shipped ``configs/sizes.yaml``)."""
     source = shipped_config(SIZES_FILE) if path is None else path
     profiles = yaml.safe_load(source.read_text())
     if name not in profiles:
         raise KeyError(f"unknown size profile {name!r} in {source}; known: {', '.join(profiles)}")
-    return dict(profiles[name]["overrides"])
+    return dict(profiles[name])
+
+
+def load_size_profile(name: str, path: Optional[Path] = None) -> Dict[str, Any]:
+    """The overrides of size profile ``name`` from ``path`` (default: the shipped ``configs/sizes.yaml``)."""
+    return dict(size_profile(name, path)["overrides"])
 
 
 def apply_overrides(config: TrainerConfig, overrides: Mapping[str, Any]) -> TrainerConfig:

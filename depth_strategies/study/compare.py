@@ -394,6 +394,11 @@ class CompareArgs:
     data_root: Path = Path(".")
     """Folder that relative scene paths of the protocol are resolved from (the shipped lego protocols name
     ../shared/data/lego, relative to the repository root)."""
+    plan: bool = False
+    """Print the runs, which are already done, their device and estimated cost, and the total; run nothing."""
+    seconds_per_iteration: Optional[float] = None
+    """For --plan: seconds per training iteration to assume where no run of the method has finished (e.g. the GPU
+    figure of scripts/gpu_check.sh)."""
 
 
 def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
@@ -404,13 +409,20 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
             raise ProtocolError(f"--seeds must be at least 1, got {args.seeds}")
         protocol = dataclasses.replace(protocol, seeds=tuple(range(args.seeds)))
     out = args.output or Path("results") / protocol.name
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.plan:
+        out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         results = json.loads((out / "results.json").read_text())
         return _finish(results, out, time.perf_counter())
     start = time.perf_counter()
     device = resolve_device(protocol.device)
     runs = expand_runs(protocol, list(args.methods) or None)
+    if args.plan:
+        from depth_strategies.study.plan import plan_rows, render_plan
+
+        CONSOLE.print(render_plan(protocol, plan_rows(protocol, runs, out, device, args.seconds_per_iteration)),
+                      markup=False, soft_wrap=True)
+        return {}
     CONSOLE.print(
         f"[bold]ds-compare[/bold] protocol [cyan]{protocol.name}[/cyan] ({protocol.source}): "
         f"{len(runs)} runs on {device}, output {out}"

@@ -1,0 +1,43 @@
+"""``ds-compare --plan``: every run of a protocol, what is done, and an estimate whose source is named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from depth_strategies.study.plan import plan_rows, render_plan
+from depth_strategies.study.protocol import expand_runs, load_protocol, shipped_protocols
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("name", shipped_protocols())
+def test_plan_of_every_shipped_protocol_lists_its_runs_and_trains_nothing(name, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli(["ds-compare", name, "--plan", "--output", str(out)], cwd=tmp_path, timeout=300)
+    runs = expand_runs(load_protocol(name))
+    assert f"{len(runs)} runs" in proc.stdout and f"To run: {len(runs)} of {len(runs)} runs" in proc.stdout
+    assert all(run.run_id in proc.stdout for run in runs)
+    assert not out.exists()  # nothing made, nothing trained
+
+
+def test_plan_uses_measured_runs_then_the_profile_then_a_given_rate_and_marks_finished_runs(tmp_path):
+    protocol = load_protocol("quick")  # tiny sizes: 0.034 s per iteration in configs/sizes.yaml
+    runs = expand_runs(protocol)
+    finished = tmp_path / "runs" / runs[0].run_id
+    finished.mkdir(parents=True)
+    (finished / "result.json").write_text(json.dumps({
+        "status": "ok", "fingerprint": runs[0].fingerprint(), "run": {"method": runs[0].method},
+        "train": {"wall_time_s": 100.0}, "render": {"wall_time_s": 20.0}}))
+    rows = {r["run_id"]: r for r in plan_rows(protocol, runs, tmp_path, "cpu")}
+    assert rows[runs[0].run_id]["done"] and rows[runs[0].run_id]["seconds"] == 120.0
+    assert rows[runs[0].run_id]["source"] == "measured"
+    other = rows[runs[1].run_id]
+    assert not other["done"] and other["seconds"] == pytest.approx(400 * 0.034)
+    assert other["source"] == "profile (training only)"
+    on_gpu = plan_rows(protocol, runs, tmp_path, "cuda")
+    assert on_gpu[1]["source"] == "unknown" and on_gpu[1]["seconds"] is None
+    given = plan_rows(protocol, runs, tmp_path, "cuda", seconds_per_iteration=0.5)
+    assert given[1]["seconds"] == 200.0
+    text = render_plan(protocol, on_gpu)
+    assert "To run: 3 of 4 runs" in text and "without an estimate" in text and "GPU-hours" in text

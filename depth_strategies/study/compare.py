@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -201,6 +202,12 @@ def _failure(spec: RunSpec, run_dir: Path, code: int, log_path: Path) -> Dict[st
     error = None
     if failed.is_file():
         error = json.loads(failed.read_text()).get("error")
+    if not error and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        error = f"worker killed by {name} (the run was interrupted; rerun to redo it)"
     if not error:
         tail = log_path.read_text().strip().splitlines()[-1:] if log_path.is_file() else []
         error = f"worker exited with status {code}" + (f": {tail[0]}" if tail else "")
@@ -260,9 +267,11 @@ def execute(
             done_before += spec.iterations
             progress.update(overall, completed=done_before)
             progress.update(task, completed=spec.iterations, visible=False)
-            if code == 0 and (run_dir / "result.json").is_file():
-                outcomes.append(RunOutcome(spec, json.loads((run_dir / "result.json").read_text())))
-                progress.console.print(f"  [green]done[/green] {spec.run_id}")
+            finished = _load_finished(run_dir, spec)
+            if finished is not None:  # complete and atomic, even if the worker died after writing it
+                outcomes.append(RunOutcome(spec, finished))
+                note = "" if code == 0 else f" (its worker then exited with status {code})"
+                progress.console.print(f"  [green]done[/green] {spec.run_id}{note}")
             else:
                 outcomes.append(RunOutcome(spec, _failure(spec, run_dir, code, log_path)))
                 progress.console.print(

@@ -573,3 +573,35 @@ def test_room_quick_runs_on_the_generated_capture_with_the_usual_tables(tmp_path
         assert "NerfstudioDataParserConfig" in Path(run["config"]).read_text()
     assert (out / "scenes" / "room" / "transforms.json").is_file()
     assert "## Scene `room`" in (out / "results.md").read_text()
+
+
+def _fake_execute(tmp_path, behaviour):
+    """``execute`` over the quick protocol's first run with a fake worker: ``behaviour(job)`` returns its exit code."""
+    from depth_strategies.study.compare import execute
+
+    protocol = load_protocol("quick")
+    runs = expand_runs(protocol)[:1]
+
+    def runner(job, log_path, on_progress):
+        log_path.write_text("820 (82.00%) 993.946 ms 2 m, 58 s 1.07 K\n")  # a progress fragment, as nerfstudio's
+        return behaviour(job)
+
+    (tmp_path / "transforms_test.json").write_text(json.dumps({"frames": [{}, {}]}))  # the scene's two test views
+    (outcome,) = execute(protocol, runs, {"builtin": tmp_path}, tmp_path / "out", "cpu", runner=runner)
+    return outcome
+
+
+def test_a_worker_killed_by_a_signal_is_reported_as_such(tmp_path):
+    outcome = _fake_execute(tmp_path, lambda job: -signal.SIGTERM)
+    assert outcome.result["status"] == "failed"
+    assert outcome.result["error"].startswith("worker killed by SIGTERM") and "820" not in outcome.result["error"]
+
+
+def test_a_complete_result_counts_even_if_its_worker_died_afterwards(tmp_path):
+    def write_then_die(job):
+        result = {"status": "ok", "fingerprint": job["fingerprint"], "views": [], "train": {}, "render": {}}
+        (Path(job["run_dir"]) / "result.json").write_text(json.dumps(result))
+        return -signal.SIGTERM
+
+    outcome = _fake_execute(tmp_path, write_then_die)
+    assert outcome.result["status"] == "ok"

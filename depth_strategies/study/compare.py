@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import tyro
 from rich.console import Console
@@ -39,6 +39,7 @@ from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.metrics import EVALUATION_PROTOCOL
 from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
 from depth_strategies.study import report
+from depth_strategies.study.executors import Events, Executor, LocalExecutor, Request, make_executor, visible_gpus
 from depth_strategies.study.protocol import (
     Protocol,
     ProtocolError,
@@ -177,8 +178,10 @@ def run_in_subprocess(
     read_fd, write_fd = os.pipe()
     with log_path.open("w") as log, os.fdopen(read_fd) as channel:
         try:
+            env = {**os.environ, **job.get("env", {})}  # e.g. the GPU the executor gave this run
             proc = subprocess.Popen(
-                [*worker, str(job_path), str(write_fd)], stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,)
+                [*worker, str(job_path), str(write_fd)], stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                env=env,
             )
         finally:
             os.close(write_fd)  # the child holds the only write end: the loop below ends when it exits
@@ -228,17 +231,23 @@ def execute(
     out: Path,
     device: str,
     runner=run_in_subprocess,
+    executor: Optional[Executor] = None,
+    retries: int = 0,
 ) -> List[RunOutcome]:
-    """Run (or reuse) every run with progress bars; returns the outcomes in run order."""
-    outcomes: List[RunOutcome] = []
-    pending: List[Tuple[RunSpec, Path]] = []
+    """Run (or reuse) every run with progress bars; returns the outcomes in run order.
+
+    ``executor`` (default: one run at a time on this machine) runs the pending runs; a failed run is run again up
+    to ``retries`` times, each time from a clean folder, and then reported as failed, the others going on."""
+    executor = executor or LocalExecutor(runner=runner)
+    outcomes: Dict[str, RunOutcome] = {}
+    pending: Dict[str, Tuple[RunSpec, Path]] = {}
     for spec in runs:
         run_dir = out / "runs" / spec.run_id
         finished = _load_finished(run_dir, spec)
         if finished is not None:
-            outcomes.append(RunOutcome(spec, finished, reused=True))
+            outcomes[spec.run_id] = RunOutcome(spec, finished, reused=True)
         else:
-            pending.append((spec, run_dir))
+            pending[spec.run_id] = (spec, run_dir)
     if outcomes:
         CONSOLE.print(f"[green]Reusing {len(outcomes)} finished run(s)[/green]; {len(pending)} to run.")
     columns = (
@@ -250,35 +259,71 @@ def execute(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=CONSOLE, transient=False) as progress:
-        overall = progress.add_task("all runs (iterations)", total=sum(s.iterations for s, _ in pending))
-        done_before = 0
-        for number, (spec, run_dir) in enumerate(pending, 1):
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # unfinished or failed earlier: start clean
-            run_dir.mkdir(parents=True)
-            task = progress.add_task(f"[{number}/{len(pending)}] {spec.run_id}", total=spec.iterations)
+        overall = progress.add_task("all runs (iterations)", total=sum(s.iterations for s, _ in pending.values()))
+        counts = progress.add_task("runs done / running / failed", total=len(pending))
+        tasks: Dict[str, Any] = {}
+        done_iterations: Dict[str, int] = {}
+        state = {"running": 0, "failed": 0, "done": 0}
 
-            def on_progress(step: int, total: int, task=task, base=done_before) -> None:
-                progress.update(task, completed=min(step, total))
-                progress.update(overall, completed=base + min(step, total))
+        def show_counts() -> None:
+            progress.update(counts, completed=state["done"] + state["failed"],
+                            description=f"runs done {state['done']} / running {state['running']} / failed "
+                                        f"{state['failed']}")
 
-            log_path = run_dir / "log.txt"
-            code = runner(_job(spec, protocol, scene_dirs[spec.scene], run_dir, device), log_path, on_progress)
-            done_before += spec.iterations
-            progress.update(overall, completed=done_before)
-            progress.update(task, completed=spec.iterations, visible=False)
-            finished = _load_finished(run_dir, spec)
-            if finished is not None:  # complete and atomic, even if the worker died after writing it
-                outcomes.append(RunOutcome(spec, finished))
-                note = "" if code == 0 else f" (its worker then exited with status {code})"
-                progress.console.print(f"  [green]done[/green] {spec.run_id}{note}")
-            else:
-                outcomes.append(RunOutcome(spec, _failure(spec, run_dir, code, log_path)))
-                progress.console.print(
-                    f"  [red]failed[/red] {spec.run_id}: {outcomes[-1].result['error']} (log: {log_path})"
-                )
+        def started(run_id: str) -> None:
+            spec = pending[run_id][0]
+            tasks[run_id] = progress.add_task(f"{run_id}", total=spec.iterations)
+            state["running"] += 1
+            show_counts()
+
+        def on_progress(run_id: str, step: int, total: int) -> None:
+            done_iterations[run_id] = min(step, total)
+            progress.update(tasks[run_id], completed=min(step, total))
+            progress.update(overall, completed=sum(done_iterations.values()))
+
+        attempts: Dict[str, int] = {}
+        to_run = list(pending)
+        while to_run:
+            requests = []
+            for run_id in to_run:
+                spec, run_dir = pending[run_id]
+                if run_dir.exists():
+                    shutil.rmtree(run_dir)  # unfinished or failed earlier: start clean
+                run_dir.mkdir(parents=True)
+                attempts[run_id] = attempts.get(run_id, 0) + 1
+                job = _job(spec, protocol, scene_dirs[spec.scene], run_dir, device)
+                requests.append(Request(run_id, job, run_dir / "log.txt", gpus=1.0 if device == "cuda" else 0.0))
+            retry: List[str] = []
+
+            def finished_run(run_id: str, code: int) -> None:
+                spec, run_dir = pending[run_id]
+                state["running"] -= 1
+                progress.update(tasks[run_id], completed=spec.iterations, visible=False)
+                done_iterations[run_id] = spec.iterations
+                progress.update(overall, completed=sum(done_iterations.values()))
+                result = _load_finished(run_dir, spec)
+                if result is not None:  # complete and atomic, even if the worker died after writing it
+                    outcomes[run_id] = RunOutcome(spec, result)
+                    state["done"] += 1
+                    note = "" if code == 0 else f" (its worker then exited with status {code})"
+                    progress.console.print(f"  [green]done[/green] {run_id}{note}")
+                else:
+                    outcomes[run_id] = RunOutcome(spec, _failure(spec, run_dir, code, run_dir / "log.txt"))
+                    error = outcomes[run_id].result["error"]
+                    if attempts[run_id] <= retries:
+                        retry.append(run_id)
+                        done_iterations[run_id] = 0
+                        progress.console.print(f"  [yellow]retrying[/yellow] {run_id} (attempt {attempts[run_id]} "
+                                               f"of {retries + 1} failed: {error})")
+                    else:
+                        state["failed"] += 1
+                        progress.console.print(f"  [red]failed[/red] {run_id}: {error} (log: {run_dir / 'log.txt'})")
+                show_counts()
+
+            executor.run(requests, Events(started=started, progress=on_progress, finished=finished_run))
+            to_run = retry
     order = {spec.run_id: i for i, spec in enumerate(runs)}
-    return sorted(outcomes, key=lambda o: order[o.spec.run_id])
+    return sorted(outcomes.values(), key=lambda o: order[o.spec.run_id])
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -403,6 +448,17 @@ class CompareArgs:
     data_root: Path = Path(".")
     """Folder that relative scene paths of the protocol are resolved from (the shipped lego protocols name
     ../shared/data/lego, relative to the repository root)."""
+    executor: Optional[Literal["local", "ray"]] = None
+    """Who runs the runs: "local" (this machine) or "ray" (a local Ray instance, or the cluster at
+    --ray-address); default: the protocol's ``executor``."""
+    jobs: int = 1
+    """Runs at a time: each gets its share of the CPU cores (torch threads), and on a machine with several GPUs a
+    GPU of its own."""
+    ray_address: Optional[str] = None
+    """With --executor ray: an existing cluster ("auto", "ray://host:10001"); default: an embedded local instance.
+    Run folders must be on a path every node can reach."""
+    retries: int = 0
+    """Run a failed run again up to this many times (from a clean folder) before reporting it as failed."""
     plan: bool = False
     """Print the runs, which are already done, their device and estimated cost, and the total; run nothing."""
     seconds_per_iteration: Optional[float] = None
@@ -437,7 +493,11 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
         f"{len(runs)} runs on {device}, output {out}"
     )
     scene_dirs = {s.name: prepare_scene(s, out, args.data_root) for s in protocol.scenes}
-    outcomes = execute(protocol, runs, scene_dirs, out, device, runner)
+    if args.jobs < 1 or args.retries < 0:
+        raise ProtocolError(f"--jobs must be >= 1 and --retries >= 0, got {args.jobs} and {args.retries}")
+    executor = make_executor(args.executor or protocol.executor, runner, jobs=args.jobs,
+                             ray_address=args.ray_address, gpus=visible_gpus() if device == "cuda" else ())
+    outcomes = execute(protocol, runs, scene_dirs, out, device, runner, executor=executor, retries=args.retries)
     command = "ds-compare " + " ".join(sys.argv[1:]) if sys.argv and "ds-compare" in sys.argv[0] else "ds-compare"
     results = assemble_results(protocol, outcomes, out, device, command, time.perf_counter() - start)
     return _finish(results, out, start)

@@ -200,6 +200,9 @@ class Protocol:
     """Seeds; every (scene, method, seed) is one run."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Device for every run."""
+    executor: Literal["local", "ray"] = "local"
+    """Who runs the runs (ds-compare --executor overrides it): this machine, or Ray
+    (:mod:`depth_strategies.study.executors`)."""
     eval_every: int = 100
     """Evaluate curve views every this many iterations (0: only at the end)."""
     curve_views: int = 2
@@ -363,6 +366,8 @@ def parse_protocol(data: Any, source: str) -> Protocol:
                 raise _fail(source, key, f"must be >= {1 if key == 'iterations' else 0}, got {data[key]}")
     if "device" in data and data["device"] not in ("auto", "cpu", "cuda"):
         raise _fail(source, "device", f"expected auto, cpu or cuda, got {data['device']!r}")
+    if "executor" in data and data["executor"] not in ("local", "ray"):
+        raise _fail(source, "executor", f"expected local or ray, got {data['executor']!r}")
     for key in ("overrides",):
         if key in data:
             _expect(data[key], dict, source, key, "a mapping of dotted config paths")

@@ -144,6 +144,8 @@ def run_job(job: Dict[str, Any], progress: Optional[TextIO] = None) -> Dict[str,
     run_dir = Path(job["run_dir"])
     device = job["device"]
     config = build_config(job)
+    if job.get("threads"):  # the executor's share of the CPU cores for this run (several runs at once)
+        torch.set_num_threads(int(job["threads"]))
     seed_everything(int(job["run"]["seed"]))
     config.save_config()  # as ns-train does: ns-eval, ns-render and ns-viewer load the run from it
     trainer = config.setup(local_rank=0, world_size=1)

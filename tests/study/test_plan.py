@@ -12,12 +12,18 @@ from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("name", shipped_protocols())
-def test_plan_of_every_shipped_protocol_lists_its_runs_and_trains_nothing(name, tmp_path):
+def test_plan_of_every_shipped_protocol_lists_its_runs(name, tmp_path):
+    protocol = load_protocol(name)
+    runs = expand_runs(protocol)
+    text = render_plan(protocol, plan_rows(protocol, runs, tmp_path / "out", "cpu"))
+    assert f"{len(runs)} runs" in text and f"To run: {len(runs)} of {len(runs)} runs" in text
+    assert all(run.run_id in text for run in runs)
+
+
+def test_ds_compare_plan_as_a_user_types_it_trains_nothing(tmp_path):
     out = tmp_path / "out"
-    proc = run_cli(["ds-compare", name, "--plan", "--output", str(out)], cwd=tmp_path, timeout=300)
-    runs = expand_runs(load_protocol(name))
-    assert f"{len(runs)} runs" in proc.stdout and f"To run: {len(runs)} of {len(runs)} runs" in proc.stdout
-    assert all(run.run_id in proc.stdout for run in runs)
+    proc = run_cli(["ds-compare", "lego-fewview", "--plan", "--output", str(out)], cwd=tmp_path, timeout=300)
+    assert "33 runs" in proc.stdout and "To run: 33 of 33 runs" in proc.stdout and "hours" in proc.stdout
     assert not out.exists()  # nothing made, nothing trained
 
 

@@ -1,0 +1,168 @@
+"""Who runs the runs of ``ds-compare``: this machine (``local``, one or ``--jobs N`` at a time) or a Ray cluster
+(``ray``: an embedded local instance by default, an existing cluster with ``--ray-address``).
+
+Every executor runs the same thing, a worker process per run (:func:`depth_strategies.study.compare.run_in_subprocess`
+over a ``job.json``), and reports through the same three events, so that the results are identical in form
+whichever runs them; retries and resume are the caller's (:func:`depth_strategies.study.compare.execute`). An
+executor is an existing engine or the standard library, never a scheduler of our own: the local one is a
+``concurrent.futures`` thread pool whose threads each wait on one worker process; the Ray one submits one Ray task
+per run with the resources the run declares and lets Ray place it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
+
+Runner = Callable[[Dict[str, Any], Path, Callable[[int, int], None]], int]
+"""Runs one job (``job``, ``log_path``, ``on_progress(step, total)``) and returns the worker's exit status."""
+
+
+@dataclass
+class Request:
+    """One run to execute: its job (the worker's ``job.json``), where its log goes, and its resources."""
+
+    run_id: str
+    job: Dict[str, Any]
+    log_path: Path
+    cpus: float = 1.0
+    """CPU cores the run may use (its torch threads)."""
+    gpus: float = 0.0
+    """GPUs the run needs (0 on the CPU)."""
+
+
+@dataclass
+class Events:
+    """What an executor reports; each callback may be called from another thread."""
+
+    started: Callable[[str], None] = lambda run_id: None
+    progress: Callable[[str, int, int], None] = lambda run_id, step, total: None
+    finished: Callable[[str, int], None] = lambda run_id, code: None
+
+
+class Executor(Protocol):
+    """Runs every request once and reports through ``events``; returns when all have finished."""
+
+    def run(self, requests: Sequence[Request], events: Events) -> None: ...
+
+
+@dataclass
+class LocalExecutor:
+    """``jobs`` worker processes at a time on this machine.
+
+    With several jobs, each run gets its share of the CPU cores as its torch threads (``threads`` in its job; on 2
+    cores two runs at once gain nothing without it) and, on a machine with GPUs, a GPU of its own through
+    ``CUDA_VISIBLE_DEVICES`` (runs are given the GPUs in turn)."""
+
+    runner: Runner
+    jobs: int = 1
+    gpus: Sequence[int] = ()
+    """GPU indices to hand out to concurrent runs; empty on the CPU."""
+    cpu_count: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def run(self, requests: Sequence[Request], events: Events) -> None:
+        slots: "queue.Queue[int]" = queue.Queue()
+        for slot in range(max(1, self.jobs)):
+            slots.put(slot)
+        threads = max(1, self.cpu_count // max(1, self.jobs))
+
+        def one(request: Request) -> None:
+            slot = slots.get()
+            try:
+                job = dict(request.job)
+                if self.jobs > 1:
+                    job["threads"] = threads
+                if self.gpus:
+                    job["env"] = {**job.get("env", {}), "CUDA_VISIBLE_DEVICES": str(self.gpus[slot % len(self.gpus)])}
+                events.started(request.run_id)
+                code = self.runner(job, request.log_path, lambda s, t: events.progress(request.run_id, s, t))
+            except Exception:  # noqa: BLE001 - reported as a failed run, the others go on
+                code = 1
+            finally:
+                slots.put(slot)
+            events.finished(request.run_id, code)
+
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            for future in [pool.submit(one, r) for r in requests]:
+                future.result()
+
+
+def _ray_task(job: Dict[str, Any], log_path: str) -> int:
+    """The body of one Ray task: the run's worker process, on whichever node Ray chose (the run folder must be on
+    a path every node shares)."""
+    from depth_strategies.study.compare import run_in_subprocess
+
+    return run_in_subprocess(job, Path(log_path), lambda step, total: None)
+
+
+@dataclass
+class RayExecutor:
+    """One Ray task per run, with the run's CPUs and GPUs as the task's resources; Ray decides where and when.
+
+    ``address`` None starts an embedded local Ray instance with ``jobs`` x the runs' CPUs (nothing to set up), else
+    connects to that cluster (``auto``, or ``ray://host:port``). Progress is reported per finished run (a Ray task
+    does not stream the worker's progress)."""
+
+    address: Optional[str] = None
+    jobs: int = 1
+
+    def run(self, requests: Sequence[Request], events: Events) -> None:
+        import ray
+
+        if not requests:
+            return
+        started_here = not ray.is_initialized()
+        if started_here:
+            if self.address is None:
+                cpus = max(r.cpus for r in requests) * max(1, self.jobs)
+                ray.init(num_cpus=cpus, num_gpus=max(r.gpus for r in requests) * max(1, self.jobs),
+                         include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=self.address, log_to_driver=False)
+        try:
+            pending: Dict[Any, Request] = {}
+            for request in requests:
+                job = {**request.job, "threads": max(1, int(request.cpus))}
+                task = ray.remote(num_cpus=request.cpus, num_gpus=request.gpus, max_retries=0)(_ray_task)
+                pending[task.remote(job, str(request.log_path))] = request
+                events.started(request.run_id)
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    request = pending.pop(ref)
+                    try:
+                        code = int(ray.get(ref))
+                    except Exception:  # noqa: BLE001 - a task that died (node lost, worker crash): a failed run
+                        code = 1
+                    events.finished(request.run_id, code)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def make_executor(name: str, runner: Runner, jobs: int = 1, ray_address: Optional[str] = None,
+                  gpus: Sequence[int] = ()) -> Executor:
+    """The executor called ``name`` ("local" or "ray")."""
+    if name == "local":
+        return LocalExecutor(runner=runner, jobs=jobs, gpus=list(gpus))
+    if name == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise SystemExit(
+                "ds-compare: --executor ray needs Ray: pip install 'depth-nerf-strategies[ray]' (or pip install ray)"
+            ) from None
+        return RayExecutor(address=ray_address, jobs=jobs)
+    raise ValueError(f"unknown executor {name!r}; use local or ray")
+
+
+def visible_gpus() -> List[int]:
+    """Indices of the GPUs torch sees (none on a CPU-only machine)."""
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+

@@ -1,0 +1,109 @@
+"""Executors of ds-compare: several runs at a time on this machine, retries, and Ray (a local instance)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from depth_strategies.study.compare import execute
+from depth_strategies.study.executors import Events, LocalExecutor, Request
+from depth_strategies.study.protocol import expand_runs, load_protocol
+from tests.conftest import TEST_DATA, console_script
+
+
+def test_local_executor_runs_jobs_at_a_time_with_their_share_of_cores_and_a_gpu_each():
+    running, peak, seen = [0], [0], []
+    lock = threading.Lock()
+
+    def runner(job, log_path, on_progress):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            seen.append((job["threads"], job["env"]["CUDA_VISIBLE_DEVICES"]))
+        time.sleep(0.2)
+        on_progress(1, 1)
+        with lock:
+            running[0] -= 1
+        return 0
+
+    finished = []
+    executor = LocalExecutor(runner=runner, jobs=2, gpus=[0, 1], cpu_count=8)
+    executor.run([Request(f"r{i}", {}, Path(f"/nonexistent/{i}")) for i in range(5)],
+                 Events(finished=lambda run_id, code: finished.append((run_id, code))))
+    assert peak[0] == 2 and sorted(finished) == [(f"r{i}", 0) for i in range(5)]
+    assert {threads for threads, _ in seen} == {4}  # 8 cores / 2 jobs
+    assert {gpu for _, gpu in seen} == {"0", "1"}
+
+
+def _fake_runs(tmp_path, behaviour, retries):
+    protocol = load_protocol("quick")
+    runs = expand_runs(protocol)
+    (tmp_path / "transforms_test.json").write_text(json.dumps({"frames": [{}, {}]}))
+    attempts = {}
+
+    def runner(job, log_path, on_progress):
+        attempts[job["run_id"]] = attempts.get(job["run_id"], 0) + 1
+        if behaviour(job["run_id"], attempts[job["run_id"]]):
+            result = {"status": "ok", "fingerprint": job["fingerprint"], "views": [], "train": {}, "render": {}}
+            (Path(job["run_dir"]) / "result.json").write_text(json.dumps(result))
+            return 0
+        return 3
+
+    outcomes = execute(protocol, runs, {"builtin": tmp_path}, tmp_path / "out", "cpu", runner=runner,
+                       retries=retries)
+    return {o.spec.run_id: o.result["status"] for o in outcomes}, attempts, runs
+
+
+def test_a_failed_run_is_retried_from_a_clean_folder_and_then_reported_failed_while_the_others_complete(tmp_path):
+    flaky, broken = "builtin/depth-soft/seed0", "builtin/depth-hard/seed0"
+    status, attempts, runs = _fake_runs(
+        tmp_path, lambda run_id, attempt: run_id != broken and (run_id != flaky or attempt == 2), retries=1)
+    assert status[flaky] == "ok" and attempts[flaky] == 2  # failed once, then succeeded
+    assert status[broken] == "failed" and attempts[broken] == 2  # 1 + 1 retry
+    assert all(status[r.run_id] == "ok" for r in runs if r.run_id != broken)
+
+
+# ------------------------------------------------------------------------------------------- end to end
+def _protocol_with_a_broken_method(tmp_path) -> Path:
+    data = yaml.safe_load((TEST_DATA / "tiny_protocol.yaml").read_text())
+    data["sweeps"], data["iterations"] = [], 2
+    data["methods"] = ["depth-baseline", {"name": "broken", "base": "depth-hard",
+                                          "overrides": {"pipeline.model.guided_fraction": 2.0}}]  # fails every time
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _compare(args, cwd):
+    start = time.perf_counter()
+    done = subprocess.run([console_script("ds-compare"), *args], capture_output=True, text=True, cwd=cwd, timeout=900,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done, time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_executors_results_retries_failures_and_resumes(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'depth-nerf-strategies[ray]'")
+    protocol = _protocol_with_a_broken_method(tmp_path)
+    local, local_s = _compare([str(protocol), "--output", str(tmp_path / "local")], tmp_path)
+    ray_run, ray_s = _compare([str(protocol), "--output", str(tmp_path / "ray"), "--executor", "ray", "--jobs", "2",
+                               "--retries", "1"], tmp_path)
+    print(f"\ntiny protocol, 2 runs: local executor one at a time {local_s:.0f} s, Ray with --jobs 2 {ray_s:.0f} s "
+          "(Ray's start-up included; on 2 cores, two runs at once share them: one thread each)")
+    assert "retrying" in ray_run.stdout and "failed" in ray_run.stdout
+    a, b = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("local", "ray"))
+    assert set(a) == set(b)
+    rows = lambda r: sorted((x["scene"], x["method"], x["seed"], x["status"], len(x["views"])) for x in r["runs"])  # noqa: E731
+    assert rows(a) == rows(b)
+    broken = next(x for x in b["runs"] if x["method"] == "broken")
+    assert broken["status"] == "failed" and "guided fraction" in broken["error"]
+    again, _ = _compare([str(protocol), "--output", str(tmp_path / "ray")], tmp_path)  # resume on this machine
+    assert "Reusing 1 finished run(s); 1 to run." in again.stdout

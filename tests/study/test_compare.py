@@ -37,7 +37,8 @@ MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}
 
 # ------------------------------------------------------------------------------------------- protocols
 @pytest.mark.parametrize(
-    "name", ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness", "room-quick"]
+    "name",
+    ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness", "room-quick", "nerf-synthetic-gpu"],
 )
 def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

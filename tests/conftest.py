@@ -54,10 +54,10 @@ def tiny_scene(tmp_path_factory) -> Path:
 def tiny_capture(tmp_path_factory) -> Path:
     """A small generated room capture (``ds-make-room``): nerfstudio-data, 64x48 RGB images without alpha, 16-bit
     millimetre depth at 16x12 with confidence maps, 12 frames of which 2 are test views."""
-    from depth_strategies.scenes.room import make_room
+    from depth_strategies.scenes.room import Room, make_room
 
-    return make_room(tmp_path_factory.mktemp("capture") / "room", width=64, height=48, views=12, test_every=6,
-                     depth_factor=4, seed=0, supersample=1)
+    room = Room(width=64, height=48, views=12, test_every=6, depth_factor=4, seed=0)
+    return make_room(tmp_path_factory.mktemp("capture") / "room", room, supersample=1)
 
 
 def capture_config(name: str, capture: Path, **overrides) -> TrainerConfig:

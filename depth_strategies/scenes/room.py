@@ -142,18 +142,29 @@ def confidence_of(depth: NDArray[np.float64]) -> NDArray[np.uint8]:
     return confidence
 
 
-def make_room(
-    out: Path,
-    width: int = 128,
-    height: int = 96,
-    views: int = 40,
-    test_every: int = 8,
-    depth_factor: int = 4,
-    seed: int = 0,
-    supersample: int = 2,
-) -> Path:
+@dataclasses.dataclass(frozen=True)
+class Room:
+    """What the capture is like: its size, its walk and its depth sensor (the ``room`` of a protocol scene too)."""
+
+    width: int = 96
+    """Image width in pixels."""
+    height: int = 72
+    """Image height in pixels."""
+    views: int = 40
+    """Frames of the walk."""
+    test_every: int = 8
+    """Every this many frames, one is a held-out test view (not trained on)."""
+    depth_factor: int = 4
+    """The depth maps are this many times smaller than the images in each direction."""
+    seed: int = 0
+    """Seed of the camera walk."""
+
+
+def make_room(out: Path, room: Room = Room(), supersample: int = 2) -> Path:
     """Write the room capture into ``out`` (created; refuses a non-empty folder that holds no ``ds-make-room``
     capture); returns ``out``. See the module docstring for the files."""
+    width, height, views, test_every = room.width, room.height, room.views, room.test_every
+    depth_factor, seed = room.depth_factor, room.seed
     out = Path(out)
     if width % depth_factor or height % depth_factor or depth_factor < 1:
         raise ValueError(f"width and height ({width}x{height}) must be multiples of depth_factor ({depth_factor})")
@@ -193,33 +204,21 @@ def make_room(
     return out
 
 
-@dataclasses.dataclass(frozen=True)
-class RoomArgs:
+def make_room_cli(out: tyro.conf.Positional[Path], room: tyro.conf.OmitArgPrefixes[Room] = Room()) -> None:
     """Write a furnished room filmed by a phone with a depth sensor, as nerfstudio-data (images, 16-bit millimetre
-    depth at a lower resolution, ARKit-like confidence maps): ns-train depth-hybrid nerfstudio-data --data OUT."""
+    depth at a lower resolution, ARKit-like confidence maps): ns-train depth-hybrid nerfstudio-data --data OUT.
 
-    out: tyro.conf.Positional[Path]
-    """Output folder."""
-    width: int = 128
-    """Image width in pixels."""
-    height: int = 96
-    """Image height in pixels."""
-    views: int = 40
-    """Number of frames."""
-    test_every: int = 8
-    """Every this many frames, one is a test view (not trained on)."""
-    depth_factor: int = 4
-    """The depth maps are this many times smaller than the images in each direction."""
-    seed: int = 0
-    """Seed of the camera walk."""
+    Args:
+        out: Output folder.
+    """
+    try:
+        make_room(out, room)
+    except (FileExistsError, ValueError) as err:
+        raise SystemExit(f"ds-make-room: error: {err}") from None
+    print(f"ds-make-room: wrote {out} ({room.views} frames, {room.width}x{room.height}, depth "
+          f"{room.width // room.depth_factor}x{room.height // room.depth_factor})")
 
 
 def entrypoint() -> None:
     """``ds-make-room``."""
-    args = tyro.cli(RoomArgs)
-    try:
-        make_room(args.out, args.width, args.height, args.views, args.test_every, args.depth_factor, args.seed)
-    except (FileExistsError, ValueError) as err:
-        raise SystemExit(f"ds-make-room: error: {err}") from None
-    print(f"ds-make-room: wrote {args.out} ({args.views} frames, {args.width}x{args.height}, depth "
-          f"{args.width // args.depth_factor}x{args.height // args.depth_factor})")
+    tyro.cli(make_room_cli)

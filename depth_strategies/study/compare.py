@@ -76,10 +76,9 @@ def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
     if scene.room is not None:
         from depth_strategies.scenes.room import make_room
 
-        r = scene.room
         if target.exists():
             shutil.rmtree(target)
-        make_room(target, r.width, r.height, r.views, r.test_every, r.depth_factor, r.seed)
+        make_room(target, scene.room)
     elif scene.generate is not None:
         from depth_strategies.scenes.builtin import make_scene
 

@@ -52,6 +52,7 @@ import yaml
 from depth_strategies.core.degradation import parse_degradation
 from depth_strategies.core.metrics import DEFAULT_PRIMARY_METRICS, METRICS
 from depth_strategies.methods import METHOD_FIELDS, SIZES_FILE, load_size_profile, shipped_config, shipped_configs
+from depth_strategies.scenes.room import Room as RoomSpec
 
 EXTERNAL_METHODS = ("depth-nerfacto", "depth-nerfacto-nerfstudio-data")
 """nerfstudio methods the comparison can run as external references (on our datamanager): ``depth-nerfacto`` on
@@ -77,24 +78,6 @@ class GenerateSpec:
     """Held-out test views that are scored."""
     seed: int = 0
     """Camera seed of ds-make-scene."""
-
-
-@dataclass(frozen=True)
-class RoomSpec:
-    """A generated room capture made by ``ds-make-room`` (nerfstudio-data, :mod:`depth_strategies.scenes.room`)."""
-
-    width: int = 96
-    """Image width in pixels."""
-    height: int = 72
-    """Image height in pixels."""
-    views: int = 40
-    """Frames of the walk."""
-    test_every: int = 8
-    """Every this many frames, one is a held-out test view."""
-    depth_factor: int = 4
-    """The depth maps are this many times smaller than the images."""
-    seed: int = 0
-    """Seed of the camera walk."""
 
 
 @dataclass(frozen=True)

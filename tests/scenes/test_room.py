@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from depth_strategies.core.data import DepthState
-from depth_strategies.scenes.room import ROOM, confidence_of, make_room, room_cameras
+from depth_strategies.scenes.room import ROOM, Room, confidence_of, make_room, room_cameras
 from tests.conftest import capture_config, run_cli
 from tests.core.test_data import reprojection_errors
 
@@ -49,7 +49,7 @@ def test_the_walk_circles_the_middle_at_hand_height_and_is_deterministic():
 
 
 def room_dataset(path: Path, depth_factor: int):
-    capture = make_room(path, width=96, height=72, views=24, test_every=24, depth_factor=depth_factor, seed=1,
+    capture = make_room(path, Room(width=96, height=72, views=24, test_every=24, depth_factor=depth_factor, seed=1),
                         supersample=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

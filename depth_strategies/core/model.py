@@ -69,6 +69,7 @@ SCENE_PRESETS: Dict[str, Dict[str, object]] = {
         "proposal_initial_sampler": "uniform",
         "average_init_density": 1.0,
         "optimize_cameras": False,
+        "surface_variance_mult": 1.0,
     },
     "unbounded": {
         "near_plane": 0.05,
@@ -79,11 +80,13 @@ SCENE_PRESETS: Dict[str, Dict[str, object]] = {
         "proposal_initial_sampler": "piecewise",
         "average_init_density": 0.01,
         "optimize_cameras": True,
+        "surface_variance_mult": 0.0,
     },
 }
 """The scene fields of each scene type: "object" are this plugin's Blender settings (Mildenhall et al. 2020's near
 and far), "unbounded" nerfstudio's nerfacto settings for captures (its method config: near 0.05, far 1000, scene
-contraction, piecewise sampler, average_init_density 0.01, camera optimiser SO3xR3)."""
+contraction, piecewise sampler, average_init_density 0.01, camera optimiser SO3xR3), and no variance term in
+L_surf for unbounded scenes (see ``surface_variance_mult``)."""
 
 
 def resolve_scene(config: "DepthStrategyModelConfig", metadata: Dict[str, object]) -> "DepthStrategyModelConfig":
@@ -199,9 +202,11 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     """lambda_empty: weight of L_free on rays known to be empty (alpha = 0: the object's mask), per level; 0
     disables this mask supervision. A switch of its own, so that a comparison can separate what depth adds from
     what the mask adds (the RGB loss already sees the mask through the white background)."""
-    surface_variance_mult: float = 1.0
-    """lambda in L_surf = |D_pred - D_gt| + lambda * a * Var(p), in 1 / Blender units (Var in Blender units squared,
-    a the detached accumulation)."""
+    surface_variance_mult: Optional[float] = None
+    """lambda in L_surf = |D_pred - D_gt| + lambda * a * Var(p), in 1 / data units (Var in data units squared, a the
+    detached accumulation). None: the scene type's: 1.0 for object scenes, 0 for unbounded ones, where Var(p) is
+    minimised by gathering the weight into any one wide far bin of the contracted space: on the generated room
+    (room-quick sizes, one seed) depth-hard's depth L1 was 55.7 m with it and 0.13 m without."""
     sigma_window_mult: float = 0.0
     """k of the uncertainty-aware strategies: on a ray whose depth has a reported standard deviation sigma (the
     degradation's noise model, ``depth_sigma`` in the batch), the guided window and the free-space margin are

@@ -82,11 +82,11 @@ def test_depth_losses_need_depth_in_the_batch(tiny_scene):
 def test_depth_losses_do_not_depend_on_the_dataparser_scale():
     from nerfstudio.cameras.rays import Frustums, RaySamples
 
-    from depth_strategies.core.model import depth_losses
+    from depth_strategies.core.model import depth_losses, resolve_scene
     from depth_strategies.methods import method_config
 
     torch.manual_seed(0)
-    config = method_config("depth-hybrid").pipeline.model
+    config = resolve_scene(method_config("depth-hybrid").pipeline.model, {})
     starts = [torch.linspace(2.0, 5.5, 8).expand(4, 8)[..., None], torch.linspace(2.0, 5.0, 4).expand(4, 4)[..., None]]
     widths = [0.5, 1.0]
     weights = [torch.rand(4, 8, 1) / 8, torch.rand(4, 4, 1) / 4]
@@ -335,7 +335,7 @@ def test_the_scene_type_fills_only_the_scene_fields_left_unset():
     assert {k: getattr(obj, k) for k in SCENE_PRESETS["object"]} == SCENE_PRESETS["object"]
     unbounded = resolve_scene(config, {"scene_type": "unbounded"})
     assert {k: getattr(unbounded, k) for k in SCENE_PRESETS["unbounded"]} == SCENE_PRESETS["unbounded"]
-    assert unbounded.camera_optimizer.mode == "SO3xR3"
+    assert unbounded.camera_optimizer.mode == "SO3xR3" and unbounded.surface_variance_mult == 0.0
     mine = resolve_scene(dataclasses.replace(config, near_plane=0.5, optimize_cameras=False), {"scene_type":
                                                                                                  "unbounded"})
     assert mine.near_plane == 0.5 and mine.far_plane == 1000.0 and mine.camera_optimizer.mode == "off"

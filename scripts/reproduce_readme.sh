@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Re-measure every number in README.md, on this machine, with the package's own entry points.
-# Usage: scripts/reproduce_readme.sh [quick|bench|figures|lego-fewview|lego|all]   (default: quick)
+# Usage: scripts/reproduce_readme.sh [quick|bench|figures|smoke|lego-fewview|lego|robustness|all]   (default: quick)
 # The README quotes the committed copies of results/<protocol>/results.* under docs/results/<protocol>/.
-# Costs on the 2-core development CPU: quick 6 min, bench 30 min, figures 4 min, lego-fewview and lego
-# several hours each (see README.md, "Protocols"). Run from the repository root with the package installed.
+# Costs on the 2-core development CPU: quick 6 min, bench 30 min, figures 4 min, smoke (robustness-quick and
+# room-quick) 12 min, lego-fewview, lego and robustness 2 to 4 hours each (see README.md, "Protocols"). Run from the repository root with the package installed.
 set -euo pipefail
 what="${1:-quick}"
 scratch="${TMPDIR:-/tmp}/depth-strategies-readme"
@@ -26,6 +26,11 @@ run_bench()   {
   ds-make-scene "$scratch/scene128" --resolution 128
   ds-bench --data "$scratch/scene128" --sizes default --methods depth-baseline --iterations 3 --rounds 2
 }
+run_smoke()   {
+  ds-compare robustness-quick --output docs/results/v0.3/robustness-quick
+  ds-compare room-quick --output docs/results/v0.3/room-quick
+  python -m pytest tests/study/test_executors.py -k ray -s -q    # the executor timings quoted in README.md
+}
 run_figures() {
   ds-video results/quick --frames 24
   ds-figures results/quick
@@ -35,8 +40,10 @@ case "$what" in
   quick) run_quick ;;
   bench) run_bench ;;
   figures) run_figures ;;
-  lego-fewview|lego) ds-compare "$what" --output "docs/results/v0.3/$what" ;;   # resumes the committed runs
-  all) run_quick; run_bench; run_figures
-       ds-compare lego-fewview --output docs/results/v0.3/lego-fewview; ds-compare lego --output docs/results/v0.3/lego ;;
-  *) echo "unknown target '$what': use quick, bench, figures, lego-fewview, lego or all" >&2; exit 2 ;;
+  smoke) run_smoke ;;
+  lego-fewview|lego|robustness) ds-compare "$what" --output "docs/results/v0.3/$what" ;;   # resumes committed runs
+  all) run_quick; run_bench; run_figures; run_smoke
+       for p in lego-fewview lego robustness; do ds-compare "$p" --output "docs/results/v0.3/$p"; done ;;
+  *) echo "unknown target '$what': use quick, bench, figures, smoke, lego-fewview, lego, robustness or all" >&2
+     exit 2 ;;
 esac

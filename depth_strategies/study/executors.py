@@ -86,9 +86,19 @@ class LocalExecutor:
                 slots.put(slot)
             events.finished(request.run_id, code)
 
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            for future in [pool.submit(one, r) for r in requests]:
+        if self.jobs <= 1:  # one at a time, in this thread: Ctrl-C reaches the run and stops the comparison at once
+            for request in requests:
+                one(request)
+            return
+        pool = ThreadPoolExecutor(max_workers=self.jobs)
+        futures = [pool.submit(one, r) for r in requests]
+        try:
+            for future in futures:
                 future.result()
+        except BaseException:  # Ctrl-C: start nothing more (the running workers got the terminal's SIGINT too)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
 
 def _ray_task(job: Dict[str, Any], log_path: str) -> int:

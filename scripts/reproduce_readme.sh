@@ -29,7 +29,8 @@ run_bench()   {
 run_smoke()   {
   ds-compare robustness-quick --output docs/results/v0.3/robustness-quick
   ds-compare room-quick --output docs/results/v0.3/room-quick
-  python -m pytest tests/study/test_executors.py -k ray -s -q    # the executor timings quoted in README.md
+  time ds-compare quick --output "$scratch/quick-local"                        # the executor timings in README.md
+  time ds-compare quick --executor ray --jobs 2 --output "$scratch/quick-ray"
 }
 run_figures() {
   ds-video results/quick --frames 24

@@ -291,7 +291,10 @@ def execute(
                 run_dir.mkdir(parents=True)
                 attempts[run_id] = attempts.get(run_id, 0) + 1
                 job = _job(spec, protocol, scene_dirs[spec.scene], run_dir, device)
-                requests.append(Request(run_id, job, run_dir / "log.txt", gpus=1.0 if device == "cuda" else 0.0))
+                resources = protocol.resources
+                requests.append(Request(run_id, job, run_dir / "log.txt", cpus=float(resources.get("cpus", 1.0)),
+                                        gpus=float(resources.get("gpus", 1.0 if device == "cuda" else 0.0)),
+                                        memory_gb=float(resources.get("memory_gb", 0.0))))
             retry: List[str] = []
 
             def finished_run(run_id: str, code: int) -> None:

@@ -33,6 +33,8 @@ class Request:
     """CPU cores the run may use (its torch threads)."""
     gpus: float = 0.0
     """GPUs the run needs (0 on the CPU)."""
+    memory_gb: float = 0.0
+    """Memory to reserve for the run (Ray only; 0 reserves none)."""
 
 
 @dataclass
@@ -137,7 +139,8 @@ class RayExecutor:
             pending: Dict[Any, Request] = {}
             for request in requests:
                 job = {**request.job, "threads": max(1, int(request.cpus))}
-                task = ray.remote(num_cpus=request.cpus, num_gpus=request.gpus, max_retries=0)(_ray_task)
+                options = {"memory": int(request.memory_gb * 2**30)} if request.memory_gb else {}
+                task = ray.remote(num_cpus=request.cpus, num_gpus=request.gpus, max_retries=0, **options)(_ray_task)
                 pending[task.remote(job, str(request.log_path))] = request
                 events.started(request.run_id)
             while pending:

@@ -183,6 +183,9 @@ class Protocol:
     """Seeds; every (scene, method, seed) is one run."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Device for every run."""
+    resources: Mapping[str, float] = field(default_factory=dict)
+    """What each run asks of the executor: ``cpus`` (default 1), ``gpus`` (default 1 on CUDA, else 0) and
+    ``memory_gb`` (Ray only; default none reserved)."""
     executor: Literal["local", "ray"] = "local"
     """Who runs the runs (ds-compare --executor overrides it): this machine, or Ray
     (:mod:`depth_strategies.study.executors`)."""
@@ -349,6 +352,13 @@ def parse_protocol(data: Any, source: str) -> Protocol:
                 raise _fail(source, key, f"must be >= {1 if key == 'iterations' else 0}, got {data[key]}")
     if "device" in data and data["device"] not in ("auto", "cpu", "cuda"):
         raise _fail(source, "device", f"expected auto, cpu or cuda, got {data['device']!r}")
+    if "resources" in data:
+        _expect(data["resources"], dict, source, "resources", "a mapping of cpus / gpus / memory_gb")
+        for key, value in data["resources"].items():
+            if key not in ("cpus", "gpus", "memory_gb"):
+                raise _fail(source, f"resources.{key}", "unknown key; allowed: cpus, gpus, memory_gb")
+            if _expect(value, (int, float), source, f"resources.{key}", "a number") < 0:
+                raise _fail(source, f"resources.{key}", f"must be >= 0, got {value}")
     if "executor" in data and data["executor"] not in ("local", "ray"):
         raise _fail(source, "executor", f"expected local or ray, got {data['executor']!r}")
     for key in ("overrides",):

@@ -86,6 +86,8 @@ def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(nam
             "not one of the methods",
         ),
         ({"condition_free": ["depth-baseline"]}, "condition_free", "only meaningful with conditions"),
+        ({"resources": {"ram": 4}}, "resources.ram", "allowed: cpus, gpus, memory_gb"),
+        ({"resources": {"gpus": -1}}, "resources.gpus", ">= 0"),
         (
             {"conditions": [{"name": "n", "kind": "clean", "level": 0}, {"name": "n", "kind": "x", "level": 1}]},
             "conditions",

@@ -262,7 +262,7 @@ class DepthDataset(InputDataset):
         confidence_file = depth_io.find_confidence_file(path, frame, self.source.transforms_dir)
         if confidence_file is not None:
             self.confidence_files[index] = confidence_file
-            confidence = depth_io.decode_confidence(confidence_file, (height, width))
+            confidence = resize_nearest(depth_io.decode_confidence(confidence_file, (height, width)), height, width)
             state, sigma = apply_confidence(state, confidence, self.source.confidence_min,
                                             self.source.confidence_sigma)
         if self.source.degradations:
@@ -389,7 +389,9 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
         except ValueError as err:
             raise ValueError(f"--pipeline.datamanager.depth-degradations: {err}") from None
 
-    def _source(self, split: str, outputs: DataparserOutputs, requirement: DepthRequirement) -> DepthSource:
+    def _source(
+        self, split: str, outputs: DataparserOutputs, requirement: DepthRequirement, scene_type: str
+    ) -> DepthSource:
         if self.test_mode == "inference":
             requirement = "ignored"  # rendering and the viewer never need ground truth
         override = depth_io.DepthEncodingOverride(
@@ -414,7 +416,7 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             meta=meta,
             transforms_dir=data_dir,
             override=override,
-            depth_range=self._depth_range(outputs),
+            depth_range=self._depth_range(scene_type),
             listed_files=list(listed) if listed is not None else None,
             degradations=self._degradations() if split == "train" else (),
             degradation_seed=self.config.degradation_seed,
@@ -423,21 +425,22 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             confidence_sigma=tuple(self.config.confidence_sigma),
         )
 
-    def _depth_range(self, outputs: DataparserOutputs) -> Tuple[float, float]:
+    def _depth_range(self, scene_type: str) -> Tuple[float, float]:
         if self.config.depth_range is not None:
             return tuple(self.config.depth_range)  # type: ignore[return-value]
-        return (BLENDER_NEAR, BLENDER_FAR) if scene_type_of(outputs) == "object" else UNBOUNDED_DEPTH_RANGE
+        return (BLENDER_NEAR, BLENDER_FAR) if scene_type == "object" else UNBOUNDED_DEPTH_RANGE
 
     def create_train_dataset(self) -> DepthDataset:
         outputs = float32_intrinsics(self.train_dataparser_outputs)
-        source = self._source("train", outputs, self.config.train_depth)
+        scene_type = scene_type_of(outputs)
+        source = self._source("train", outputs, self.config.train_depth, scene_type)
         dataset = DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
-        dataset.metadata[SCENE_TYPE_KEY] = scene_type_of(outputs)
+        dataset.metadata[SCENE_TYPE_KEY] = scene_type
         return dataset
 
     def create_eval_dataset(self) -> DepthDataset:
         outputs = float32_intrinsics(self.dataparser.get_dataparser_outputs(split=self.test_split))
-        source = self._source(self.test_split, outputs, self.config.eval_depth)
+        source = self._source(self.test_split, outputs, self.config.eval_depth, scene_type_of(outputs))
         return DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:

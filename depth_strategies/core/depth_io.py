@@ -618,10 +618,10 @@ def find_confidence_file(
 
 
 def decode_confidence(path: Path, depth_hw: tuple[int, int]) -> np.ndarray:
-    """Read a confidence map (8-bit PNG or integer .npy, values 0, 1, 2) at the depth map's size.
+    """Read a confidence map (8-bit PNG or integer .npy, values 0, 1, 2), uint8 [h, w] at its own size.
 
-    A map at another resolution with the same aspect ratio is resized by picking the nearest value (ARKit gives
-    confidence at the depth's resolution; other tools at the image's); another aspect ratio is an error.
+    Its resolution may differ from the depth map's (``depth_hw``; ARKit gives confidence at the depth's resolution,
+    other tools at the image's), its aspect ratio may not: the caller picks values to the depth's size.
 
     Raises:
         DepthFileError: unreadable file, values outside 0..2, or an aspect ratio that differs from the depth's.
@@ -656,10 +656,6 @@ def decode_confidence(path: Path, depth_hw: tuple[int, int]) -> np.ndarray:
             f"confidence map {path} is {h}x{w} (HxW) but its depth map is {dh}x{dw}: the aspect ratios differ; "
             "export the confidence at the depth's (or the image's) resolution"
         )
-    if (h, w) != (dh, dw):
-        rows = np.minimum(((np.arange(dh) + 0.5) * h / dh).astype(int), h - 1)
-        cols = np.minimum(((np.arange(dw) + 0.5) * w / dw).astype(int), w - 1)
-        arr = arr[np.ix_(rows, cols)]
     return arr.astype(np.uint8)
 
 

@@ -58,6 +58,7 @@ from depth_strategies.core.sampling import DepthGuidedProposalSampler
 
 SoftLossType = Literal["l2", "ds-nerf", "urf"]
 SceneType = Literal["auto", "object", "unbounded"]
+Alignment = Literal["none", "scale-shift"]
 
 SCENE_PRESETS: Dict[str, Dict[str, object]] = {
     "object": {
@@ -105,7 +106,6 @@ def resolve_scene(config: "DepthStrategyModelConfig", metadata: Dict[str, object
     elif not resolved.optimize_cameras:
         mode = "off"
     return dataclasses.replace(resolved, camera_optimizer=dataclasses.replace(resolved.camera_optimizer, mode=mode))
-Alignment = Literal["none", "scale-shift"]
 
 
 def default_implementation() -> Literal["tcnn", "torch"]:
@@ -400,15 +400,13 @@ class DepthStrategyModel(NerfactoModel):
             extra["soft_gt_depth"] = self._align_batch(outputs, depth / scale, surface, image)
             extra["hard_surface"] = surface & self._alignment_ready()
             depth = self._metric_depth(depth, image)
-        half_width = self._half_width(sigma, depth)
         if cfg.sigma_window_mult > 0 and sigma is not None:
-            extra["half_width"] = half_width
-            extra["ray_weights"] = losses.uncertainty_weight(half_width, cfg.guide_half_width)
+            extra["half_width"] = self._half_width(sigma, depth)
+            extra["ray_weights"] = losses.uncertainty_weight(extra["half_width"], cfg.guide_half_width)
         loss_dict.update(
             depth_losses(outputs["weights_list"], outputs["ray_samples_list"], depth, state, scale, cfg, **extra)
         )
         if cfg.soft_depth_mult > 0 and cfg.soft_depth_loss != "l2":
-            surface = state == DepthState.SURFACE
             loss_dict["soft_depth_loss"] = cfg.soft_depth_mult * self._nerfstudio_depth_loss(
                 outputs, depth / scale, surface
             )

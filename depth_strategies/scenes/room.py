@@ -53,7 +53,7 @@ from depth_strategies.scenes.geometry import (
     diagonal_stripes,
     solid,
 )
-from depth_strategies.scenes.render import camera_rays, look_at, render_view
+from depth_strategies.scenes.render import camera_rays, look_at, render_view, trace
 
 ROOM_HALF: tuple[float, float, float] = (4.0, 3.5, 1.3)
 """Half extents of the room box (metres); its centre is at (0, 0, 1.3), so the floor is z = 0."""
@@ -126,8 +126,6 @@ def room_cameras(n: int, seed: int) -> Array:
 def sensor_depth(c2w: Array, width: int, height: int, focal: float) -> NDArray[np.float64]:
     """z-depth (metres) of a depth sensor with the image's field of view at ``width x height``: the depth at each of
     its pixel centres."""
-    from depth_strategies.scenes.render import trace
-
     origins, directions, norm = camera_rays(c2w, width, height, focal)
     t = trace(origins, directions, ROOM)[0]
     return np.where(np.isfinite(t), t / norm, 0.0).reshape(height, width)

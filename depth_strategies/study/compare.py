@@ -134,8 +134,8 @@ def _load_finished(run_dir: Path, spec: RunSpec) -> Optional[Dict[str, Any]]:
     return result if result.get("fingerprint") == spec.fingerprint() and result.get("status") == "ok" else None
 
 
-def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, run_dir: Path, device: str) -> Dict[str, Any]:
-    views = test_view_count(scene_dir)
+def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, views: int, run_dir: Path, device: str) -> Dict[str, Any]:
+    """The worker's job of one run; ``views``: the scene's number of test views (:func:`test_view_count`)."""
     return {
         "run": dataclasses.asdict(spec),
         "run_id": spec.run_id,
@@ -280,6 +280,11 @@ def execute(
             progress.update(tasks[run_id], completed=min(step, total))
             progress.update(overall, completed=sum(done_iterations.values()))
 
+        views = {scene: test_view_count(scene_dir) for scene, scene_dir in scene_dirs.items()} if pending else {}
+        resources = protocol.resources
+        cpus = float(resources.get("cpus", 1.0))
+        gpus = float(resources.get("gpus", 1.0 if device == "cuda" else 0.0))
+        memory_gb = float(resources.get("memory_gb", 0.0))
         attempts: Dict[str, int] = {}
         to_run = list(pending)
         while to_run:
@@ -290,11 +295,8 @@ def execute(
                     shutil.rmtree(run_dir)  # unfinished or failed earlier: start clean
                 run_dir.mkdir(parents=True)
                 attempts[run_id] = attempts.get(run_id, 0) + 1
-                job = _job(spec, protocol, scene_dirs[spec.scene], run_dir, device)
-                resources = protocol.resources
-                requests.append(Request(run_id, job, run_dir / "log.txt", cpus=float(resources.get("cpus", 1.0)),
-                                        gpus=float(resources.get("gpus", 1.0 if device == "cuda" else 0.0)),
-                                        memory_gb=float(resources.get("memory_gb", 0.0))))
+                job = _job(spec, protocol, scene_dirs[spec.scene], views[spec.scene], run_dir, device)
+                requests.append(Request(run_id, job, run_dir / "log.txt", cpus=cpus, gpus=gpus, memory_gb=memory_gb))
             retry: List[str] = []
 
             def finished_run(run_id: str, code: int) -> None:
@@ -391,21 +393,16 @@ def assemble_results(
     return results
 
 
-def condition_label(scene: str, condition: str) -> str:
-    """The name under which a scene's runs under a condition are grouped in results and tables."""
-    return f"{scene}/{condition}"
-
-
 def condition_entries(protocol: Protocol, spec: RunSpec, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The results.json entries of one run: grouped under ``scene/condition`` when the protocol has conditions; a
     condition-free run (it reads no training depth) is entered under every condition, marked ``shared``."""
     if not protocol.conditions:
         return [entry]
     if spec.condition is not None:
-        return [{**entry, "scene": condition_label(spec.scene, spec.condition), "base_scene": spec.scene,
+        return [{**entry, "scene": report.condition_label(spec.scene, spec.condition), "base_scene": spec.scene,
                  "condition": spec.condition}]
     return [
-        {**entry, "scene": condition_label(spec.scene, c.name), "base_scene": spec.scene, "condition": c.name,
+        {**entry, "scene": report.condition_label(spec.scene, c.name), "base_scene": spec.scene, "condition": c.name,
          "shared": True}
         for c in protocol.conditions
     ]

@@ -136,12 +136,14 @@ class RayExecutor:
             else:
                 ray.init(address=self.address, log_to_driver=False)
         try:
+            task = ray.remote(max_retries=0)(_ray_task)  # one remote function; each run sets its own resources
             pending: Dict[Any, Request] = {}
             for request in requests:
                 job = {**request.job, "threads": max(1, int(request.cpus))}
-                options = {"memory": int(request.memory_gb * 2**30)} if request.memory_gb else {}
-                task = ray.remote(num_cpus=request.cpus, num_gpus=request.gpus, max_retries=0, **options)(_ray_task)
-                pending[task.remote(job, str(request.log_path))] = request
+                memory = {"memory": int(request.memory_gb * 2**30)} if request.memory_gb else {}
+                ref = task.options(num_cpus=request.cpus, num_gpus=request.gpus, **memory).remote(
+                    job, str(request.log_path))
+                pending[ref] = request
                 events.started(request.run_id)
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)

@@ -438,6 +438,11 @@ def _num(value: Optional[float], digits: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------- robustness
+def condition_label(scene: str, condition: str) -> str:
+    """The name under which a scene's runs under a condition are grouped in results and tables."""
+    return f"{scene}/{condition}"
+
+
 def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Per scene, kind of degradation and primary metric: every method's mean at each level of that kind (the
     ``clean`` conditions first), its difference to the baseline under the same condition and whether that is
@@ -471,7 +476,7 @@ def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                 for method in methods:
                     cells = []
                     for c in levels:
-                        group = f"{scene}/{c['name']}"
+                        group = condition_label(scene, c["name"])
                         row = rows.get((group, method))
                         mean = row[metric]["mean"] if row and row["status"] == "ok" else None
                         comp = comparisons.get((group, method, metric), {})

@@ -448,7 +448,10 @@ def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     ``clean`` conditions first), its difference to the baseline under the same condition and whether that is
     significant (Holm within the condition's family), and the level at which it *stops helping*: the first level,
     in increasing order, whose mean difference is not in the metric's better direction (the method falls to or below
-    the RGB-only baseline); None when it helps at every level. The one source of the robustness tables and plots."""
+    the RGB-only baseline); None when it helps at every level. Also per method: ``kept_at_mildest``, the share of
+    its clean-depth difference that remains at the mildest degraded level (difference there / difference on clean
+    depth; None without a clean gain to keep), and ``worse_at``, the levels where it is significantly *worse* than
+    the baseline. The one source of the robustness tables and plots."""
     protocol = results["protocol"]
     conditions = list(protocol.get("conditions") or [])
     if not conditions:
@@ -471,7 +474,7 @@ def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                 entry: Dict[str, Any] = {
                     "scene": scene, "kind": kind, "metric": metric, "better": direction,
                     "levels": [{"condition": c["name"], "level": c["level"]} for c in levels],
-                    "methods": {}, "stops_helping": {},
+                    "methods": {}, "stops_helping": {}, "kept_at_mildest": {}, "worse_at": {},
                 }
                 for method in methods:
                     cells = []
@@ -491,12 +494,30 @@ def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                         entry["stops_helping"][method] = next(
                             (lvl["level"] for lvl, cell in zip(entry["levels"], cells)
                              if cell["difference"] is None or not _helps(cell["difference"], direction)), None)
+                        entry["worse_at"][method] = [
+                            lvl["level"] for lvl, cell in zip(entry["levels"], cells)
+                            if cell["significant"] and cell["difference"] is not None
+                            and not _helps(cell["difference"], direction)]
+                        entry["kept_at_mildest"][method] = _kept(entry["levels"], cells, levels, direction)
                 summary.append(entry)
     return summary
 
 
 def _helps(difference: float, direction: str) -> bool:
     return difference > 0 if direction == "higher" else difference < 0
+
+
+def _kept(levels: List[Dict[str, Any]], cells: List[Dict[str, Any]], conditions: List[Dict[str, Any]],
+          direction: str) -> Optional[float]:
+    """Difference to the baseline at the mildest degraded level over the difference on clean depth (1 = all of
+    the clean gain kept, 0 = none, negative = worse than the baseline); None without a clean gain or a level."""
+    clean = next((cell for cell, c in zip(cells, conditions) if c["kind"] == "clean"), None)
+    mildest = next((cell for cell, c in zip(cells, conditions) if c["kind"] != "clean"), None)
+    if clean is None or mildest is None or clean["difference"] is None or mildest["difference"] is None:
+        return None
+    if not _helps(clean["difference"], direction):
+        return None
+    return mildest["difference"] / clean["difference"]
 
 
 def robustness_tables(results: Dict[str, Any]) -> List[Tuple[str, str]]:
@@ -506,8 +527,9 @@ def robustness_tables(results: Dict[str, Any]) -> List[Tuple[str, str]]:
     for entry in robustness_summary(results):
         metric = entry["metric"]
         head = [f"{lvl['condition']} ({lvl['level']:g})" for lvl in entry["levels"]]
-        lines = ["| method | " + " | ".join(head) + " | stops helping at |",
-                 "|---" * (len(head) + 2) + "|"]
+        lines = ["| method | " + " | ".join(head) + " | stops helping at | clean gain kept at the mildest level "
+                 "| significantly worse at |",
+                 "|---" * (len(head) + 4) + "|"]
         for method, cells in entry["methods"].items():
             shown = []
             for cell in cells:
@@ -517,11 +539,14 @@ def robustness_tables(results: Dict[str, Any]) -> List[Tuple[str, str]]:
                     text += f" ({_fmt(cell['difference'], metric, signed=True)}{mark})"
                 shown.append(text)
             if method == baseline:
-                stop = "(the RGB-only reference)"
+                stop, kept, worse = "(the RGB-only reference)", "", ""
             else:
                 level = entry["stops_helping"].get(method)
                 stop = "helps at every level" if level is None else f"{level:g}"
-            lines.append(f"| {method} | " + " | ".join(shown) + f" | {stop} |")
+                share = entry["kept_at_mildest"].get(method)
+                kept = "–" if share is None else f"{100 * share:.0f} %"
+                worse = ", ".join(f"{lvl:g}" for lvl in entry["worse_at"].get(method, [])) or "never"
+            lines.append(f"| {method} | " + " | ".join(shown) + f" | {stop} | {kept} | {worse} |")
         title = (f"Robustness on `{entry['scene']}`: {entry['kind']}, {metric} {ARROW[entry['better']]} "
                  f"(mean; in parentheses the difference to {baseline} under the same condition)")
         tables.append((title, "\n".join(lines)))

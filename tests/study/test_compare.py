@@ -199,10 +199,15 @@ def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_
     assert [c["difference"] for c in soft] == pytest.approx([1.0, 0.5, -0.2])
     assert all(c["significant"] for c in soft)  # 8 identical differences: exact Wilcoxon p = 2 / 2^8, Holm x1
     assert entry["stops_helping"]["depth-soft"] == 0.3
+    assert entry["kept_at_mildest"]["depth-soft"] == pytest.approx(0.5)  # +0.5 at level 0.1 of +1.0 on clean depth
+    assert entry["worse_at"]["depth-soft"] == [0.3]  # -0.2 on every view: significantly worse there
     assert report.robustness_summary(condition_results({"clean": 1.0, "n1": 0.5, "n3": 0.1}))[0]["stops_helping"][
         "depth-soft"] is None
+    no_clean_gain = report.robustness_summary(condition_results({"clean": -1.0, "n1": 0.5, "n3": 0.1}))[0]
+    assert no_clean_gain["kept_at_mildest"]["depth-soft"] is None and no_clean_gain["worse_at"]["depth-soft"] == [0]
     ((title, table),) = report.robustness_tables(results)
-    assert "noise" in title and "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) | 0.3 |" in table
+    assert "noise" in title
+    assert "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) | 0.3 | 50 % | 0.3 |" in table
     md = report.render_markdown(results)
     assert "## Robustness: each kind of degradation against its level" in md
 

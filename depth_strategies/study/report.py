@@ -498,7 +498,7 @@ def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                             lvl["level"] for lvl, cell in zip(entry["levels"], cells)
                             if cell["significant"] and cell["difference"] is not None
                             and not _helps(cell["difference"], direction)]
-                        entry["kept_at_mildest"][method] = _kept(entry["levels"], cells, levels, direction)
+                        entry["kept_at_mildest"][method] = _kept(cells, levels, direction)
                 summary.append(entry)
     return summary
 
@@ -507,8 +507,7 @@ def _helps(difference: float, direction: str) -> bool:
     return difference > 0 if direction == "higher" else difference < 0
 
 
-def _kept(levels: List[Dict[str, Any]], cells: List[Dict[str, Any]], conditions: List[Dict[str, Any]],
-          direction: str) -> Optional[float]:
+def _kept(cells: List[Dict[str, Any]], conditions: List[Dict[str, Any]], direction: str) -> Optional[float]:
     """Difference to the baseline at the mildest degraded level over the difference on clean depth (1 = all of
     the clean gain kept, 0 = none, negative = worse than the baseline); None without a clean gain or a level."""
     clean = next((cell for cell, c in zip(cells, conditions) if c["kind"] == "clean"), None)

@@ -150,6 +150,8 @@ VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
         "depth-hybrid",
         {
             "sigma_window_mult": SIGMA_WINDOW_MULT,
+            "consistency_sigma": True,
+            "guide_by_trust": True,
             "depth_penalty": "cauchy",
             "depth_penalty_scale": ROBUST_PENALTY_SCALE,
         },
@@ -172,7 +174,10 @@ DESCRIPTIONS: Dict[str, str] = {
     "depth-soft": "Depth as a hint: + lambda_soft * (D_pred - D_gt)^2.",
     "depth-hard": "Depth as a constraint: 75% of samples around the surface, free-space and surface losses.",
     "depth-hybrid": "50% guided samples, soft + hard depth losses.",
-    "depth-hybrid-uncertain": "depth-hybrid for noisy depth: window max(eps, 3 sigma), 1/sigma^2 weights, Cauchy loss.",
+    "depth-hybrid-uncertain": (
+        "depth-hybrid for depth of unknown quality: sigma = max(reported, multi-view inconsistency); window "
+        "max(eps, 3 sigma), guidance and losses weighted by (eps_min / eps)^2, Cauchy loss."
+    ),
     "depth-soft-ssi": "depth-soft for monocular depth: soft loss after a per-image scale/shift alignment.",
     "depth-hybrid-ssi": "depth-hybrid for monocular depth: aligned soft loss; guidance once the alignment has settled.",
 }

@@ -37,14 +37,20 @@ run_figures() {
   ds-figures results/quick
   python -m pytest tests/core/test_data.py -k reproject -s -q
 }
+run_robustness() {
+  ds-compare robustness --output docs/results/v0.3/robustness --data-root . --jobs 2   # resumes committed runs
+  python scripts/depth_consistency.py robustness --output docs/results/v0.3/robustness --data-root .
+}
+
 case "$what" in
   quick) run_quick ;;
   bench) run_bench ;;
   figures) run_figures ;;
   smoke) run_smoke ;;
-  lego-fewview|lego|robustness) ds-compare "$what" --output "docs/results/v0.3/$what" ;;   # resumes committed runs
+  lego-fewview|lego) ds-compare "$what" --output "docs/results/v0.3/$what" ;;   # resumes committed runs
+  robustness) run_robustness ;;
   all) run_quick; run_bench; run_figures; run_smoke
-       for p in lego-fewview lego robustness; do ds-compare "$p" --output "docs/results/v0.3/$p"; done ;;
+       for p in lego-fewview lego; do ds-compare "$p" --output "docs/results/v0.3/$p"; done; run_robustness ;;
   *) echo "unknown target '$what': use quick, bench, figures, smoke, lego-fewview, lego, robustness or all" >&2
      exit 2 ;;
 esac

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Dict, List, Literal, Mapping, Optional, Tuple, Type
+from typing import Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 from torch import Tensor
 
-from depth_strategies.core import depth_io, metrics
+from depth_strategies.core import consistency, depth_io, metrics
 from depth_strategies.core.degradation import Degradation, degrade, discontinuities, parse_degradation
 from depth_strategies.core.depth_io import DepthFileError
 
@@ -44,6 +44,10 @@ STATE_KEY = metrics.STATE_KEY
 SIGMA_KEY = "depth_sigma"
 """Batch / ray-metadata key: the standard deviation of each pixel's depth, in model units, as the (simulated)
 sensor reports it; present only when the training depth is degraded (:mod:`depth_strategies.core.degradation`)."""
+CONSISTENCY_KEY = "depth_consistency_sigma"
+"""Training dataset metadata key (handed to the model): each training image's multi-view inconsistency, model
+units, a float tensor with one value per image (:func:`depth_strategies.core.consistency.consistency_sigma`);
+present when ``depth_consistency`` is on and the training split has depth."""
 
 BLENDER_NEAR = 2.0
 """Near plane of the NeRF-synthetic scenes in Blender units (Mildenhall et al. 2020, ``load_blender.py``)."""
@@ -159,6 +163,8 @@ class DepthSource:
     """Relative depth jump that marks an edge in a lower-resolution depth map (:func:`upsample_depth`)."""
     confidence_sigma: Tuple[float, float, float] = (0.1, 0.05, 0.01)
     """Reported depth sigma at confidence 0, 1, 2, Blender units (the depth's own unit)."""
+    consistency: bool = False
+    """Measure each image's multi-view inconsistency (:mod:`depth_strategies.core.consistency`) once loaded."""
 
 
 class DepthDataset(InputDataset):
@@ -233,6 +239,25 @@ class DepthDataset(InputDataset):
         self.states = torch.from_numpy(np.stack(states))[..., None]
         if self.source.degradations or any(self.confidence_files):
             self.sigmas = torch.from_numpy(np.stack(sigmas))[..., None]
+        if self.source.consistency:
+            self.metadata[CONSISTENCY_KEY] = self._consistency(depths, states)
+
+    def _consistency(self, depths: Sequence[np.ndarray], states: Sequence[np.ndarray]) -> Tensor:
+        """Each image's multi-view inconsistency in model units (:func:`consistency.consistency_sigma`), from the
+        loaded (degraded) depth at dataset size and the dataset's cameras."""
+        cameras = self.cameras
+        intrinsics = [
+            (float(cameras.fx[i]), float(cameras.fy[i]), float(cameras.cx[i]), float(cameras.cy[i]))
+            for i in range(len(depths))
+        ]
+        sigma = consistency.consistency_sigma(
+            [d.astype(np.float64) for d in depths],
+            [s == DepthState.SURFACE for s in states],
+            cameras.camera_to_worlds.double().numpy(),
+            intrinsics,
+            seed=self.source.degradation_seed,
+        )
+        return torch.from_numpy(sigma).float()
 
     def _load_one(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Depth (model units, ray distance, 0 unless SURFACE), state and reported sigma (model units) of image
@@ -348,6 +373,11 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Standard deviation of the depth reported at confidence 0, 1, 2, in the depth's units (Blender units; metres
     for phone captures), read by the uncertainty-aware strategies (``sigma_window_mult``). Chosen, not measured:
     10, 5 and 1 cm."""
+    depth_consistency: bool = True
+    """Measure how far each training image's depth disagrees with its nearest views (reprojected surface points
+    landing in front of what the neighbours see: :mod:`depth_strategies.core.consistency`; a few hundredths of a
+    second for 10 views), handed to the model, where the strategies with ``consistency_sigma`` read it as a lower
+    bound on the depth's sigma (monocular scale and shift per image, a wrong unit). Off: not measured."""
 
 
 SCENE_TYPE_KEY = "scene_type"
@@ -423,6 +453,7 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
             confidence_min=self.config.confidence_min,
             edge_jump=self.config.depth_edge_jump,
             confidence_sigma=tuple(self.config.confidence_sigma),
+            consistency=self.config.depth_consistency and split == "train",
         )
 
     def _depth_range(self, scene_type: str) -> Tuple[float, float]:

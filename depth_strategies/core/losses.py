@@ -96,6 +96,15 @@ def window_half_width(
     return torch.clamp(sigma * sigma_mult, min=min_half_width)
 
 
+def combined_sigma(
+    reported: Optional[Float[Tensor, "*bs 1"]], consistency: Float[Tensor, "*bs 1"]
+) -> Float[Tensor, "*bs 1"]:
+    """max(sigma_reported, sigma_consistency): a ray's depth is at least as uncertain as its image disagrees with
+    the other views (:mod:`depth_strategies.core.consistency`); the maximum, not the sum in quadrature, because the
+    disagreement of noisy depth already contains the noise the sensor reports. No reported sigma: the consistency's."""
+    return consistency if reported is None else torch.maximum(reported, consistency)
+
+
 def uncertainty_weight(half_width: Float[Tensor, "*bs 1"], min_half_width: float) -> Float[Tensor, "*bs 1"]:
     """(eps_min / eps)^2: a ray's depth losses are down-weighted like a Gaussian likelihood, 1 / sigma^2, relative to
     a ray whose window is the narrowest one; 1 for every ray when no sigma exceeds eps_min / k."""

@@ -8,7 +8,8 @@ Config fields select how depth is used (see ``methods.py`` for the four settings
   and URF losses of nerfstudio's ``depth-nerfacto``.
 * ``hard_depth_mult``: depth as a constraint, lambda_hard * (L_free + L_surf) (:mod:`depth_strategies.core.losses`).
 
-Ground truth depth reaches the model only through training batches. Evaluation, ``ns-eval``, ``ns-render``
+Ground truth depth reaches the model only through training batches (and, for ``consistency_sigma``, one number
+per training image measured from them at start-up). Evaluation, ``ns-eval``, ``ns-render``
 and the viewer build rays from cameras, so every method renders with its own learned sampler.
 """
 
@@ -45,6 +46,7 @@ from depth_strategies.core.colour import depth_images
 from depth_strategies.core.data import (
     BLENDER_FAR,
     BLENDER_NEAR,
+    CONSISTENCY_KEY,
     DEPTH_KEY,
     SCENE_TYPE_KEY,
     SIGMA_KEY,
@@ -54,7 +56,7 @@ from depth_strategies.core.data import (
 from depth_strategies.core.hash_grid import compile_hash_grids, use_fused_hash_grids
 from depth_strategies.core.metrics import OUTPUT_ENTROPY, OUTPUT_VARIANCE, ground_truth_rgb, image_metrics
 from depth_strategies.core.offline import build_lpips
-from depth_strategies.core.sampling import DepthGuidedProposalSampler
+from depth_strategies.core.sampling import DepthGuidedProposalSampler, trusted_rays
 
 SoftLossType = Literal["l2", "ds-nerf", "urf"]
 SceneType = Literal["auto", "object", "unbounded"]
@@ -213,6 +215,18 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     eps = max(guide_half_width, k sigma), and the ray's soft, free-space and surface losses are weighted by
     (guide_half_width / eps)^2 (:func:`depth_strategies.core.losses.uncertainty_weight`, a Gaussian 1 / sigma^2
     relative to the narrowest window). 0: the fixed window and equal weights; rays without a sigma keep them too."""
+    consistency_sigma: bool = False
+    """With ``sigma_window_mult`` > 0: take each training image's multi-view inconsistency (measured by the
+    datamanager, ``depth_consistency``; :mod:`depth_strategies.core.consistency`) as a lower bound on the sigma of
+    every ray of that image, sigma = max(sigma_reported, sigma_consistency) (:func:`depth_strategies.core.losses.
+    combined_sigma`). It catches what no sensor reports: a monocular depth's scale and shift per image, a wrong unit,
+    a misregistered frame. False: only the reported sigma."""
+    guide_by_trust: bool = False
+    """With ``sigma_window_mult`` > 0: guide a ray with known depth only with probability equal to its uncertainty
+    weight (guide_half_width / eps)^2, drawn per ray and step (:func:`depth_strategies.core.sampling.trusted_rays`);
+    the other rays keep all of the model's own samples. False: every ray with depth is guided, however wide its
+    window (a noisy depth then costs the NeRF a share of its samples on a window that no longer locates the
+    surface)."""
     depth_penalty: losses.Penalty = "l2"
     """How the soft loss penalises the residual D_pred - D_gt: "l2", or the robust "huber" or "cauchy" (equal to
     the l2 for residuals well below ``depth_penalty_scale``; :func:`depth_strategies.core.losses.robust_penalty`),
@@ -285,6 +299,11 @@ class DepthStrategyModel(NerfactoModel):
             self.register_buffer("alignment_shift", torch.zeros(self.num_train_data))
             self.register_buffer("alignment_updates", torch.zeros((), dtype=torch.long))
             self.register_buffer("alignment_seen", torch.zeros(self.num_train_data, dtype=torch.long))
+        consistency = (self.kwargs.get("metadata") or {}).get(CONSISTENCY_KEY)
+        # measured from the training data at start-up, not learnt: not saved in checkpoints
+        use = cfg.consistency_sigma and cfg.sigma_window_mult > 0 and consistency is not None
+        self.register_buffer("image_consistency", torch.as_tensor(consistency).float() if use else None,
+                             persistent=False)
 
     # ------------------------------------------------------------------ depth of training rays
     def _alignment_ready(self) -> bool:
@@ -299,6 +318,13 @@ class DepthStrategyModel(NerfactoModel):
             return depth
         index = image[..., 0].long()
         return self.alignment_scale[index, None] * depth + self.alignment_shift[index, None] * self.scene_scale
+
+    def _ray_sigma(self, reported: Optional[Tensor], image: Tensor) -> Optional[Tensor]:
+        """Each ray's depth sigma in model units: the reported one, raised to its image's multi-view inconsistency
+        with ``consistency_sigma`` (None when neither exists)."""
+        if self.image_consistency is None:
+            return reported
+        return losses.combined_sigma(reported, self.image_consistency[image[..., 0].long(), None])
 
     def _half_width(self, sigma: Optional[Tensor], like: Tensor) -> Tensor:
         """eps of each ray in Blender units (:func:`depth_strategies.core.losses.window_half_width`)."""
@@ -318,8 +344,12 @@ class DepthStrategyModel(NerfactoModel):
             return None, None, 0.0
         assert ray_bundle.camera_indices is not None
         depth = self._metric_depth(meta[DEPTH_KEY], ray_bundle.camera_indices)
-        half_width = self._half_width(meta.get(SIGMA_KEY), depth) * self.scene_scale
-        return depth, meta[STATE_KEY] == DepthState.SURFACE, half_width
+        half_width = self._half_width(self._ray_sigma(meta.get(SIGMA_KEY), ray_bundle.camera_indices), depth)
+        valid = meta[STATE_KEY] == DepthState.SURFACE
+        if self.config.guide_by_trust and self.config.sigma_window_mult > 0:
+            trust = losses.uncertainty_weight(half_width, self.config.guide_half_width)
+            valid = trusted_rays(valid, trust, torch.rand_like(trust))
+        return depth, valid, half_width * self.scene_scale
 
     def get_outputs(self, ray_bundle: RayBundle):
         if self.training:
@@ -393,6 +423,7 @@ class DepthStrategyModel(NerfactoModel):
         state = batch[STATE_KEY].to(self.device)
         depth = batch[DEPTH_KEY].to(self.device)
         sigma = batch[SIGMA_KEY].to(self.device) if SIGMA_KEY in batch else None
+        sigma = self._ray_sigma(sigma, batch["indices"][:, :1].to(self.device))
         surface = state == DepthState.SURFACE
         extra: Dict[str, Tensor] = {}
         if cfg.depth_alignment != "none":

@@ -78,6 +78,17 @@ def guided_bin_edges(
     return torch.where(use_guided, merged, own_edges)
 
 
+def trusted_rays(
+    valid: Bool[Tensor, "*bs 1"], trust: Float[Tensor, "*bs 1"], uniform: Float[Tensor, "*bs 1"]
+) -> Bool[Tensor, "*bs 1"]:
+    """Rays guided when the guidance follows the depth's trust: a valid ray is guided when ``uniform < trust``, with
+    ``uniform`` drawn from U(0, 1) per ray, i.e. with probability ``trust`` (in [0, 1]; the uncertainty weight
+    (eps_min / eps)^2 of :func:`depth_strategies.core.losses.uncertainty_weight`). A ray that is not guided keeps
+    all of the model's own samples, so as the depth's sigma grows the sampling tends to the baseline's instead of
+    spending a fixed share of the samples on a window too wide to say where the surface is."""
+    return valid & (uniform < trust)
+
+
 def euclidean_to_spacing(
     t: Float[Tensor, "*bs 1"],
     nears: Float[Tensor, "*bs 1"],

@@ -516,6 +516,30 @@ def test_degradations_change_the_training_depth_only_exactly_as_the_pure_functio
     assert torch.equal(ray_bundle.metadata[SIGMA_KEY], batch[SIGMA_KEY])
 
 
+def test_the_training_split_measures_each_images_multi_view_consistency_from_its_loaded_depth(tiny_scene):
+    from depth_strategies.core.consistency import consistency_sigma
+    from depth_strategies.core.data import CONSISTENCY_KEY
+
+    mono = ("monocular(scale_lo=0.5, scale_hi=2.0, shift_lo=-1.0, shift_hi=1.0)",)
+    dm = quiet_setup(tiny_config("depth-soft", tiny_scene, **{"pipeline.datamanager.depth_degradations": mono}))
+    ds = dm.train_dataset
+    cameras = ds.cameras
+    want = consistency_sigma(
+        [d[..., 0].double().numpy() for d in ds.depths],
+        [s[..., 0].numpy() == SURFACE for s in ds.states],
+        cameras.camera_to_worlds.double().numpy(),
+        [(float(cameras.fx[i]), float(cameras.fy[i]), float(cameras.cx[i]), float(cameras.cy[i]))
+         for i in range(len(ds))],
+    )
+    np.testing.assert_allclose(ds.metadata[CONSISTENCY_KEY].numpy(), want, rtol=1e-6)
+    exact = quiet_setup(tiny_config("depth-soft", tiny_scene))
+    scale = float(ds.metadata["dataparser_scale"])
+    assert float(exact.train_dataset.metadata[CONSISTENCY_KEY].max()) < 0.05 * scale < float(np.median(want))
+    assert CONSISTENCY_KEY not in dm.eval_dataset.metadata  # evaluation depth is exact and not judged
+    off = quiet_setup(tiny_config("depth-soft", tiny_scene, **{"pipeline.datamanager.depth_consistency": False}))
+    assert CONSISTENCY_KEY not in off.train_dataset.metadata
+
+
 def test_a_bad_degradation_stops_start_up_naming_the_option_and_the_kinds(tiny_scene):
     with pytest.raises(ValueError, match=r"depth-degradations: depth degradation 'nois\(b=.1\)'.*noise, holes"):
         bad = {"pipeline.datamanager.depth_degradations": ("nois(b=.1)",)}

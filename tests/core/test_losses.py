@@ -308,6 +308,11 @@ def test_the_uncertainty_aware_window_is_the_minimum_until_k_sigma_exceeds_it_an
     assert_close(losses.uncertainty_weight(eps, 0.3), col(1.0, 1.0, 0.25, 0.01))
 
 
+def test_the_combined_sigma_is_the_larger_of_reported_and_inconsistency_and_the_inconsistency_alone_without_one():
+    assert_close(losses.combined_sigma(col(0.0, 0.5, 0.1), col(0.2, 0.2, 0.1)), col(0.2, 0.5, 0.1))
+    assert_close(losses.combined_sigma(None, col(0.2, 0.0)), col(0.2, 0.0))
+
+
 def test_least_squares_alignment_recovers_each_images_scale_and_shift():
     given = torch.tensor([2.0, 3.0, 4.0, 5.0, 2.0, 2.5, 3.0, 6.0], dtype=torch.float64)[:, None]
     image = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])[:, None]

@@ -8,6 +8,7 @@ from typing import Dict
 import pytest
 import torch
 
+from depth_strategies.core import losses
 from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthState
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import METHOD_FIELDS
@@ -264,7 +265,8 @@ def test_the_uncertain_variant_widens_the_window_to_three_sigma_and_down_weights
     model = loop.pipeline.model
     ray_bundle, batch, outputs, loss_dict = one_step(loop)
     scale = model.scene_scale
-    sigma = ray_bundle.metadata[SIGMA_KEY]
+    # the reported sigma, raised to the image's multi-view inconsistency where that is larger
+    sigma = torch.maximum(ray_bundle.metadata[SIGMA_KEY], model.image_consistency[ray_bundle.camera_indices])
     _, valid, half_width = model._training_guide(ray_bundle)
     expected = torch.clamp(3.0 * sigma / scale, min=0.3) * scale  # sigma = 0.02 + 0.05 D: 3 sigma > 0.3 for D > 1.6
     torch.testing.assert_close(half_width, expected)
@@ -277,11 +279,50 @@ def test_the_uncertain_variant_widens_the_window_to_three_sigma_and_down_weights
         assert torch.isfinite(value)
 
 
-def test_without_a_reported_sigma_the_uncertain_variant_samples_like_depth_hybrid(tiny_scene):
+def test_with_exact_depth_the_uncertain_variant_samples_like_depth_hybrid(tiny_scene):
+    # exact depth reports no sigma and agrees across views (inconsistency < 0.1 = 0.3 / 3): the fixed window, and
+    # every ray with depth guided
     loop = TrainingLoop(tiny_config("depth-hybrid-uncertain", tiny_scene), "cpu")
+    model = loop.pipeline.model
+    assert 0 <= float(model.image_consistency.max()) < 0.1 * model.scene_scale
     ray_bundle, _, _, _ = one_step(loop)
-    _, _, half_width = loop.pipeline.model._training_guide(ray_bundle)
-    torch.testing.assert_close(half_width, torch.full_like(half_width, 0.3 * loop.pipeline.model.scene_scale))
+    _, valid, half_width = model._training_guide(ray_bundle)
+    torch.testing.assert_close(half_width, torch.full_like(half_width, 0.3 * model.scene_scale))
+    assert torch.equal(valid, ray_bundle.metadata[STATE_KEY] == DepthState.SURFACE)
+
+
+MONOCULAR = {"pipeline.datamanager.depth_degradations": (
+    "monocular(scale_lo=0.5, scale_hi=2.0, shift_lo=-1.0, shift_hi=1.0)",)}
+
+
+def test_inconsistent_monocular_depth_widens_the_uncertain_windows_and_thins_the_guidance(tiny_scene):
+    torch.manual_seed(0)
+    loop = TrainingLoop(tiny_config("depth-hybrid-uncertain", tiny_scene, **MONOCULAR), "cpu")
+    model = loop.pipeline.model
+    scale = model.scene_scale
+    assert float(torch.median(model.image_consistency)) > 1.0 * scale  # a monocular network reports no sigma
+    ray_bundle, batch, outputs, loss_dict = one_step(loop)
+    surface = ray_bundle.metadata[STATE_KEY] == DepthState.SURFACE
+    _, valid, half_width = model._training_guide(ray_bundle)
+    consistency = model.image_consistency[ray_bundle.camera_indices]
+    torch.testing.assert_close(half_width, torch.clamp(3.0 * consistency / scale, min=0.3) * scale)
+    trust = losses.uncertainty_weight(half_width / scale, 0.3)
+    assert (valid <= surface).all()  # only rays with depth, and only some of them
+    assert valid.sum() < 0.5 * surface.sum() and float(trust[surface].mean()) < 0.5
+    # without the inconsistency (the variant as first defined), the same batch pulls harder on this depth
+    model.image_consistency = None
+    fixed = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    assert loss_dict["surface_loss"] < fixed["surface_loss"]
+
+
+def test_the_strategies_without_consistency_sigma_ignore_the_measured_inconsistency(tiny_scene):
+    loop = TrainingLoop(tiny_config("depth-hybrid", tiny_scene, **MONOCULAR), "cpu")
+    model = loop.pipeline.model
+    assert model.image_consistency is None
+    ray_bundle, _, _, _ = one_step(loop)
+    _, valid, half_width = model._training_guide(ray_bundle)
+    torch.testing.assert_close(half_width, torch.full_like(half_width, 0.3 * model.scene_scale))
+    assert torch.equal(valid, ray_bundle.metadata[STATE_KEY] == DepthState.SURFACE)
 
 
 def test_alignment_recovers_a_monocular_scale_and_gates_guidance_until_warm(tiny_scene):
@@ -306,7 +347,6 @@ def test_alignment_recovers_a_monocular_scale_and_gates_guidance_until_warm(tiny
     given = batch[DEPTH_KEY] / model.scene_scale
     surface = batch[STATE_KEY] == DepthState.SURFACE
     truth = (given - 1.0) / 0.5
-    from depth_strategies.core import losses
 
     scale, shift, _ = losses.least_squares_scale_shift(truth, given, surface, batch["indices"][:, :1],
                                                        model.num_train_data, min_rays=2)

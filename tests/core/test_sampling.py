@@ -14,6 +14,7 @@ from depth_strategies.core.sampling import (
     euclidean_to_spacing,
     guided_bin_edges,
     num_guided_samples,
+    trusted_rays,
 )
 
 
@@ -24,6 +25,20 @@ def test_num_guided_samples_rounds_the_fraction_and_keeps_two_own_edges():
     assert num_guided_samples(4, 1.0) == 2  # n - 2: first and last own edge survive
     with pytest.raises(ValueError):
         num_guided_samples(8, 1.5)
+
+
+def test_trusted_rays_guide_a_valid_ray_when_its_uniform_draw_is_below_its_trust():
+    valid = torch.tensor([[True], [True], [True], [False], [True]])
+    trust = torch.tensor([[1.0], [0.0], [0.5], [1.0], [0.5]])
+    uniform = torch.tensor([[0.999], [0.0], [0.4], [0.1], [0.5]])
+    assert trusted_rays(valid, trust, uniform).tolist() == [[True], [False], [True], [False], [False]]
+
+
+def test_trusted_rays_guide_a_share_equal_to_the_trust():
+    generator = torch.Generator().manual_seed(0)
+    uniform = torch.rand(20000, 1, generator=generator)
+    share = trusted_rays(torch.ones(20000, 1, dtype=torch.bool), torch.full((20000, 1), 0.25), uniform).float().mean()
+    assert abs(share.item() - 0.25) < 0.01  # 3.3 standard errors of a binomial share at n = 20000
 
 
 def test_guided_edges_hand_computed():

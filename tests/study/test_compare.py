@@ -613,3 +613,21 @@ def test_a_complete_result_counts_even_if_its_worker_died_afterwards(tmp_path):
 
     outcome = _fake_execute(tmp_path, write_then_die)
     assert outcome.result["status"] == "ok"
+
+
+def test_the_consistency_script_prints_each_conditions_training_depth_inconsistency(tmp_path):
+    data = yaml.safe_load(TINY_PROTOCOL.read_text())
+    data.update(name="tiny-consistency", methods=["depth-baseline", "depth-hybrid-uncertain"], sweeps=[],
+                conditions=[{"name": "clean", "kind": "clean", "level": 0},
+                            {"name": "mono", "kind": "monocular", "level": 2.0,
+                             "degradations": ["monocular(scale_lo=0.5, scale_hi=2.0, shift_lo=-1.0, shift_hi=1.0)"]}])
+    protocol = tmp_path / "tiny_consistency.yaml"
+    protocol.write_text(yaml.safe_dump(data))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "depth_consistency.py"
+    done = subprocess.run([sys.executable, str(script), str(protocol), "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {line.split("|")[2].strip(): [float(v) for v in line.split("|")[3].split(",")]
+            for line in done.stdout.splitlines() if line.startswith("| builtin |")}
+    assert set(rows) == {"clean", "mono"}
+    assert rows["clean"][2] < 0.1 < rows["mono"][1]  # exact depth agrees across views; monocular depth does not

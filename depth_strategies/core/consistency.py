@@ -43,12 +43,20 @@ MAX_POINTS = 4096
 images and many views."""
 
 
-def pixel_rays(intrinsics: Intrinsics, height: int, width: int) -> Float[np.ndarray, "height width 3"]:
-    """Unit direction, in camera coordinates (OpenGL axes), of the ray through each pixel centre."""
+def rays_through(
+    intrinsics: Intrinsics, rows: Int[np.ndarray, "*bs"], cols: Int[np.ndarray, "*bs"]
+) -> Float[np.ndarray, "*bs 3"]:
+    """Unit direction, in camera coordinates (OpenGL axes), of the ray through the centre of each pixel (row, col)."""
     fx, fy, cx, cy = intrinsics
-    v, u = np.mgrid[:height, :width].astype(np.float64)
+    u, v = np.asarray(cols, np.float64), np.asarray(rows, np.float64)
     rays = np.stack([(u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -np.ones_like(u)], axis=-1)
     return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+
+
+def pixel_rays(intrinsics: Intrinsics, height: int, width: int) -> Float[np.ndarray, "height width 3"]:
+    """:func:`rays_through` every pixel of an image."""
+    rows, cols = np.mgrid[:height, :width]
+    return rays_through(intrinsics, rows, cols)
 
 
 def reprojection_residuals(
@@ -117,7 +125,7 @@ def surface_points(
     if max_points is not None and rows.size > max_points:
         pick = (rng or np.random.default_rng(0)).choice(rows.size, size=max_points, replace=False)
         rows, cols = rows[pick], cols[pick]
-    rays = pixel_rays(intrinsics, *depth.shape)[rows, cols]
+    rays = rays_through(intrinsics, rows, cols)
     return c2w[:, 3] + (rays * depth[rows, cols, None]) @ c2w[:, :3].T
 
 

@@ -147,13 +147,13 @@ def consistency_sigma(
     rng = np.random.default_rng(seed)
     points = [surface_points(d, s, c, k, max_points, rng) for d, s, c, k in zip(depths, surfaces, c2ws, intrinsics)]
     near = nearest_views(c2ws, neighbours)
+    # both directions of every (image, neighbour) pair
+    pairs = {(i, int(j)) for i in range(num) for j in near[i]}
     violation = np.full((num, num), np.nan)
-    for i in range(num):
-        for j in set(near[i]) | {a for a in range(num) if i in near[a]}:
-            if np.isnan(violation[i, j]):
-                violation[i, j] = pair_violation(
-                    reprojection_residuals(points[i], c2ws[j], intrinsics[j], depths[j], surfaces[j])
-                )
+    for i, j in pairs | {(j, i) for i, j in pairs}:
+        violation[i, j] = pair_violation(
+            reprojection_residuals(points[i], c2ws[j], intrinsics[j], depths[j], surfaces[j])
+        )
     pair = np.fmax(violation, violation.T)
     sigma = np.zeros(num)
     for i in range(num):

@@ -532,7 +532,7 @@ def test_a_robustness_comparison_runs_each_condition_reports_it_and_refuses_a_co
     assert (out / "plots" / "robustness_builtin_sparse.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("name", ["lego", "lego-fewview"])
+@pytest.mark.parametrize("name", ["lego", "lego-fewview", "robustness"])
 def test_object_reference_of_the_lego_protocols_uses_the_object_settings_of_the_methods(name):
     methods = {m.name: m for m in load_protocol(name).methods}
     assert dict(methods["depth-nerfacto-object"].overrides) == OBJECT_SETTINGS

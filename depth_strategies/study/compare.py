@@ -465,6 +465,21 @@ class CompareArgs:
     figure of scripts/gpu_check.sh)."""
 
 
+def command_line(args: CompareArgs) -> str:
+    """The ``ds-compare`` command that reproduces these results (the arguments that decide what runs and where;
+    not how it is executed: --jobs, --executor, --retries), recorded in results.json and results.md."""
+    parts = ["ds-compare", args.protocol]
+    if args.output is not None:
+        parts += ["--output", str(args.output)]
+    if args.data_root != Path("."):
+        parts += ["--data-root", str(args.data_root)]
+    if args.seeds is not None:
+        parts += ["--seeds", str(args.seeds)]
+    if args.methods:
+        parts += ["--methods", *args.methods]
+    return " ".join(parts)
+
+
 def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
     """Run a comparison; returns the results dictionary."""
     protocol = load_protocol(args.protocol)
@@ -497,8 +512,7 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
     executor = make_executor(args.executor or protocol.executor, runner, jobs=args.jobs,
                              ray_address=args.ray_address, gpus=visible_gpus() if device == "cuda" else ())
     outcomes = execute(protocol, runs, scene_dirs, out, device, runner, executor=executor, retries=args.retries)
-    command = "ds-compare " + " ".join(sys.argv[1:]) if sys.argv and "ds-compare" in sys.argv[0] else "ds-compare"
-    results = assemble_results(protocol, outcomes, out, device, command, time.perf_counter() - start)
+    results = assemble_results(protocol, outcomes, out, device, command_line(args), time.perf_counter() - start)
     return _finish(results, out, start)
 
 

@@ -561,10 +561,16 @@ def render_markdown(results: Dict[str, Any]) -> str:
     if protocol.get("description"):
         out += [protocol["description"].strip(), ""]
     machine = results.get("machine", {})
+    # A condition-free run is listed under every condition: count each run once.
+    runs = list({r.get("run_id", id(r)): r for r in results.get("runs", [])}.values())
+    reused = sum(1 for r in runs if r.get("reused"))
+    runs_wall = sum(float((r.get("train") or {}).get("wall_time_s") or 0.0) for r in runs)
     out += [
         f"Command: `{results.get('command', 'ds-compare')}`  ",
-        f"Machine: {machine.get('device', '?')}, {machine.get('cpus', '?')} CPUs; wall time "
-        f"{results.get('wall_time_s', 0) / 60:.1f} min; {protocol['iterations']} iterations per run, "
+        f"Machine: {machine.get('device', '?')}, {machine.get('cpus', '?')} CPUs; wall time of this invocation "
+        f"{results.get('wall_time_s', 0) / 60:.1f} min ({reused} of {len(runs)} runs reused from earlier "
+        f"invocations); the runs' own training time {runs_wall / 60:.1f} min in total; "
+        f"{protocol['iterations']} iterations per run, "
         f"seeds {list(protocol['seeds'])}; software: "
         + ", ".join(
             f"{k} {v}"

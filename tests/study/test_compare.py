@@ -291,6 +291,30 @@ def test_summary_and_differences_from_hand_written_results():
     assert comp[("depth-soft", "depth_l1")]["p_holm"] == pytest.approx(min(1.0, 0.25 * 4))
 
 
+def test_header_counts_a_shared_run_once_and_separates_reused_runs_from_this_invocation():
+    results = hand_results()
+    results["wall_time_s"] = 30.0
+    runs = results["runs"]
+    runs[0]["train"]["wall_time_s"], runs[1]["train"]["wall_time_s"] = 120.0, 60.0
+    runs[0]["reused"] = True
+    # the condition-free baseline listed again under a second condition: the same run
+    results["runs"] = runs + [dict(runs[0], scene="s/other")]
+    md = report.render_markdown(results)
+    assert "wall time of this invocation 0.5 min (1 of 3 runs reused" in md
+    assert "the runs' own training time 3.0 min in total" in md
+
+
+def test_recorded_command_reproduces_what_ran_without_how_it_was_executed():
+    from depth_strategies.study.compare import CompareArgs, command_line
+
+    assert command_line(CompareArgs()) == "ds-compare quick"
+    args = CompareArgs(protocol="robustness", output=Path("out/r"), data_root=Path(".."), seeds=1,
+                       methods=("depth-soft", "depth-hard"), jobs=2, retries=1)
+    assert command_line(args) == (
+        "ds-compare robustness --output out/r --data-root .. --seeds 1 --methods depth-soft depth-hard"
+    )
+
+
 def test_markdown_table_has_arrows_bold_best_differences_and_failures():
     md = report.render_markdown(hand_results())
     assert "psnr (dB) ↑" in md and "depth_l1 (units) ↓" in md

@@ -1,0 +1,97 @@
+"""Copy generated tables into the README: each table that follows a marker line
+
+    <!-- table: docs/results/v0.3/robustness/results.md :: Robustness on `lego-10`: noise, psnr -->
+
+is replaced by the table under the first heading of that ``results.md`` (written by ``ds-compare``) that starts with
+the text after ``::`` (without its ``#``). ``--check`` changes nothing and exits 1 if a table differs from its source,
+naming it (the test suite runs it), so the README's copies cannot drift from the committed results.
+
+    python scripts/readme_tables.py            # rewrite the README's marked tables
+    python scripts/readme_tables.py --check    # only compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+from depth_strategies.core.atomic import write_text_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER = re.compile(r"^<!-- table: (?P<path>\S+) :: (?P<heading>.+?) -->$")
+
+
+class TableError(ValueError):
+    """A marker whose source file or heading does not exist, or whose heading has no table under it."""
+
+
+def source_table(path: Path, heading: str) -> List[str]:
+    """The table (its ``|`` lines) under the first heading of ``path`` that starts with ``heading``."""
+    if not path.is_file():
+        raise TableError(f"{path}: no such file (run the ds-compare command that writes it)")
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("#") and line.lstrip("#").strip().startswith(heading):
+            table = []
+            for below in lines[i + 1:]:
+                if below.startswith("|"):
+                    table.append(below)
+                elif table or below.startswith("#"):
+                    break
+            if not table:
+                raise TableError(f"{path}: no table under the heading {heading!r}")
+            return table
+    raise TableError(f"{path}: no heading starting with {heading!r}")
+
+
+def fill(readme: str, root: Path) -> Tuple[str, List[str]]:
+    """The README with every marked table replaced by its source, and the markers whose table changed."""
+    lines = readme.splitlines()
+    out: List[str] = []
+    changed: List[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        i += 1
+        match = MARKER.match(line.strip())
+        if not match:
+            continue
+        old = []
+        while i < len(lines) and lines[i].startswith("|"):
+            old.append(lines[i])
+            i += 1
+        new = source_table(root / match["path"], match["heading"])
+        if new != old:
+            changed.append(f"{match['path']} :: {match['heading']}")
+        out.extend(new)
+    return "\n".join(out) + ("\n" if readme.endswith("\n") else ""), changed
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 if a table differs")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text()
+    try:
+        new, changed = fill(text, args.readme.parent)
+    except TableError as err:
+        print(f"{args.readme}: {err}", file=sys.stderr)
+        return 2
+    if args.check:
+        for name in changed:
+            print(f"{args.readme}: the table from {name} differs from its source; run python "
+                  f"scripts/readme_tables.py", file=sys.stderr)
+        return 1 if changed else 0
+    if changed:
+        write_text_atomic(args.readme, new)
+    print(f"{len(changed)} table(s) updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,6 +28,7 @@ run_bench()   {
 }
 run_smoke()   {
   ds-compare robustness-quick --output docs/results/v0.3/robustness-quick
+  python scripts/readme_tables.py                                               # the README's copies of its tables
   ds-compare room-quick --output docs/results/v0.3/room-quick
   time ds-compare quick --output "$scratch/quick-local"                        # the executor timings in README.md
   time ds-compare quick --executor ray --jobs 2 --output "$scratch/quick-ray"
@@ -40,6 +41,10 @@ run_figures() {
 run_robustness() {
   ds-compare robustness --output docs/results/v0.3/robustness --data-root . --jobs 2   # resumes committed runs
   python scripts/depth_consistency.py robustness --output docs/results/v0.3/robustness --data-root .
+  python scripts/readme_tables.py                                               # the README's copies of its tables
+  # the first diagnosis of depth-hybrid-uncertain's seed-1 losses (4 runs, about 8 min)
+  ds-compare docs/results/v0.3/robustness-uncertain-diagnosis/protocol.yaml \
+    --output docs/results/v0.3/robustness-uncertain-diagnosis --data-root . --jobs 2
 }
 
 case "$what" in

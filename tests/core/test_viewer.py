@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -28,8 +29,16 @@ pytestmark = [
 ]
 
 
-def browse(url: str, user_data_dir: Path, screenshot: Path) -> List[str]:
-    """Open the viewer, wait for the first render, screenshot it; return the output names it offers."""
+def rendered_width(page) -> int:
+    """Width in pixels of the last image the viewer received (its "Resolution: W×Hpx" line; 0 before the first)."""
+    match = re.search(r"Resolution: (\d+)\D(\d+)px", page.get_by_text("Resolution:").first.inner_text())
+    return int(match.group(1)) if match else 0
+
+
+def browse(url: str, user_data_dir: Path, screenshot: Path, min_width: int = 0) -> List[str]:
+    """Open the viewer, wait for the first render (and, with ``min_width``, for a render at least that wide: the
+    viewer first sends a coarse image while the camera settles, then refines it), screenshot it; return the output
+    names it offers."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -42,6 +51,13 @@ def browse(url: str, user_data_dir: Path, screenshot: Path) -> List[str]:
             page.goto(url)
             page.wait_for_selector("canvas", timeout=120_000)
             page.get_by_text("Resolution:").wait_for(timeout=120_000)  # the first rendered image has arrived
+            deadline = time.monotonic() + 180
+            while rendered_width(page) < min_width:
+                assert time.monotonic() < deadline, (
+                    f"the viewer sent no render at least {min_width} px wide within 3 min "
+                    f"(last: {rendered_width(page)} px)"
+                )
+                time.sleep(1)
             time.sleep(3)
             page.locator("canvas").first.screenshot(path=str(screenshot))
             return output_options(page)
@@ -88,7 +104,9 @@ def test_ns_viewer_renders_a_finished_run_in_a_browser(data, tiny_scene, tiny_ca
                             start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/", proc)
-        outputs = browse(f"http://127.0.0.1:{port}/", tmp_path / "chromium-profile", tmp_path / "viewer.png")
+        # a finished run with a still camera: the viewer refines its first coarse (about 30 px) image
+        outputs = browse(f"http://127.0.0.1:{port}/", tmp_path / "chromium-profile", tmp_path / "viewer.png",
+                         min_width=100)
     finally:
         stop(proc)
     assert_render_not_blank(tmp_path / "viewer.png")

@@ -42,6 +42,7 @@ run_robustness() {
   ds-compare robustness --output docs/results/v0.3/robustness --data-root . --jobs 2   # resumes committed runs
   python scripts/depth_consistency.py robustness --output docs/results/v0.3/robustness --data-root .
   python scripts/readme_tables.py                                               # the README's copies of its tables
+  for m in psnr depth_l1; do python scripts/seed_differences.py docs/results/v0.3/robustness --metric $m; done
   # the first diagnosis of depth-hybrid-uncertain's seed-1 losses (4 runs, about 8 min)
   ds-compare docs/results/v0.3/robustness-uncertain-diagnosis/protocol.yaml \
     --output docs/results/v0.3/robustness-uncertain-diagnosis --data-root . --jobs 2

@@ -1,0 +1,27 @@
+"""scripts/seed_differences.py: each seed's difference to the baseline of the same seed, from hand-written results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run(scene, method, seed, psnr):
+    return {"scene": scene, "method": method, "seed": seed, "status": "ok",
+            "views": [{"metrics": {"psnr": p}} for p in psnr]}
+
+
+def test_each_seed_is_compared_with_the_baseline_of_its_own_seed_and_the_gap_between_seeds_is_printed(tmp_path):
+    results = {"protocol": {"baseline": "depth-baseline"}, "runs": [
+        run("s/c", "depth-baseline", 0, [20.0, 22.0]), run("s/c", "depth-baseline", 1, [23.0, 23.0]),
+        run("s/c", "depth-soft", 0, [22.0, 24.0]), run("s/c", "depth-soft", 1, [22.0, 22.0]),
+    ]}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "seed_differences.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    # baseline means 21 and 23; soft 23 and 22: +2 in seed 0, -1 in seed 1, 3 apart
+    assert "| s/c | depth-baseline (mean) | 21.000 | 23.000 | |" in out
+    assert "| s/c | depth-soft | +2.000 | -1.000 | 3.000 |" in out

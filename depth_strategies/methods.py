@@ -141,6 +141,11 @@ STRATEGIES: Dict[str, Dict[str, Any]] = {
 
 SIGMA_WINDOW_MULT = 3.0
 """k of the uncertainty-aware variants: eps = max(eps_min, 3 sigma) covers 99.7 % of Gaussian depth errors."""
+MAX_TRUSTED_HALF_WIDTH = 0.6
+"""Widest window (Blender units) at which the uncertainty-aware variant still uses a ray's depth: twice the narrowest
+window (0.3), i.e. sigma <= 0.2 at k = 3. Chosen after the variant's second version was measured on lego-10
+(README, "Robustness"): it helped where the depth's sigma was at most 0.12 (3 % noise) and hurt where it was 0.23
+or more (10 % noise, every monocular level); a limit between the two, not tuned further."""
 ROBUST_PENALTY_SCALE = 0.1
 """delta of the uncertainty-aware variant's Cauchy penalty, Blender units: a third of eps_min (0.3), so residuals
 inside the guided window are penalised almost as the l2, and depth further off than the window pulls little."""
@@ -152,6 +157,7 @@ VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
             "sigma_window_mult": SIGMA_WINDOW_MULT,
             "consistency_sigma": True,
             "guide_by_trust": True,
+            "max_trusted_half_width": MAX_TRUSTED_HALF_WIDTH,
             "depth_penalty": "cauchy",
             "depth_penalty_scale": ROBUST_PENALTY_SCALE,
         },

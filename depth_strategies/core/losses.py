@@ -111,6 +111,16 @@ def uncertainty_weight(half_width: Float[Tensor, "*bs 1"], min_half_width: float
     return (min_half_width / half_width) ** 2
 
 
+def trusted_depth(half_width: Float[Tensor, "*bs 1"], max_half_width: float) -> Bool[Tensor, "*bs 1"]:
+    """Whether a ray's depth is still worth using: its window eps = max(eps_min, k sigma) is at most
+    ``max_half_width`` (same units). Beyond it the depth no longer says where the surface is closely enough for a
+    guided window or a depth loss to help, so the caller treats it as unknown (the RGB-only baseline's treatment of
+    that ray). Every ray is trusted when ``max_half_width`` <= 0."""
+    if max_half_width <= 0:
+        return torch.ones_like(half_width, dtype=torch.bool)
+    return half_width <= max_half_width
+
+
 def least_squares_scale_shift(
     predicted: Float[Tensor, "num_rays 1"],
     given: Float[Tensor, "num_rays 1"],

@@ -227,6 +227,12 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     the other rays keep all of the model's own samples. False: every ray with depth is guided, however wide its
     window (a noisy depth then costs the NeRF a share of its samples on a window that no longer locates the
     surface)."""
+    max_trusted_half_width: float = 0.0
+    """With ``sigma_window_mult`` > 0: the widest window eps (Blender units) at which a ray's depth is still used. A
+    ray whose eps = max(guide_half_width, k sigma) is wider is treated as a ray without depth: it is not guided and
+    gets no soft, free-space or surface loss (:func:`depth_strategies.core.losses.trusted_depth`), so depth too
+    uncertain to locate the surface leaves the ray exactly as the RGB-only baseline trains it (rays known to be
+    empty keep their mask loss). 0: no limit (every ray with depth is used, down-weighted by its trust)."""
     depth_penalty: losses.Penalty = "l2"
     """How the soft loss penalises the residual D_pred - D_gt: "l2", or the robust "huber" or "cauchy" (equal to
     the l2 for residuals well below ``depth_penalty_scale``; :func:`depth_strategies.core.losses.robust_penalty`),
@@ -333,6 +339,15 @@ class DepthStrategyModel(NerfactoModel):
             return torch.full_like(like, cfg.guide_half_width)
         return losses.window_half_width(sigma / self.scene_scale, cfg.guide_half_width, cfg.sigma_window_mult)
 
+    def _trusted_state(self, state: Tensor, half_width: Tensor) -> Tensor:
+        """The rays' depth state with the surface rays whose window exceeds ``max_trusted_half_width`` marked
+        unknown (unchanged without a limit or without ``sigma_window_mult``)."""
+        cfg = self.config
+        if cfg.sigma_window_mult <= 0 or cfg.max_trusted_half_width <= 0:
+            return state
+        untrusted = (state == DepthState.SURFACE) & ~losses.trusted_depth(half_width, cfg.max_trusted_half_width)
+        return torch.where(untrusted, torch.full_like(state, DepthState.UNKNOWN), state)
+
     # ------------------------------------------------------------------ forward
     def _training_guide(self, ray_bundle: RayBundle) -> Tuple[Optional[Tensor], Optional[Tensor], Tensor | float]:
         """Known surface depth of each training ray for the guided sampler, whether it is valid, and the window's
@@ -345,7 +360,7 @@ class DepthStrategyModel(NerfactoModel):
         assert ray_bundle.camera_indices is not None
         depth = self._metric_depth(meta[DEPTH_KEY], ray_bundle.camera_indices)
         half_width = self._half_width(self._ray_sigma(meta.get(SIGMA_KEY), ray_bundle.camera_indices), depth)
-        valid = meta[STATE_KEY] == DepthState.SURFACE
+        valid = self._trusted_state(meta[STATE_KEY], half_width) == DepthState.SURFACE
         if self.config.guide_by_trust and self.config.sigma_window_mult > 0:
             trust = losses.uncertainty_weight(half_width, self.config.guide_half_width)
             valid = trusted_rays(valid, trust, torch.rand_like(trust))
@@ -424,6 +439,8 @@ class DepthStrategyModel(NerfactoModel):
         depth = batch[DEPTH_KEY].to(self.device)
         sigma = batch[SIGMA_KEY].to(self.device) if SIGMA_KEY in batch else None
         sigma = self._ray_sigma(sigma, batch["indices"][:, :1].to(self.device))
+        half_width = self._half_width(sigma, depth)
+        state = self._trusted_state(state, half_width)
         surface = state == DepthState.SURFACE
         extra: Dict[str, Tensor] = {}
         if cfg.depth_alignment != "none":
@@ -432,8 +449,8 @@ class DepthStrategyModel(NerfactoModel):
             extra["hard_surface"] = surface & self._alignment_ready()
             depth = self._metric_depth(depth, image)
         if cfg.sigma_window_mult > 0 and sigma is not None:
-            extra["half_width"] = self._half_width(sigma, depth)
-            extra["ray_weights"] = losses.uncertainty_weight(extra["half_width"], cfg.guide_half_width)
+            extra["half_width"] = half_width
+            extra["ray_weights"] = losses.uncertainty_weight(half_width, cfg.guide_half_width)
         loss_dict.update(
             depth_losses(outputs["weights_list"], outputs["ray_samples_list"], depth, state, scale, cfg, **extra)
         )

@@ -324,6 +324,7 @@ DEPTH_USE_FIELDS = (
     "hard_depth_mult",
     "empty_space_mult",
     "sigma_window_mult",
+    "max_trusted_half_width",
     "depth_penalty",
     "depth_alignment",
 )

@@ -308,6 +308,12 @@ def test_the_uncertainty_aware_window_is_the_minimum_until_k_sigma_exceeds_it_an
     assert_close(losses.uncertainty_weight(eps, 0.3), col(1.0, 1.0, 0.25, 0.01))
 
 
+def test_trusted_depth_keeps_windows_up_to_the_limit_and_every_window_without_one():
+    eps = col(0.3, 0.6, 0.61, 3.0)
+    assert losses.trusted_depth(eps, 0.6).flatten().tolist() == [True, True, False, False]
+    assert losses.trusted_depth(eps, 0.0).all()
+
+
 def test_the_combined_sigma_is_the_larger_of_reported_and_inconsistency_and_the_inconsistency_alone_without_one():
     assert_close(losses.combined_sigma(col(0.0, 0.5, 0.1), col(0.2, 0.2, 0.1)), col(0.2, 0.5, 0.1))
     assert_close(losses.combined_sigma(None, col(0.2, 0.0)), col(0.2, 0.0))

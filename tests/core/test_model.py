@@ -315,6 +315,41 @@ def test_inconsistent_monocular_depth_widens_the_uncertain_windows_and_thins_the
     assert loss_dict["surface_loss"] < fixed["surface_loss"]
 
 
+def test_depth_too_uncertain_for_the_widest_trusted_window_trains_like_a_ray_without_depth(tiny_scene):
+    # every image inconsistent by 1 unit: each ray's window 3 sigma = 3 exceeds the variant's limit of 0.6
+    torch.manual_seed(0)
+    loop = TrainingLoop(tiny_config("depth-hybrid-uncertain", tiny_scene, **MONOCULAR), "cpu")
+    model = loop.pipeline.model
+    assert model.config.max_trusted_half_width == 0.6
+    model.image_consistency = torch.full_like(model.image_consistency, 1.0 * model.scene_scale)
+    ray_bundle, batch, outputs, loss_dict = one_step(loop)
+    assert (batch[STATE_KEY] == DepthState.SURFACE).any() and (batch[STATE_KEY] == DepthState.EMPTY).any()
+    _, valid, _ = model._training_guide(ray_bundle)
+    assert not valid.any()
+    for name in ("soft_depth_loss", "free_space_loss", "surface_loss"):
+        assert loss_dict[name].item() == 0.0, name
+    assert loss_dict["empty_space_loss"].item() > 0.0  # the mask is not depth: rays known empty keep their loss
+    # without the limit, the same batch is guided and pulled by the same depth
+    model.config.max_trusted_half_width = 0.0
+    unlimited = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    assert unlimited["surface_loss"].item() > 0.0 and unlimited["soft_depth_loss"].item() > 0.0
+    assert unlimited["empty_space_loss"].item() == loss_dict["empty_space_loss"].item()
+
+
+def test_the_trusted_window_limit_drops_exactly_the_rays_wider_than_it(tiny_scene):
+    # sigma = 0.02 + 0.05 D on D in [2, 6]: windows from 0.36 to 0.96, on both sides of the limit 0.6
+    torch.manual_seed(0)
+    loop = TrainingLoop(tiny_config("depth-hybrid-uncertain", tiny_scene, **{
+        **NOISY, "pipeline.model.guide_by_trust": False}), "cpu")
+    model = loop.pipeline.model
+    ray_bundle, _, _, _ = one_step(loop)
+    surface = ray_bundle.metadata[STATE_KEY] == DepthState.SURFACE
+    _, valid, half_width = model._training_guide(ray_bundle)
+    narrow = half_width <= 0.6 * model.scene_scale
+    assert (surface & narrow).any() and (surface & ~narrow).any()
+    assert torch.equal(valid, surface & narrow)
+
+
 def test_the_strategies_without_consistency_sigma_ignore_the_measured_inconsistency(tiny_scene):
     loop = TrainingLoop(tiny_config("depth-hybrid", tiny_scene, **MONOCULAR), "cpu")
     model = loop.pipeline.model

@@ -150,20 +150,20 @@ CONVERGENCE_ITERATIONS = 200
 """Iterations of the short run: enough for geometry to separate the methods at the tiny size."""
 
 
-TRAINING_VIEWS_CHECKED = 4
-"""Training views whose per-pixel depth error the soft strategy's test compares."""
+SOFT_TEST_METHODS = ("depth-soft", "depth-baseline")
+"""The methods whose per-pixel training-view depth errors the soft strategy's test compares."""
 
 
 def training_view_depth_errors(loop: TrainingLoop, truth) -> torch.Tensor:
-    """|expected depth - D_gt| on every surface pixel of the first training views (Blender units): the error the
-    soft loss targets, on the rays it trains on, rendered without ground truth. ``truth``: the training split read
-    with its depth (depth-baseline's own datamanager does not read it)."""
+    """|expected depth - D_gt| on every surface pixel of every training view (Blender units): the error the soft
+    loss targets, on the rays it trains on, rendered without ground truth. ``truth``: the training split read with
+    its depth (depth-baseline's own datamanager does not read it)."""
     pipeline = loop.pipeline
     pipeline.eval()
     cameras = pipeline.datamanager.train_dataset.cameras
     scale = pipeline.model.scene_scale
     errors = []
-    for index in range(TRAINING_VIEWS_CHECKED):
+    for index in range(len(cameras)):
         data = truth[index]
         with torch.no_grad():
             outputs = pipeline.model.get_outputs_for_camera(cameras[index : index + 1])
@@ -175,7 +175,8 @@ def training_view_depth_errors(loop: TrainingLoop, truth) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def convergence_results(convergence_scene):
-    """{method: (metrics before, metrics after, per-pixel training-view depth errors after)}."""
+    """{method: (metrics before, metrics after, per-pixel training-view depth errors after (None except for the
+    soft strategy's test))}."""
     results = {}
     truth = None
     for name in METHODS:
@@ -187,7 +188,8 @@ def convergence_results(convergence_scene):
         loop.run(CONVERGENCE_ITERATIONS)
         results[name] = (start, average_eval(loop), loop)
     for name, (start, end, loop) in results.items():
-        results[name] = (start, end, training_view_depth_errors(loop, truth))
+        errors = training_view_depth_errors(loop, truth) if name in SOFT_TEST_METHODS else None
+        results[name] = (start, end, errors)
     print({k: (round(v[1]["psnr"], 2), round(v[1]["depth_l1"], 3)) for k, v in results.items()})
     return results
 
@@ -216,7 +218,12 @@ def test_guided_methods_end_with_clearly_lower_depth_error_than_baseline(name, c
 def test_soft_strategy_lowers_the_depth_error_it_targets_on_most_training_rays(convergence_results):
     """The soft loss pulls the expected depth of training rays to D_gt: after the short run, on the same pixels of
     the same training views, the soft strategy's error is smaller than the baseline's on more pixels than chance
-    allows (one-sided sign test, p < 0.001). No margin to tune: a soft loss with no effect fails it."""
+    allows (one-sided sign test, p < 0.001). No margin to tune: a soft loss with no effect fails it.
+
+    The effect is small after 200 iterations at lambda_soft = 0.03 (soft wins on about 54 % of the pixels), and
+    training on the CPU is not bitwise reproducible, so the pixels of all 20 training views are compared: on 4 of
+    them CI once measured 1959 of 3776 (p = 0.011; here 2028-2067 of 3776, and 10033-10120 of 18462 on all 20).
+    Neighbouring pixels are not independent, so the p-value only detects an effect; it does not size it."""
     from scipy.stats import binomtest
 
     soft, baseline = convergence_results["depth-soft"][2], convergence_results["depth-baseline"][2]

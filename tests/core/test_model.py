@@ -220,10 +220,10 @@ def test_soft_strategy_lowers_the_depth_error_it_targets_on_most_training_rays(c
     the same training views, the soft strategy's error is smaller than the baseline's on more pixels than chance
     allows (one-sided sign test, p < 0.001). No margin to tune: a soft loss with no effect fails it.
 
-    The effect is small after 200 iterations at lambda_soft = 0.03 (soft wins on about 54 % of the pixels), and
-    training on the CPU is not bitwise reproducible, so the pixels of all 20 training views are compared: on 4 of
-    them CI once measured 1959 of 3776 (p = 0.011; here 2028-2067 of 3776, and 10033-10120 of 18462 on all 20).
-    Neighbouring pixels are not independent, so the p-value only detects an effect; it does not size it."""
+    The effect is small after 200 iterations at lambda_soft = 0.03 and CPU training is not bitwise reproducible,
+    so the pixels of all 20 training views are compared: on the first 4 alone CI once measured 1959 of 3776
+    (p = 0.011). Neighbouring pixels are not independent, so the p-value only detects an effect; it does not size
+    it."""
     from scipy.stats import binomtest
 
     soft, baseline = convergence_results["depth-soft"][2], convergence_results["depth-baseline"][2]

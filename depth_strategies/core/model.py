@@ -310,6 +310,22 @@ class DepthStrategyModel(NerfactoModel):
         use = cfg.consistency_sigma and cfg.sigma_window_mult > 0 and consistency is not None
         self.register_buffer("image_consistency", torch.as_tensor(consistency).float() if use else None,
                              persistent=False)
+        # the guidance's own random numbers (which rays follow their trust, the window's jitter), seeded from the
+        # run's seed: drawing them from torch's global stream would change every later ray batch and nerfacto
+        # sample, so a method would differ from the baseline in which rays it sees as well as in how it uses depth
+        self._guidance_seed = torch.initial_seed()
+        self._guidance_generators: Dict[str, torch.Generator] = {}
+
+    def guidance_uniform(self, like: Tensor) -> Tensor:
+        """U(0, 1) draws shaped like ``like`` from the guidance's own stream, which is seeded from the run's seed
+        when the model is built and is separate from torch's global stream (one stream per device): the guided
+        methods then see the same ray batches and the same nerfacto sample jitter as the baseline at the same
+        seed (common random numbers), so they differ from it only in how they use depth."""
+        key = str(like.device)
+        if key not in self._guidance_generators:
+            self._guidance_generators[key] = torch.Generator(device=like.device).manual_seed(self._guidance_seed)
+        return torch.rand(like.shape, generator=self._guidance_generators[key], device=like.device,
+                          dtype=like.dtype)
 
     # ------------------------------------------------------------------ depth of training rays
     def _alignment_ready(self) -> bool:
@@ -363,7 +379,7 @@ class DepthStrategyModel(NerfactoModel):
         valid = self._trusted_state(meta[STATE_KEY], half_width) == DepthState.SURFACE
         if self.config.guide_by_trust and self.config.sigma_window_mult > 0:
             trust = losses.uncertainty_weight(half_width, self.config.guide_half_width)
-            valid = trusted_rays(valid, trust, torch.rand_like(trust))
+            valid = trusted_rays(valid, trust, self.guidance_uniform(trust))
         return depth, valid, half_width * self.scene_scale
 
     def get_outputs(self, ray_bundle: RayBundle):
@@ -377,6 +393,7 @@ class DepthStrategyModel(NerfactoModel):
             guide_depth=guide_depth,
             guide_valid=guide_valid,
             guide_half_width=guide_half_width,
+            uniform=self.guidance_uniform,
         )
         field_outputs = self.field.forward(ray_samples, compute_normals=self.config.predict_normals)
         weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])

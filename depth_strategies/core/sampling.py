@@ -126,7 +126,11 @@ class DepthGuidedProposalSampler(ProposalNetworkSampler):
         guide_depth: Optional[Float[Tensor, "*bs 1"]] = None,
         guide_valid: Optional[Bool[Tensor, "*bs 1"]] = None,
         guide_half_width: float = 0.0,
+        uniform: Callable[[Tensor], Tensor] = torch.rand_like,
     ) -> Tuple[RaySamples, List, List]:
+        """nerfstudio's proposal samples, with ``guide_depth`` (model units, per ray) merged into the NeRF level for
+        the ``guide_valid`` rays over a window of ``guide_half_width``; ``uniform`` draws the windows' jitter (U(0, 1)
+        shaped like its argument; the model passes its own stream, so guidance leaves torch's global one alone)."""
         ray_samples, weights_list, ray_samples_list = super().generate_ray_samples(ray_bundle, density_fns)
         if guide_depth is None or guide_valid is None or self.num_guided == 0:
             return ray_samples, weights_list, ray_samples_list
@@ -136,7 +140,7 @@ class DepthGuidedProposalSampler(ProposalNetworkSampler):
         spacing_fn = self.initial_sampler.spacing_fn
         lo = euclidean_to_spacing(torch.maximum(guide_depth - guide_half_width, nears), nears, fars, spacing_fn)
         hi = euclidean_to_spacing(torch.minimum(guide_depth + guide_half_width, fars), nears, fars, spacing_fn)
-        jitter = torch.rand_like(lo) if self.training else None
+        jitter = uniform(lo) if self.training else None
         edges = guided_bin_edges(edges_from_samples(ray_samples), lo, hi, guide_valid, self.num_guided, jitter)
         edges = edges.detach()
         assert ray_samples.spacing_to_euclidean_fn is not None

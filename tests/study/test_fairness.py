@@ -104,3 +104,29 @@ def test_the_object_reference_samples_inside_the_box_like_the_methods(tiny_scene
     assert signatures["depth-nerfacto-object"] == signatures["depth-baseline"]
     as_shipped = signatures["depth-nerfacto"]["collider"]
     assert as_shipped[0] == "NearFarCollider" and as_shipped[3] is True  # nerfstudio's: near plane 0 at test time
+
+
+def ray_batches_and_stream(name: str, scene, steps: int = 3):
+    """The training pixels of ``steps`` + 1 batches of a method from seed 0, and torch's global stream after them."""
+    from depth_strategies.core.training import seed_everything
+    from tests.conftest import tiny_config
+
+    seed_everything(0)
+    loop = TrainingLoop(tiny_config(name, scene, **NOISY), "cpu")
+    loop.run(steps)
+    _, batch = loop.pipeline.datamanager.next_train(steps)
+    return batch["indices"], torch.get_rng_state()
+
+
+NOISY = {"pipeline.datamanager.depth_degradations": ("noise(a=0.02, b=0.05)",)}
+"""Depth with a reported sigma, so that the uncertainty-aware variant draws which rays follow their trust."""
+
+
+@pytest.mark.parametrize("name", [m for m in METHOD_FIELDS if m != "depth-baseline"])
+def test_every_method_sees_the_baselines_ray_batches_at_the_same_seed(name, tiny_scene):
+    # common random numbers: guidance draws from the model's own stream, so a method differs from the baseline in
+    # how it uses depth, not in which rays and nerfacto samples its random stream gives it
+    indices, stream = ray_batches_and_stream(name, tiny_scene)
+    reference_indices, reference_stream = ray_batches_and_stream("depth-baseline", tiny_scene)
+    assert torch.equal(indices, reference_indices)
+    assert torch.equal(stream, reference_stream)

@@ -357,6 +357,51 @@ def test_views_are_averaged_over_seeds_before_the_paired_test():
     assert row["n"] == 8 and row["seeds"] == 3 and row["seed_std"] > 0
 
 
+def seed_results(offsets):
+    """8 views; depth-soft's run of seed s is the baseline's of that seed + offsets[s] dB on every view, and the
+    baseline's runs differ between seeds by a per-view pattern."""
+    runs = []
+    for seed, offset in enumerate(offsets):
+        for method, gain in (("depth-baseline", 0.0), ("depth-soft", offset)):
+            views = [{"index": i, "metrics": {"psnr": 20.0 + 0.1 * i + 0.3 * seed * (i % 3) + gain, "depth_l1": 0.1}}
+                     for i in range(8)]
+            runs.append({"scene": "s", "method": method, "seed": seed, "run_id": f"s/{method}/seed{seed}",
+                         "status": "ok", "sweep": None, "views": views, "train": {}, "render": {}})
+    return {
+        "protocol": {"name": "seeds", "baseline": "depth-baseline", "iterations": 10,
+                     "seeds": list(range(len(offsets))), "primary_metrics": ["psnr"]},
+        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "runs": runs,
+    }
+
+
+def test_each_seeds_difference_is_the_mean_over_views_of_that_seeds_pair_of_runs():
+    comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([0.5, -1.0]))}
+    soft = comp[("depth-soft", "psnr")]
+    assert soft["seed_differences"] == {"0": pytest.approx(0.5), "1": pytest.approx(-1.0)}
+    assert soft["mean_difference"] == pytest.approx(-0.25)  # views averaged over seeds: (0.5 - 1.0) / 2 each
+
+
+def test_a_difference_whose_seeds_disagree_is_not_significant_however_small_its_view_level_p():
+    # every view moves by the seed's offset: the exact Wilcoxon p over 8 views is 2 / 2^8 either way
+    disagree = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([0.5, -1.0]))}
+    agree = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([-0.2, -1.0]))}
+    for comp in (disagree, agree):
+        assert comp[("depth-soft", "psnr")]["p_holm"] == pytest.approx(2 / 2**8)
+    assert not report.seeds_agree(disagree[("depth-soft", "psnr")])
+    assert not report.significant(disagree[("depth-soft", "psnr")])
+    assert report.seeds_agree(agree[("depth-soft", "psnr")]) and report.significant(agree[("depth-soft", "psnr")])
+    # one seed: nothing to disagree with, the view-level test decides
+    assert report.significant({"in_family": True, "p_holm": 0.01, "mean_difference": -1.0,
+                               "seed_differences": {"0": -1.0}})
+    assert not report.significant({"in_family": False, "p_holm": None, "p_value": 0.001, "mean_difference": -1.0,
+                                   "seed_differences": {"0": -1.0, "1": -2.0}})  # exploratory rows are never marked
+    md = report.render_markdown(seed_results([0.5, -1.0]))
+    assert "(-0.25)" in md and "(-0.25†)" not in md
+    assert "| +0.50 / -1.00 (disagree) |" in md
+    assert "(-0.60†)" in report.render_markdown(seed_results([-0.2, -1.0]))
+
+
 def test_the_declared_family_does_not_change_with_the_runs_that_exist():
     two = report.compare_to_baseline(many_view_results())
     three = report.compare_to_baseline(many_view_results(methods=("depth-baseline", "depth-soft", "depth-hard")))

@@ -158,6 +158,7 @@ VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
             "consistency_sigma": True,
             "guide_by_trust": True,
             "max_trusted_half_width": MAX_TRUSTED_HALF_WIDTH,
+            "mask_follows_trust": True,
             "depth_penalty": "cauchy",
             "depth_penalty_scale": ROBUST_PENALTY_SCALE,
         },

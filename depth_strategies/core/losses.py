@@ -121,6 +121,22 @@ def trusted_depth(half_width: Float[Tensor, "*bs 1"], max_half_width: float) -> 
     return half_width <= max_half_width
 
 
+def image_trust_share(
+    trusted: Bool[Tensor, "*bs 1"], with_depth: Bool[Tensor, "*bs 1"], image: Int[Tensor, "*bs 1"]
+) -> Float[Tensor, "*bs 1"]:
+    """Per ray: the share of the batch's rays *of its image* that have depth (``with_depth``) whose depth is also
+    ``trusted`` (:func:`trusted_depth`); 1 where the batch holds no ray with depth of that image (nothing says its
+    depth is bad: sparse depth, holes). An image whose depth is trusted nowhere gets 0."""
+    flat_image = image.reshape(-1).long()
+    size = int(flat_image.max()) + 1 if flat_image.numel() else 0
+    counted = torch.zeros(size, dtype=torch.float32, device=image.device)
+    with_depth_count = counted.index_add(0, flat_image, with_depth.reshape(-1).float())
+    trusted_count = counted.index_add(0, flat_image, (trusted & with_depth).reshape(-1).float())
+    share = torch.where(with_depth_count > 0, trusted_count / with_depth_count.clamp(min=1.0),
+                        torch.ones_like(with_depth_count))
+    return share[flat_image].reshape(image.shape)
+
+
 def least_squares_scale_shift(
     predicted: Float[Tensor, "num_rays 1"],
     given: Float[Tensor, "num_rays 1"],
@@ -253,6 +269,7 @@ def assemble_depth_losses(
     ray_weights: Optional[Float[Tensor, "*bs 1"]] = None,
     soft_gt_depth: Optional[Float[Tensor, "*bs 1"]] = None,
     hard_surface: Optional[Bool[Tensor, "*bs 1"]] = None,
+    empty_weights: Optional[Float[Tensor, "*bs 1"]] = None,
 ) -> Dict[str, Float[Tensor, ""]]:
     """The depth loss terms of one batch: ``{"soft_depth_loss", "free_space_loss", "surface_loss",
     "empty_space_loss"}``, each lambda x mean over levels of the mean over its rays; terms with lambda 0 are absent.
@@ -264,8 +281,9 @@ def assemble_depth_losses(
     Optional, per ray: ``half_width`` (eps of each ray instead of ``lambdas.half_width``: the uncertainty-aware
     margin, :func:`window_half_width`), ``ray_weights`` (multiplying each surface ray's soft, free-space and surface
     values: :func:`uncertainty_weight`), ``soft_gt_depth`` (the depth the soft term compares with, e.g. aligned
-    by :func:`least_squares_scale_shift`) and ``hard_surface`` (the surface rays of the free-space and surface terms,
-    default ``surface``). The mean over rays always divides by the number of rays selected, so a weight of 1 on
+    by :func:`least_squares_scale_shift`), ``hard_surface`` (the surface rays of the free-space and surface terms,
+    default ``surface``) and ``empty_weights`` (multiplying each empty ray's mask value: :func:`image_trust_share`).
+    The mean over rays always divides by the number of rays selected, so a weight of 1 on
     every ray gives the unweighted loss.
     """
     if not len(weights) == len(bin_starts) == len(bin_ends) > 0:
@@ -279,9 +297,9 @@ def assemble_depth_losses(
     per_level: Dict[str, list] = {}
 
     def add(name: str, lam: float, values: Float[Tensor, "*bs 1"], rays: Bool[Tensor, "*bs 1"],
-            weighted: bool = True) -> None:
-        if weighted and ray_weights is not None:
-            values = values * ray_weights
+            weights: Optional[Float[Tensor, "*bs 1"]] = ray_weights) -> None:
+        if weights is not None:
+            values = values * weights
         per_level.setdefault(name, []).append(lam * masked_mean(values, rays))
 
     for w, ends, mids in zip(weights, bin_ends, t_mid):
@@ -293,5 +311,5 @@ def assemble_depth_losses(
             add("free_space_loss", lambdas.hard, free_space_loss(w, ends, free_until_surface), hard_rays)
             add("surface_loss", lambdas.hard, surface_loss(w, mids, gt_depth, lambdas.surface_variance), hard_rays)
         if lambdas.empty > 0:
-            add("empty_space_loss", lambdas.empty, free_space_loss(w, ends, free_forever), empty, weighted=False)
+            add("empty_space_loss", lambdas.empty, free_space_loss(w, ends, free_forever), empty, empty_weights)
     return {name: torch.stack(terms).mean() for name, terms in per_level.items()}

@@ -374,6 +374,7 @@ DEPTH_USE_FIELDS = (
     "empty_space_mult",
     "sigma_window_mult",
     "max_trusted_half_width",
+    "mask_follows_trust",
     "depth_penalty",
     "depth_alignment",
 )
@@ -382,6 +383,8 @@ DEPTH_USE_FIELDS = (
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 

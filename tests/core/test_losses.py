@@ -314,6 +314,33 @@ def test_trusted_depth_keeps_windows_up_to_the_limit_and_every_window_without_on
     assert losses.trusted_depth(eps, 0.0).all()
 
 
+def test_an_images_trust_share_counts_only_its_own_rays_with_depth_and_is_one_without_any():
+    # image 0: 3 rays with depth, 1 trusted; image 1: 2 with depth, both trusted; image 2: none with depth (empty or
+    # unknown rays only); image 3: 1 with depth, untrusted
+    image = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 3])[:, None]
+    with_depth = torch.tensor([1, 1, 1, 0, 1, 1, 0, 0, 1], dtype=torch.bool)[:, None]
+    trusted = torch.tensor([1, 0, 0, 0, 1, 1, 0, 0, 0], dtype=torch.bool)[:, None]
+    share = losses.image_trust_share(trusted, with_depth, image)
+    assert_close(share, torch.tensor([1 / 3] * 4 + [1.0] * 4 + [0.0])[:, None])
+    # a trusted flag on a ray without depth is not counted
+    assert_close(losses.image_trust_share(torch.ones_like(trusted), torch.zeros_like(with_depth), image),
+                 torch.ones(9, 1))
+
+
+def test_the_empty_weights_scale_only_the_mask_term_per_empty_ray():
+    base = assemble()
+    half = losses.assemble_depth_losses([LEVEL0_W, LEVEL1_W], [LEVEL0_STARTS, LEVEL1_STARTS],
+                                        [LEVEL0_STARTS + 0.5, LEVEL1_STARTS + 1.0], GT, SURFACE, EMPTY, LAMBDAS,
+                                        empty_weights=torch.tensor([[0.0], [0.5], [0.0]], dtype=torch.float64))
+    assert_close(half["empty_space_loss"], 0.5 * base["empty_space_loss"])
+    for name in ("soft_depth_loss", "free_space_loss", "surface_loss"):
+        assert torch.equal(half[name], base[name])
+    none = losses.assemble_depth_losses([LEVEL0_W, LEVEL1_W], [LEVEL0_STARTS, LEVEL1_STARTS],
+                                        [LEVEL0_STARTS + 0.5, LEVEL1_STARTS + 1.0], GT, SURFACE, EMPTY, LAMBDAS,
+                                        empty_weights=torch.tensor([[1.0], [0.0], [1.0]], dtype=torch.float64))
+    assert none["empty_space_loss"].item() == 0.0
+
+
 def test_the_combined_sigma_is_the_larger_of_reported_and_inconsistency_and_the_inconsistency_alone_without_one():
     assert_close(losses.combined_sigma(col(0.0, 0.5, 0.1), col(0.2, 0.2, 0.1)), col(0.2, 0.5, 0.1))
     assert_close(losses.combined_sigma(None, col(0.2, 0.0)), col(0.2, 0.0))

@@ -333,14 +333,34 @@ def test_depth_too_uncertain_for_the_widest_trusted_window_trains_like_a_ray_wit
     assert (batch[STATE_KEY] == DepthState.SURFACE).any() and (batch[STATE_KEY] == DepthState.EMPTY).any()
     _, valid, _ = model._training_guide(ray_bundle)
     assert not valid.any()
-    for name in ("soft_depth_loss", "free_space_loss", "surface_loss"):
-        assert loss_dict[name].item() == 0.0, name
-    assert loss_dict["empty_space_loss"].item() > 0.0  # the mask is not depth: rays known empty keep their loss
-    # without the limit, the same batch is guided and pulled by the same depth
+    for name in ("soft_depth_loss", "free_space_loss", "surface_loss", "empty_space_loss"):
+        assert loss_dict[name].item() == 0.0, name  # the mask follows the trust in the image's depth: none here
+    # the mask loss without mask_follows_trust; without the limit, the same batch is guided and pulled by the depth
+    model.config.mask_follows_trust = False
+    masked = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    assert masked["empty_space_loss"].item() > 0.0 and masked["surface_loss"].item() == 0.0
     model.config.max_trusted_half_width = 0.0
     unlimited = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
     assert unlimited["surface_loss"].item() > 0.0 and unlimited["soft_depth_loss"].item() > 0.0
-    assert unlimited["empty_space_loss"].item() == loss_dict["empty_space_loss"].item()
+    assert unlimited["empty_space_loss"].item() == masked["empty_space_loss"].item()
+
+
+def test_where_it_trusts_no_depth_the_uncertain_variant_trains_exactly_like_the_baseline(tiny_scene):
+    from depth_strategies.core.training import seed_everything
+
+    parameters = {}
+    for name in ("depth-baseline", "depth-hybrid-uncertain"):
+        seed_everything(0)
+        loop = TrainingLoop(tiny_config(name, tiny_scene, **MONOCULAR), "cpu")
+        model = loop.pipeline.model
+        if model.image_consistency is not None:  # every image inconsistent by 1 unit: every window exceeds 0.6
+            model.image_consistency = torch.full_like(model.image_consistency, 1.0 * model.scene_scale)
+        loop.run(4)
+        parameters[name] = {k: v.detach().clone() for k, v in model.named_parameters()}
+    baseline, variant = parameters["depth-baseline"], parameters["depth-hybrid-uncertain"]
+    assert baseline.keys() == variant.keys()
+    for key in baseline:
+        assert torch.equal(baseline[key], variant[key]), key
 
 
 def test_the_trusted_window_limit_drops_exactly_the_rays_wider_than_it(tiny_scene):

@@ -27,6 +27,16 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 """Files the tests read: protocols, config.yml of old runs."""
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (the README's test command runs two workers) each worker trains with its share of the
+    CPU cores as torch threads, so that the workers share the cores instead of oversubscribing them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(scope="session")
 def lego_dir() -> Path:
     """The real NeRF-synthetic lego scene (200x200, depth for the test split), read in place."""

@@ -375,6 +375,7 @@ def assemble_results(
             "views": result.get("views", []),
             "curve": result.get("curve", []),
             "config": result.get("config"),
+            "platform": (result.get("software") or {}).get("platform"),
         }
         software = result.get("software", software)
         runs.extend(condition_entries(protocol, spec, entry))

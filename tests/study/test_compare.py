@@ -291,6 +291,17 @@ def test_summary_and_differences_from_hand_written_results():
     assert comp[("depth-soft", "depth_l1")]["p_holm"] == pytest.approx(min(1.0, 0.25 * 4))
 
 
+def test_the_header_warns_when_the_runs_come_from_several_platforms():
+    results = hand_results()
+    assert "platforms" not in report.render_markdown(results)  # no platform recorded (older results)
+    for run in results["runs"]:
+        run["platform"] = "Linux-A"
+    assert "platforms" not in report.render_markdown(results)  # one machine
+    results["runs"][1]["platform"] = "Linux-B"
+    md = report.render_markdown(results)
+    assert "The runs were trained on 2 platforms: `Linux-A` (2 runs); `Linux-B` (1 run)." in md
+
+
 def test_header_counts_a_shared_run_once_and_separates_reused_runs_from_this_invocation():
     results = hand_results()
     results["wall_time_s"] = 30.0

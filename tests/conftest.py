@@ -84,6 +84,12 @@ def scene_copy(tiny_scene, tmp_path) -> Path:
     return Path(shutil.copytree(tiny_scene, tmp_path / "scene"))
 
 
+NOISY = {"pipeline.datamanager.depth_degradations": ("noise(a=0.02, b=0.05)",)}
+"""Training depth with range noise sigma = 0.02 + 0.05 D (reported per pixel): on the tiny scene (D in [2, 6]) the
+uncertainty-aware windows 3 sigma fall on both sides of its trusted limit, and the variant draws which rays follow
+their trust."""
+
+
 def tiny_config(name: str, data: Path, **overrides) -> TrainerConfig:
     """A registered method at the 'tiny' size profile, on ``data``, on the CPU."""
     cfg = apply_overrides(method_config(name), load_size_profile("tiny"))

@@ -122,14 +122,14 @@ def trusted_depth(half_width: Float[Tensor, "*bs 1"], max_half_width: float) -> 
 
 
 def image_trust_share(
-    trusted: Bool[Tensor, "*bs 1"], with_depth: Bool[Tensor, "*bs 1"], image: Int[Tensor, "*bs 1"]
+    trusted: Bool[Tensor, "*bs 1"], with_depth: Bool[Tensor, "*bs 1"], image: Int[Tensor, "*bs 1"], num_images: int
 ) -> Float[Tensor, "*bs 1"]:
     """Per ray: the share of the batch's rays *of its image* that have depth (``with_depth``) whose depth is also
     ``trusted`` (:func:`trusted_depth`); 1 where the batch holds no ray with depth of that image (nothing says its
-    depth is bad: sparse depth, holes). An image whose depth is trusted nowhere gets 0."""
+    depth is bad: sparse depth, holes). An image whose depth is trusted nowhere gets 0. ``image``: each ray's image
+    index, below ``num_images``."""
     flat_image = image.reshape(-1).long()
-    size = int(flat_image.max()) + 1 if flat_image.numel() else 0
-    counted = torch.zeros(size, dtype=torch.float32, device=image.device)
+    counted = torch.zeros(num_images, dtype=torch.float32, device=image.device)
     with_depth_count = counted.index_add(0, flat_image, with_depth.reshape(-1).float())
     trusted_count = counted.index_add(0, flat_image, (trusted & with_depth).reshape(-1).float())
     share = torch.where(with_depth_count > 0, trusted_count / with_depth_count.clamp(min=1.0),

@@ -463,8 +463,9 @@ class DepthStrategyModel(NerfactoModel):
         scale = self.scene_scale
         state = batch[STATE_KEY].to(self.device)
         depth = batch[DEPTH_KEY].to(self.device)
+        image = batch["indices"][:, :1].to(self.device)
         sigma = batch[SIGMA_KEY].to(self.device) if SIGMA_KEY in batch else None
-        sigma = self._ray_sigma(sigma, batch["indices"][:, :1].to(self.device))
+        sigma = self._ray_sigma(sigma, image)
         half_width = self._half_width(sigma, depth)
         given = state
         state = self._trusted_state(state, half_width)
@@ -472,9 +473,8 @@ class DepthStrategyModel(NerfactoModel):
         extra: Dict[str, Tensor] = {}
         if cfg.mask_follows_trust and cfg.max_trusted_half_width > 0 and cfg.empty_space_mult > 0:
             extra["empty_weights"] = losses.image_trust_share(
-                surface, given == DepthState.SURFACE, batch["indices"][:, :1].to(self.device))
+                surface, given == DepthState.SURFACE, image, self.num_train_data)
         if cfg.depth_alignment != "none":
-            image = batch["indices"][:, :1].to(self.device)
             extra["soft_gt_depth"] = self._align_batch(outputs, depth / scale, surface, image)
             extra["hard_surface"] = surface & self._alignment_ready()
             depth = self._metric_depth(depth, image)

@@ -320,10 +320,10 @@ def test_an_images_trust_share_counts_only_its_own_rays_with_depth_and_is_one_wi
     image = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 3])[:, None]
     with_depth = torch.tensor([1, 1, 1, 0, 1, 1, 0, 0, 1], dtype=torch.bool)[:, None]
     trusted = torch.tensor([1, 0, 0, 0, 1, 1, 0, 0, 0], dtype=torch.bool)[:, None]
-    share = losses.image_trust_share(trusted, with_depth, image)
+    share = losses.image_trust_share(trusted, with_depth, image, num_images=4)
     assert_close(share, torch.tensor([1 / 3] * 4 + [1.0] * 4 + [0.0])[:, None])
     # a trusted flag on a ray without depth is not counted
-    assert_close(losses.image_trust_share(torch.ones_like(trusted), torch.zeros_like(with_depth), image),
+    assert_close(losses.image_trust_share(torch.ones_like(trusted), torch.zeros_like(with_depth), image, 4),
                  torch.ones(9, 1))
 
 

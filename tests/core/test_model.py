@@ -13,7 +13,7 @@ from depth_strategies.core.data import DEPTH_KEY, STATE_KEY, DepthState
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import METHOD_FIELDS
 from depth_strategies.scenes.builtin import make_scene
-from tests.conftest import capture_config, tiny_config
+from tests.conftest import NOISY, capture_config, tiny_config
 
 METHODS = tuple(METHOD_FIELDS)
 
@@ -252,7 +252,6 @@ def test_depth_losses_reach_the_proposal_networks_only_when_supervised(supervise
 
 
 # ------------------------------------------------------------------------------------ depth as users have it
-NOISY = {"pipeline.datamanager.depth_degradations": ("noise(a=0.02, b=0.05)",)}
 
 
 def one_step(loop: TrainingLoop, step: int = 0):

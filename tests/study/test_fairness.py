@@ -107,9 +107,10 @@ def test_the_object_reference_samples_inside_the_box_like_the_methods(tiny_scene
 
 
 def ray_batches_and_stream(name: str, scene, steps: int = 3):
-    """The training pixels of ``steps`` + 1 batches of a method from seed 0, and torch's global stream after them."""
+    """The training pixels of ``steps`` + 1 batches of a method from seed 0 (noisy depth, so that the
+    uncertainty-aware variant draws which rays follow their trust), and torch's global stream after them."""
     from depth_strategies.core.training import seed_everything
-    from tests.conftest import tiny_config
+    from tests.conftest import NOISY, tiny_config
 
     seed_everything(0)
     loop = TrainingLoop(tiny_config(name, scene, **NOISY), "cpu")
@@ -118,15 +119,16 @@ def ray_batches_and_stream(name: str, scene, steps: int = 3):
     return batch["indices"], torch.get_rng_state()
 
 
-NOISY = {"pipeline.datamanager.depth_degradations": ("noise(a=0.02, b=0.05)",)}
-"""Depth with a reported sigma, so that the uncertainty-aware variant draws which rays follow their trust."""
+@pytest.fixture(scope="module")
+def baseline_batches_and_stream(tiny_scene):
+    return ray_batches_and_stream("depth-baseline", tiny_scene)
 
 
 @pytest.mark.parametrize("name", [m for m in METHOD_FIELDS if m != "depth-baseline"])
-def test_every_method_sees_the_baselines_ray_batches_at_the_same_seed(name, tiny_scene):
+def test_every_method_sees_the_baselines_ray_batches_at_the_same_seed(name, tiny_scene, baseline_batches_and_stream):
     # common random numbers: guidance draws from the model's own stream, so a method differs from the baseline in
     # how it uses depth, not in which rays and nerfacto samples its random stream gives it
     indices, stream = ray_batches_and_stream(name, tiny_scene)
-    reference_indices, reference_stream = ray_batches_and_stream("depth-baseline", tiny_scene)
+    reference_indices, reference_stream = baseline_batches_and_stream
     assert torch.equal(indices, reference_indices)
     assert torch.equal(stream, reference_stream)

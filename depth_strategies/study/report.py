@@ -157,7 +157,7 @@ def seeds_agree(comparison: Mapping[str, Any]) -> bool:
     two seeds: nothing to disagree). The views of one pair of runs share that pair's luck (which rays it drew, how
     its optimisation went), so a Wilcoxon test over views can call a run-to-run difference an effect: a variant of
     the baseline that differed from it only in its random numbers came out 0.47 dB better over 20 views on lego,
-    Holm p < 0.05 (README, "Robustness"). An effect of the method shows in each seed."""
+    Holm p < 0.05 (``docs/results/v0.3/robustness-uncertain-mask/``). An effect of the method shows in each seed."""
     by_seed = [v for v in (comparison.get("seed_differences") or {}).values() if v is not None]
     if len(by_seed) < 2:
         return True

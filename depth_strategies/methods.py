@@ -236,6 +236,7 @@ its ``DepthDataset``, which finds no depth files and downloads ZoeDepth."""
 
 OBJECT_SETTINGS: Dict[str, Any] = {
     "pipeline.model.background_color": "white",
+    "pipeline.model.random_training_background": True,
     "pipeline.model.near_plane": 2.0,
     "pipeline.model.far_plane": 6.0,
     "pipeline.model.disable_scene_contraction": True,
@@ -245,7 +246,7 @@ OBJECT_SETTINGS: Dict[str, Any] = {
 }
 """The object-scene settings of the depth-* methods, as overrides of a nerfstudio reference (the
 ``-object`` references of ``ds-bench`` and of the lego protocols, whose YAML lists the same keys): the same
-background, near and far, scene box and test-time sampling."""
+background (white at test time, random in training), near and far, scene box and test-time sampling."""
 
 
 def nerfstudio_reference(stock_name: str) -> TrainerConfig:

@@ -14,6 +14,7 @@ their metadata (``nerfstudio-data``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -339,6 +340,11 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Datamanager of every ``depth-*`` method: batches carry the depth and state of their pixels."""
 
     _target: Type = field(default_factory=lambda: DepthDataManager)
+    keep_alpha: bool = True
+    """Keep the alpha channel of RGBA training images in the batches (nerfstudio's Blender parser would composite
+    them on its ``alpha_color`` when loading; nerfstudio-data keeps it already), so that the model composites the
+    render and the ground truth over the same background: its ``background_color``, or a random colour with
+    ``random_training_background``. Test views are composited on white for scoring either way."""
     train_depth: DepthRequirement = "required"
     """Depth of the training split: required (depth methods), or ignored (the baseline never reads it)."""
     eval_depth: DepthRequirement = "optional"
@@ -463,6 +469,8 @@ class DepthDataManager(VanillaDataManager[DepthDataset]):
 
     def create_train_dataset(self) -> DepthDataset:
         outputs = float32_intrinsics(self.train_dataparser_outputs)
+        if self.config.keep_alpha:
+            outputs = dataclasses.replace(outputs, alpha_color=None)
         scene_type = scene_type_of(outputs)
         source = self._source("train", outputs, self.config.train_depth, scene_type)
         dataset = DepthDataset(outputs, scale_factor=self.config.camera_res_scale_factor, source=source)

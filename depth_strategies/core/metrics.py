@@ -13,6 +13,8 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 from torchmetrics.functional import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from depth_strategies.core.appearance import appearance_statistics
+
 DEPTH_KEY = "depth_image"
 """Batch key of ground-truth ray distance (model units); see :mod:`depth_strategies.core.data`."""
 STATE_KEY = "depth_state"
@@ -40,6 +42,9 @@ EVALUATION_PROTOCOL: Dict[str, str] = {
     "depth mask": "pixels with a known surface (alpha opaque, depth inside [2, 6]); alpha = 0 pixels count in "
     "background_accumulation only",
     "views": "every view of the test split, rendered from its camera without ground truth",
+    "appearance": "object_coverage and colour_spread_ratio (depth_strategies.core.appearance) over the pixels that "
+    "are not known empty (alpha > 0; every pixel without a depth state); a run is marked collapsed when most of its "
+    "views are empty or of constant colour",
 }
 """How every number is computed. Recorded in results.json and printed under each table: published NeRF-synthetic
 figures (black or white background, full resolution, other SSIM settings) are not comparable where these differ."""
@@ -154,6 +159,11 @@ def image_metrics(
             metrics["background_accumulation"] = masked_average(outputs["accumulation"], empty)
     else:
         surface = outputs["accumulation"] > 0.5
+    rgb_gt = torch.moveaxis(gt[0], 0, -1)
+    objects = (batch[STATE_KEY].to(device) != EMPTY if STATE_KEY in batch
+               else torch.ones_like(rgb_gt[..., :1], dtype=torch.bool))
+    metrics.update({k: float(v) for k, v in appearance_statistics(outputs["rgb"], rgb_gt, outputs["accumulation"],
+                                                                   objects).items()})
     if OUTPUT_VARIANCE in outputs and bool(surface.any()):
         metrics[OUTPUT_VARIANCE] = masked_average(outputs[OUTPUT_VARIANCE] / scene_scale**2, surface)
         metrics[OUTPUT_ENTROPY] = masked_average(outputs[OUTPUT_ENTROPY], surface)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Literal, Optional, Sequence, Tuple, Type
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import torch
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.field_components.spatial_distortions import SceneContraction
 from nerfstudio.fields.density_fields import HashMLPDensityField
@@ -35,12 +36,20 @@ from nerfstudio.model_components.scene_colliders import NearFarCollider
 from nerfstudio.model_components.shaders import NormalsShader
 from nerfstudio.models.base_model import Model
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
-from nerfstudio.utils import colormaps
+from nerfstudio.utils import colormaps, colors
 from nerfstudio.utils.external import TCNN_EXISTS
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from depth_strategies.core import losses
+from depth_strategies.core.appearance import (
+    AppearanceMonitor,
+    appearance_statistics,
+    appearance_status,
+    object_mask_from_background,
+    recomposite,
+)
 from depth_strategies.core.colliders import BoxNearFarCollider
 from depth_strategies.core.colour import depth_images
 from depth_strategies.core.data import (
@@ -68,6 +77,7 @@ SCENE_PRESETS: Dict[str, Dict[str, object]] = {
         "far_plane": BLENDER_FAR,
         "sample_inside_box": True,
         "background_color": "white",
+        "random_training_background": True,
         "disable_scene_contraction": True,
         "proposal_initial_sampler": "uniform",
         "average_init_density": 1.0,
@@ -79,6 +89,7 @@ SCENE_PRESETS: Dict[str, Dict[str, object]] = {
         "far_plane": 1000.0,
         "sample_inside_box": False,
         "background_color": "last_sample",
+        "random_training_background": False,
         "disable_scene_contraction": False,
         "proposal_initial_sampler": "piecewise",
         "average_init_density": 0.01,
@@ -87,9 +98,10 @@ SCENE_PRESETS: Dict[str, Dict[str, object]] = {
     },
 }
 """The scene fields of each scene type: "object" are this plugin's Blender settings (Mildenhall et al. 2020's near
-and far), "unbounded" nerfstudio's nerfacto settings for captures (its method config: near 0.05, far 1000, scene
-contraction, piecewise sampler, average_init_density 0.01, camera optimiser SO3xR3), and no variance term in
-L_surf for unbounded scenes (see ``surface_variance_mult``)."""
+and far; a white test background, random backgrounds in training), "unbounded" nerfstudio's nerfacto settings
+for captures (its method config: near 0.05, far 1000, scene contraction, piecewise sampler, average_init_density
+0.01, camera optimiser SO3xR3), and no variance term in L_surf for unbounded scenes (see
+``surface_variance_mult``)."""
 
 
 def resolve_scene(config: "DepthStrategyModelConfig", metadata: Dict[str, object]) -> "DepthStrategyModelConfig":
@@ -143,7 +155,23 @@ class HashGridOptions:
 
 
 @dataclass
-class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
+class ColourOptions:
+    """Which background the colour is learnt against. Shared by the ``depth-*`` methods and the nerfstudio
+    references (applied by :func:`build_nerfacto_modules`), so a comparison can train every method the same way."""
+
+    random_training_background: bool = False
+    """In training, composite the render and the ground truth over the same random colour, drawn per ray and step
+    (instant-ngp's training of synthetic scenes, Mueller et al. 2022); at test time, and in every metric, over
+    ``background_color`` as before (:class:`RandomTrainingBackgroundRenderer`). On an object scene in front of a
+    white background, a fixed white lets the model explain almost every pixel by colouring everything white, and
+    the colour head then runs into the saturated tail of its sigmoid, where no gradient brings it back: the run
+    renders white (the baseline: empty; the guided strategies: the right shape, white) or in one flat colour
+    (``docs/appearance-collapse.md``). Needs RGBA training images (the datamanager keeps their alpha) and a fixed
+    ``background_color`` (white or black). False: nerfstudio's fixed background."""
+
+
+@dataclass
+class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions, ColourOptions):
     """nerfacto set up for Blender object scenes, with the depth strategy chosen by the fields below."""
 
     _target: Type = field(default_factory=lambda: DepthStrategyModel)
@@ -168,6 +196,9 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     background_color: Optional[Literal["random", "last_sample", "black", "white"]] = None
     """Background composited behind the scene. None: the scene type's (object: white, as NeRF-synthetic's RGBA
     images are shown; unbounded: nerfacto's last sample)."""
+    random_training_background: Optional[bool] = None  # type: ignore[assignment]
+    """See :class:`ColourOptions`. None: the scene type's (object: True; unbounded: False, its images have no
+    alpha)."""
     disable_scene_contraction: Optional[bool] = None
     """No contraction of unbounded space. None: the scene type's (object: True; unbounded: nerfacto's contraction)."""
     proposal_initial_sampler: Optional[Literal["piecewise", "uniform"]] = None
@@ -261,6 +292,13 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions):
     """Training steps of alignment updates before guided sampling and the hard losses use the aligned depth."""
     alignment_min_rays: int = 8
     """Surface rays of an image that a batch must hold for that image's alignment to be estimated."""
+    appearance_check_every: int = 100
+    """Every this many training steps (from ``appearance_check_from`` on), check the training batch for appearance
+    collapse (:mod:`depth_strategies.core.appearance`: object pixels rendered empty, or in one flat colour) and
+    print a warning when two checks in a row find it; the batch's ``object_coverage`` and ``colour_spread_ratio``
+    are logged as training metrics every step. 0: no check."""
+    appearance_check_from: int = 200
+    """First step of the appearance check: before it, a healthy run may still render the object blurred or faint."""
     supervise_proposals: bool = True
     """Apply the soft ("l2"), free-space, surface and empty-space losses to every proposal level as well as to the
     NeRF level (averaged over levels). The proposal networks are density fields too, and at test time, without
@@ -323,6 +361,7 @@ class DepthStrategyModel(NerfactoModel):
         # run's seed: drawing them from torch's global stream would change every later ray batch and nerfacto
         # sample, so a method would differ from the baseline in which rays it sees as well as in how it uses depth
         self._guidance_seed = torch.initial_seed()
+        self.appearance_monitor = AppearanceMonitor()
         self._guidance_generators: Dict[str, torch.Generator] = {}
 
     def guidance_uniform(self, like: Tensor) -> Tensor:
@@ -448,6 +487,42 @@ class DepthStrategyModel(NerfactoModel):
         for i in range(self.config.num_proposal_iterations):
             outputs[f"prop_depth_{i}"] = self.renderer_depth(weights=weights_list[i], ray_samples=ray_samples_list[i])
         return outputs
+
+    # ------------------------------------------------------------------ appearance check
+    def get_metrics_dict(self, outputs, batch):
+        metrics = super().get_metrics_dict(outputs, batch)
+        if self.training and self.config.appearance_check_every > 0:
+            gt = self.renderer_rgb.blend_background(batch["image"].to(self.device))
+            if STATE_KEY in batch:
+                objects = batch[STATE_KEY].to(self.device) != DepthState.EMPTY
+            elif self.config.background_color in ("white", "black"):
+                objects = object_mask_from_background(gt, colors.COLORS_DICT[self.config.background_color])
+            else:
+                objects = torch.ones_like(gt[..., :1], dtype=torch.bool)
+            stats = appearance_statistics(outputs["rgb"].detach(), gt, outputs["accumulation"].detach(), objects)
+            self._appearance = stats
+            metrics["object_coverage"] = stats["object_coverage"]
+            metrics["colour_spread_ratio"] = stats["colour_spread_ratio"]
+        return metrics
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        callbacks = super().get_training_callbacks(attributes)
+        if self.config.appearance_check_every > 0:
+            callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.check_appearance,
+                                              update_every_num_iters=self.config.appearance_check_every))
+        return callbacks
+
+    def check_appearance(self, step: int) -> Optional[str]:
+        """The periodic appearance check (one host sync per check): the warning printed, or None."""
+        stats = getattr(self, "_appearance", None)
+        if stats is None or step < self.config.appearance_check_from:
+            return None
+        values = {k: float(v) for k, v in stats.items()}
+        message = self.appearance_monitor.update(step, appearance_status(**values), values["object_coverage"],
+                                                 values["colour_spread_ratio"])
+        if message is not None:
+            CONSOLE.print(f"[bold yellow]WARNING: {message}")
+        return message
 
     # ------------------------------------------------------------------ losses
     def get_loss_dict(self, outputs, batch, metrics_dict=None):
@@ -694,7 +769,14 @@ def build_nerfacto_modules(
             far_plane=cfg.far_plane * near_far_scale,
             reset_near_plane=reset_near_plane,
         )
-    model.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
+    random_background = isinstance(cfg, ColourOptions) and cfg.random_training_background
+    if random_background and cfg.background_color not in ("white", "black"):
+        raise ValueError(
+            f"random_training_background composites the test views over a fixed background_color (white or black), "
+            f"but background_color is {cfg.background_color!r}: set --pipeline.model.background-color white"
+        )
+    renderer = RandomTrainingBackgroundRenderer if random_background else RGBRenderer
+    model.renderer_rgb = renderer(background_color=cfg.background_color)
     model.renderer_accumulation = AccumulationRenderer()
     model.renderer_depth = DepthRenderer(method="median")
     model.renderer_expected_depth = DepthRenderer(method="expected")
@@ -706,6 +788,29 @@ def build_nerfacto_modules(
     model.step = 0
     if isinstance(cfg, HashGridOptions):
         apply_hash_grid_options(model, cfg)
+
+
+class RandomTrainingBackgroundRenderer(RGBRenderer):
+    """nerfstudio's RGB renderer over a fixed background (``background_color``: white or black), except in the
+    training loss, where render and ground truth are composited over the same random colour per ray
+    (:class:`ColourOptions`). The render itself stays composited over the fixed background, so every output,
+    metric and picture is as with nerfstudio's renderer; only the loss sees the random colour
+    (:func:`depth_strategies.core.appearance.recomposite`)."""
+
+    def blend_background_for_loss_computation(self, pred_image: Tensor, pred_accumulation: Tensor,
+                                              gt_image: Tensor) -> Tuple[Tensor, Tensor]:
+        if not self.training:
+            return super().blend_background_for_loss_computation(pred_image, pred_accumulation, gt_image)
+        if gt_image.shape[-1] != 4:
+            raise ValueError(
+                "random_training_background needs the alpha channel of the training images, but the batch holds RGB "
+                "only: use RGBA images and keep their alpha (--pipeline.datamanager.keep-alpha True), or set "
+                "--pipeline.model.random-training-background False"
+            )
+        fixed = self.get_background_color(self.background_color, shape=pred_image.shape, device=pred_image.device)
+        background = torch.rand_like(pred_image)
+        return (recomposite(pred_image, pred_accumulation, fixed, background),
+                self.blend_background(gt_image, background_color=background))
 
 
 def apply_hash_grid_options(model: torch.nn.Module, options: HashGridOptions) -> None:

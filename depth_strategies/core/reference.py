@@ -25,7 +25,7 @@ from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoMo
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 from torch import Tensor
 
-from depth_strategies.core.model import HashGridOptions, build_nerfacto_modules, metrics_and_images
+from depth_strategies.core.model import ColourOptions, HashGridOptions, build_nerfacto_modules, metrics_and_images
 
 
 @dataclass
@@ -40,7 +40,7 @@ class ReferenceSampling:
 
 
 @dataclass
-class OfflineDepthNerfactoModelConfig(DepthNerfactoModelConfig, HashGridOptions, ReferenceSampling):
+class OfflineDepthNerfactoModelConfig(DepthNerfactoModelConfig, HashGridOptions, ColourOptions, ReferenceSampling):
     """nerfstudio's depth-nerfacto model config; only the module construction differs (see module docstring)."""
 
     _target: Type = field(default_factory=lambda: OfflineDepthNerfactoModel)
@@ -63,7 +63,7 @@ class OfflineDepthNerfactoModel(DepthNerfactoModel):
 
 
 @dataclass
-class OfflineNerfactoModelConfig(NerfactoModelConfig, HashGridOptions, ReferenceSampling):
+class OfflineNerfactoModelConfig(NerfactoModelConfig, HashGridOptions, ColourOptions, ReferenceSampling):
     """nerfstudio's nerfacto model config; only the module construction differs (see module docstring)."""
 
     _target: Type = field(default_factory=lambda: OfflineNerfactoModel)

@@ -15,6 +15,7 @@ import tyro
 from numpy.typing import NDArray
 
 from depth_strategies.core.atomic import atomic_path, write_text_atomic
+from depth_strategies.scenes.geometry import SCENES
 from depth_strategies.scenes.render import (
     CAMERA_ANGLE_X,
     _split_seed,
@@ -87,8 +88,10 @@ def make_scene(
     views_test: int = 20,
     seed: int = 0,
     supersample: int = 2,
+    scene: str = "builtin",
 ) -> Path:
-    """Write the built-in scene as a Blender/NeRF-synthetic dataset with z-depth EXRs into ``out``.
+    """Write the built-in scene (or another of :data:`~depth_strategies.scenes.geometry.SCENES`) as a
+    Blender/NeRF-synthetic dataset with z-depth EXRs into ``out``.
 
     Layout: ``transforms_{train,val,test}.json`` and ``{split}/r_{i}.png`` (RGBA, transparent background) plus
     ``{split}/r_{i}_depth.exr`` (float32 "Z" channel, z-depth in scene units, 0 = no hit), and a marker file
@@ -106,6 +109,8 @@ def make_scene(
         if n < 1:
             raise ValueError(f"--views-{split} must be >= 1 (nerfstudio cannot load an empty split), got {n}")
     subpixel_offsets(supersample)  # validates
+    if scene not in SCENES:
+        raise ValueError(f"unknown scene {scene!r}: use one of {', '.join(SCENES)}")
     _split_seed(seed, "train")  # validates
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
@@ -117,6 +122,8 @@ def make_scene(
         )
     out.mkdir(parents=True, exist_ok=True)
     generator = {"name": GENERATOR_NAME, "seed": int(seed), "resolution": int(resolution), "version": GENERATOR_VERSION}
+    if scene != "builtin":
+        generator["scene"] = scene
     write_text_atomic(out / MARKER_NAME, json.dumps(generator, indent=2) + "\n")
     for split in SPLITS:  # remove stale frames of a previous run
         folder = out / split
@@ -130,7 +137,7 @@ def make_scene(
         folder.mkdir(exist_ok=True)
         frames = []
         for i, c2w in enumerate(sample_cameras(counts[split], seed, split)):
-            rgba, depth = render_view(c2w, resolution, resolution, focal, supersample)
+            rgba, depth = render_view(c2w, resolution, resolution, focal, supersample, SCENES[scene])
             write_rgba_png(folder / f"r_{i}.png", rgba)
             write_depth_exr(folder / f"r_{i}_depth.exr", depth)
             frames.append(
@@ -165,6 +172,7 @@ def make_scene_cli(
     views_test: int = 20,
     seed: int = 0,
     supersample: int = 2,
+    scene: str = "builtin",
 ) -> None:
     """Write the built-in analytic test scene as a Blender/NeRF-synthetic dataset with z-depth EXR maps.
 
@@ -176,6 +184,8 @@ def make_scene_cli(
         views_test: Number of test views.
         seed: Seed of the camera poses (same seed, same files).
         supersample: Sub-pixel rays per pixel side for colour and alpha (supersample^2 rays per pixel).
+        scene: Which object: "builtin" (the default test scene) or "thin" (a thin dark object covering a few per
+            cent of each view, on which appearance collapse happens: docs/appearance-collapse.md).
     """
     try:
         make_scene(
@@ -186,6 +196,7 @@ def make_scene_cli(
             views_test=views_test,
             seed=seed,
             supersample=supersample,
+            scene=scene,
         )
     except (FileExistsError, ValueError) as e:
         raise SystemExit(f"ds-make-scene: error: {e}") from None

@@ -347,8 +347,35 @@ def build_scene() -> tuple[Sheet, ...]:
     return tuple(sheets)
 
 
+def build_thin_scene() -> tuple[Sheet, ...]:
+    """A thin, dark object that covers a few per cent of each view, alone in front of the background (no
+    platform): the kind of NeRF-synthetic object (a microphone on a tripod) on which RGB-only training leaves the
+    image white and depth-guided training learns the shape but can lose its colour (``docs/appearance-collapse.md``).
+
+    A banded head (a closed cylinder of radius 0.18 on a stem), three tripod legs and a cable lying as a flat ring
+    below them, all dark (albedo 0.08 to 0.35) so that the white background explains almost every pixel."""
+    dark, mid, brown = BLACK, (0.35, 0.33, 0.30), (0.30, 0.20, 0.12)
+    sheets: list[Sheet] = []
+    sheets += _capped_cylinder("head", (0.0, 0.0, 0.05), 0.18, 0.6, bands_z(0.12, dark, mid), solid(mid))
+    sheets += _capped_cylinder("stem", (0.0, 0.0, -0.55), 0.03, 0.6, solid(dark), solid(dark))
+    foot = np.array([0.0, 0.0, -0.55])
+    for angle in (0.0, 120.0, 240.0):
+        a = math.radians(angle)
+        end = np.array([0.7 * math.cos(a), 0.7 * math.sin(a), -0.95])
+        sheets += _capped_cylinder("legs", foot, 0.025, float(np.linalg.norm(end - foot)), bands_z(0.3, dark, brown),
+                                   solid(dark), rotation=frame_from_axis(end - foot))
+    sheets.append(DiskSheet("cable", (0.1, -0.1, -0.95), _IDENTITY, solid(dark), height=0.0, r_in=0.85, r_out=0.9))
+    return tuple(sheets)
+
+
 SCENE: tuple[Sheet, ...] = build_scene()
 """The immutable list of sheets traced by :func:`trace`."""
+
+THIN_SCENE: tuple[Sheet, ...] = build_thin_scene()
+"""The thin dark object of :func:`build_thin_scene`."""
+
+SCENES: dict[str, tuple[Sheet, ...]] = {"builtin": SCENE, "thin": THIN_SCENE}
+"""The object scenes ``ds-make-scene --scene NAME`` renders."""
 
 OBJECT_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.obj for s in SCENE))
 """Object names in scene order; :func:`trace_objects` returns indices into this tuple (-1 for a miss)."""

@@ -92,6 +92,7 @@ def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
             views_val=g.views_val,
             views_test=g.views_test,
             seed=g.seed,
+            scene=g.scene,
         )
     else:
         from depth_strategies.scenes.split import split_scene

@@ -78,6 +78,8 @@ class GenerateSpec:
     """Held-out test views that are scored."""
     seed: int = 0
     """Camera seed of ds-make-scene."""
+    scene: str = "builtin"
+    """Which object ds-make-scene renders (``--scene``): "builtin" or "thin"."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,12 @@ def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         sub = f"{path}.{name}"
-        if cls in (GenerateSpec, RoomSpec) or (cls is SplitSpec and name not in ("source", "from_split")):
+        if cls is GenerateSpec and name == "scene":
+            from depth_strategies.scenes.geometry import SCENES
+
+            if value not in SCENES:
+                raise _fail(source, sub, f"unknown scene {value!r}; use one of {', '.join(SCENES)}")
+        elif cls in (GenerateSpec, RoomSpec) or (cls is SplitSpec and name not in ("source", "from_split")):
             if value is not None or name not in ("n_train", "n_test"):
                 _expect(value, int, source, sub, "an integer")
                 if value < (0 if name == "seed" else 1):

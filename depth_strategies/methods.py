@@ -100,7 +100,7 @@ def _base_config() -> TrainerConfig:
         machine=MachineConfig(device_type="cuda" if on_gpu else "cpu"),
         pipeline=VanillaPipelineConfig(
             datamanager=DepthDataManagerConfig(
-                train_num_rays_per_batch=4096, eval_num_rays_per_batch=4096, train_depth="ignored"
+                train_num_rays_per_batch=4096, eval_num_rays_per_batch=4096, train_depth="ignored", keep_alpha=True
             ),
             model=DepthStrategyModelConfig(eval_num_rays_per_chunk=1 << 15),
         ),
@@ -237,6 +237,7 @@ its ``DepthDataset``, which finds no depth files and downloads ZoeDepth."""
 OBJECT_SETTINGS: Dict[str, Any] = {
     "pipeline.model.background_color": "white",
     "pipeline.model.random_training_background": True,
+    "pipeline.datamanager.keep_alpha": True,
     "pipeline.model.near_plane": 2.0,
     "pipeline.model.far_plane": 6.0,
     "pipeline.model.disable_scene_contraction": True,
@@ -283,7 +284,7 @@ def nerfstudio_reference(stock_name: str) -> TrainerConfig:
                 ramp=scheduler.ramp,
             )
         optimizers[group] = {"optimizer": entry["optimizer"], "scheduler": scheduler}
-    datamanager = dataclasses.replace(BASE_CONFIG.pipeline.datamanager, train_depth=train_depth)
+    datamanager = dataclasses.replace(BASE_CONFIG.pipeline.datamanager, train_depth=train_depth, keep_alpha=False)
     return dataclasses.replace(
         BASE_CONFIG,
         method_name=method_name,

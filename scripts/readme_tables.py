@@ -1,4 +1,4 @@
-"""Copy generated tables into the README: each table that follows a marker line
+"""Copy generated tables into the README and the pages under docs/: each table that follows a marker line
 
     <!-- table: docs/results/v0.3/robustness/results.md :: Robustness on `lego-10`: noise, psnr -->
 
@@ -71,26 +71,38 @@ def fill(readme: str, root: Path) -> Tuple[str, List[str]]:
     return "\n".join(out) + ("\n" if readme.endswith("\n") else ""), changed
 
 
+def pages(given: List[Path] | None) -> List[Tuple[Path, Path]]:
+    """(page, the folder its marker paths are relative to): the given files (each relative to its own folder), or
+    README.md and every page under docs/ (relative to the repository root)."""
+    if given:
+        return [(path, path.parent) for path in given]
+    return [(REPO / "README.md", REPO)] + [(path, REPO) for path in sorted((REPO / "docs").glob("*.md"))]
+
+
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 if a table differs")
-    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--readme", type=Path, action="append",
+                        help="a page to fill (repeatable); default: README.md and docs/*.md")
     args = parser.parse_args(argv)
-    text = args.readme.read_text()
-    try:
-        new, changed = fill(text, args.readme.parent)
-    except TableError as err:
-        print(f"{args.readme}: {err}", file=sys.stderr)
-        return 2
-    if args.check:
-        for name in changed:
-            print(f"{args.readme}: the table from {name} differs from its source; run python "
-                  f"scripts/readme_tables.py", file=sys.stderr)
-        return 1 if changed else 0
-    if changed:
-        write_text_atomic(args.readme, new)
-    print(f"{len(changed)} table(s) updated")
-    return 0
+    status = 0
+    for page, root in pages(args.readme):
+        text = page.read_text()
+        try:
+            new, changed = fill(text, root)
+        except TableError as err:
+            print(f"{page}: {err}", file=sys.stderr)
+            return 2
+        if args.check:
+            for name in changed:
+                print(f"{page}: the table from {name} differs from its source; run python "
+                      f"scripts/readme_tables.py", file=sys.stderr)
+            status = max(status, 1 if changed else 0)
+            continue
+        if changed:
+            write_text_atomic(page, new)
+        print(f"{page.relative_to(root) if page.is_relative_to(root) else page}: {len(changed)} table(s) updated")
+    return status
 
 
 if __name__ == "__main__":

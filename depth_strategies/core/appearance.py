@@ -27,11 +27,11 @@ OPAQUE_ACCUMULATION: float = 0.5
 rule: half the weight in front of it)."""
 EMPTY_COVERAGE: float = 0.2
 """A render is *empty* when fewer than this share of the object's pixels are opaque in it. A sound run covers most
-of them (lego and the thin scene at 500+ iterations: above 0.8); an empty one almost none."""
+of them, an empty one none (measured per view: ``docs/appearance-collapse.md``)."""
 CONSTANT_SPREAD_RATIO: float = 0.25
 """A render has a *constant colour* when its colour spread over the opaque object pixels is below this fraction of
-the ground truth's spread over the same pixels (a textured render keeps most of it; a flat or white one keeps a few
-per cent)."""
+the ground truth's spread over the same pixels: a textured render keeps most of it, a flat or white one none
+(measured per view: ``docs/appearance-collapse.md``)."""
 MIN_PIXELS: int = 16
 """Fewer object pixels than this: too few to judge (status "ok", nothing flagged)."""
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from depth_strategies.core.appearance import appearance_status
 from depth_strategies.core.metrics import DEFAULT_PRIMARY_METRICS, METRICS
 from depth_strategies.study import stats
 
@@ -75,6 +76,38 @@ def per_view(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Tuple[Any, 
     return values
 
 
+APPEARANCE_KEYS = ("object_pixels", "object_coverage", "colour_spread_ratio")
+"""Per-view metrics of :func:`depth_strategies.core.appearance.appearance_statistics` (results of version 0.4 on)."""
+COLLAPSED = "⚠"
+"""Marks a method with a collapsed run in a table (:func:`run_appearance`)."""
+
+
+def run_appearance(run: Mapping[str, Any]) -> Optional[str]:
+    """A run's appearance: "empty" or "constant colour" when more than half of its test views are (the commoner of
+    the two), else "ok"; None when its views carry no appearance statistics (results older than version 0.4)."""
+    statuses = []
+    for view in run.get("views") or []:
+        metrics = view.get("metrics") or {}
+        if all(key in metrics for key in APPEARANCE_KEYS):
+            statuses.append(appearance_status(**{key: float(metrics[key]) for key in APPEARANCE_KEYS}))
+    if not statuses:
+        return None
+    flagged = [s for s in statuses if s != "ok"]
+    if 2 * len(flagged) <= len(statuses):
+        return "ok"
+    return max(dict.fromkeys(flagged), key=flagged.count)
+
+
+def collapsed_runs(runs: Iterable[Mapping[str, Any]]) -> Dict[Any, str]:
+    """{seed: status} of the ok runs whose appearance collapsed (:func:`run_appearance`)."""
+    found = {}
+    for run in runs:
+        status = run_appearance(run) if run.get("status") == "ok" else None
+        if status not in (None, "ok"):
+            found[run.get("seed")] = status
+    return found
+
+
 def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
     """One row per (scene, method): status, error, and for every metric the mean and std over test views (each view
     averaged over seeds first), the number of views, and the std over seeds of each seed's mean (the run-to-run
@@ -89,6 +122,7 @@ def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = No
             "status": "failed" if len(failed) == len(group) else "ok",
             "error": failed[0].get("error") if failed else None,
             "sweep": group[0].get("sweep"),
+            "collapsed": collapsed_runs(group),
         }
         for metric in metric_names(results):
             values = list(per_view_over_seeds(group, metric).values())
@@ -247,7 +281,7 @@ def leader_separated(results: Dict[str, Any], scene: str, rows: List[Dict[str, A
     marked only when this is below ``stats.ALPHA``. None when fewer than two methods have values."""
     direction = better(results, metric)
     ranked = sorted(
-        (r for r in rows if r["status"] == "ok" and r[metric]["mean"] is not None),
+        (r for r in rows if _ranked(r, metric)),
         key=lambda r: r[metric]["mean"],
         reverse=direction == "higher",
     )
@@ -266,8 +300,14 @@ def _fmt(value: Optional[float], metric: str, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _ranked(row: Mapping[str, Any], metric: str) -> bool:
+    """Whether a row takes part in the ranking: trained, with values, and no collapsed run (a collapsed run's image
+    is not a result to rank; its row is marked instead)."""
+    return row["status"] == "ok" and row[metric]["mean"] is not None and not row.get("collapsed")
+
+
 def _best(rows: List[Dict[str, Any]], metric: str, direction: str) -> Optional[float]:
-    means = [r[metric]["mean"] for r in rows if r["status"] == "ok" and r[metric]["mean"] is not None]
+    means = [r[metric]["mean"] for r in rows if _ranked(r, metric)]
     if not means:
         return None
     return max(means) if direction == "higher" else min(means)
@@ -320,8 +360,16 @@ def main_table(
             cells.append(text)
         spi = row["seconds_per_iteration"]
         cells.append(f"{spi:.3f}" if spi else "–")
-        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['method']}{_collapse_note(row)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _collapse_note(row: Mapping[str, Any]) -> str:
+    """`` ⚠ seed 0: constant colour`` after the name of a method with collapsed runs; empty otherwise."""
+    collapsed = row.get("collapsed") or {}
+    if not collapsed:
+        return ""
+    return f" {COLLAPSED} " + ", ".join(f"seed {seed}: {status}" for seed, status in collapsed.items())
 
 
 def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str, Any]]) -> str:
@@ -637,7 +685,9 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"the same views; {SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA} within the declared family "
         f"({', '.join(primary_metrics(protocol))} of every compared method) and, with several seeds, the same "
         "direction in every seed's pair of runs (the views of one run share its luck, so a test over views alone "
-        "can take a run-to-run difference for an effect).",
+        "can take a run-to-run difference for an effect). "
+        f"{COLLAPSED}: a run whose appearance collapsed (most test views rendered empty, or the object in one flat "
+        "colour: docs/appearance-collapse.md); a method with such a run is marked and never bold.",
         "",
     ]
     if protocol.get("methods"):

@@ -1,0 +1,42 @@
+"""Report tables: runs whose appearance collapsed are marked and never ranked."""
+
+from __future__ import annotations
+
+from depth_strategies.study.report import COLLAPSED, collapsed_runs, main_table, run_appearance, summarize
+
+OK_VIEW = {"object_pixels": 500.0, "object_coverage": 0.95, "colour_spread_ratio": 0.8}
+FLAT_VIEW = {"object_pixels": 500.0, "object_coverage": 0.99, "colour_spread_ratio": 0.0}
+EMPTY_VIEW = {"object_pixels": 500.0, "object_coverage": 0.0, "colour_spread_ratio": 1.0}
+
+
+def run(method, seed, psnr, views):
+    return {"scene": "s", "method": method, "seed": seed, "status": "ok", "run_id": f"s/{method}/seed{seed}",
+            "train": {}, "render": {},
+            "views": [{"index": i, "metrics": {"psnr": psnr + 0.01 * i, **v}} for i, v in enumerate(views)]}
+
+
+def test_a_run_is_collapsed_when_most_of_its_views_are():
+    assert run_appearance(run("m", 0, 20, [FLAT_VIEW, FLAT_VIEW, OK_VIEW])) == "constant colour"
+    assert run_appearance(run("m", 0, 20, [EMPTY_VIEW, EMPTY_VIEW, FLAT_VIEW])) == "empty"
+    assert run_appearance(run("m", 0, 20, [FLAT_VIEW, OK_VIEW])) == "ok"  # half is not most
+    assert run_appearance({"views": [{"metrics": {"psnr": 20.0}}]}) is None  # results older than version 0.4
+
+
+def test_collapsed_runs_names_the_seeds():
+    runs = [run("m", 0, 20, [OK_VIEW] * 3), run("m", 1, 13, [EMPTY_VIEW] * 3)]
+    assert collapsed_runs(runs) == {1: "empty"}
+
+
+def test_a_method_with_a_collapsed_run_is_marked_and_not_bold_even_with_the_best_mean():
+    views = 12
+    results = {
+        "metrics": {"psnr": {"better": "higher", "unit": "dB"}},
+        "runs": [run("depth-baseline", 0, 20.0, [OK_VIEW] * views), run("collapsing", 0, 30.0, [FLAT_VIEW] * views),
+                 run("textured", 0, 25.0, [OK_VIEW] * views)],
+    }
+    rows = summarize(results)
+    table = main_table(results, "s", rows, [])
+    line = {row.split("|")[1].strip().split(" ")[0]: row for row in table.splitlines()[2:]}
+    assert f"collapsing {COLLAPSED} seed 0: constant colour" in line["collapsing"]
+    assert "**" not in line["collapsing"]
+    assert "**25.0" in line["textured"]  # the best of the methods that did not collapse, separated from the baseline

@@ -100,7 +100,7 @@ def _base_config() -> TrainerConfig:
         machine=MachineConfig(device_type="cuda" if on_gpu else "cpu"),
         pipeline=VanillaPipelineConfig(
             datamanager=DepthDataManagerConfig(
-                train_num_rays_per_batch=4096, eval_num_rays_per_batch=4096, train_depth="ignored", keep_alpha=True
+                train_num_rays_per_batch=4096, eval_num_rays_per_batch=4096, train_depth="ignored"
             ),
             model=DepthStrategyModelConfig(eval_num_rays_per_chunk=1 << 15),
         ),

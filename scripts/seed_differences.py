@@ -4,6 +4,7 @@
 itself, from the ``results.json`` it wrote, and the largest gap between two seeds of each method.
 
     python scripts/seed_differences.py docs/results/v0.3/robustness --metric psnr
+    python scripts/seed_differences.py docs/results/v0.4/appearance-collapse-lego --baseline depth-baseline-white
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def main(argv: List[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("output", type=Path, help="a ds-compare output folder (holding results.json)")
     parser.add_argument("--metric", default="psnr")
+    parser.add_argument("--baseline", help="the method every other is compared with (default: the protocol's)")
     args = parser.parse_args(argv)
     results = json.loads((args.output / "results.json").read_text())
-    baseline = results["protocol"]["baseline"]
+    baseline = args.baseline or results["protocol"]["baseline"]
     means = seed_means(results, args.metric)
     seeds = sorted({s for by_seed in means.values() for s in by_seed})
     print("| scene | method | " + " | ".join(f"seed {s}" for s in seeds) + " | gap between seeds |")

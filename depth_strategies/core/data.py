@@ -340,13 +340,14 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     """Datamanager of every ``depth-*`` method: batches carry the depth and state of their pixels."""
 
     _target: Type = field(default_factory=lambda: DepthDataManager)
-    keep_alpha: bool = False
+    keep_alpha: bool = True
     """Keep the alpha channel of RGBA training images in the batches (nerfstudio's Blender parser would composite
     them on its ``alpha_color`` when loading; nerfstudio-data keeps it already), so that the model composites the
     render and the ground truth over the same background: its ``background_color``, or a random colour with
-    ``random_training_background``. On in every ``depth-*`` method and the references' object settings; off, as
-    nerfstudio loads Blender data, for its references as shipped (whose "last_sample" background would composite an
-    RGBA ground truth on black). Test views are composited on white for scoring either way."""
+    ``random_training_background``. On by default, so that runs made before the field existed train on as the
+    ``depth-*`` methods now do; off, as nerfstudio loads Blender data, for nerfstudio's references as shipped (whose
+    "last_sample" background would composite an RGBA ground truth on black). Test views are composited on white for
+    scoring either way."""
     train_depth: DepthRequirement = "required"
     """Depth of the training split: required (depth methods), or ignored (the baseline never reads it)."""
     eval_depth: DepthRequirement = "optional"

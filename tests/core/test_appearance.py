@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -152,3 +154,20 @@ def test_on_the_thin_scene_a_fixed_white_background_collapses_and_the_detector_s
 @pytest.mark.parametrize("name", ["depth-baseline", "depth-hybrid"])
 def test_on_the_thin_scene_random_training_backgrounds_keep_the_colour(name, thin_scene):
     assert train_and_check(name, thin_scene) == []
+
+
+@pytest.mark.slow
+def test_ns_train_prints_the_collapse_warning_within_the_first_few_hundred_steps(thin_scene, tmp_path):
+    """As a user types it: version 0.3's fixed white background on the thin scene; the warning reaches the console
+    within 400 steps (here at 300: the checks at 200 and 300 agree)."""
+    from tests.conftest import run_cli, tiny_flags
+
+    sizes = {key: value for key, value in COLLAPSE_SIZES.items() if "appearance" not in key}  # the default checks
+    flags = [text for key, value in sizes.items() for text in (f"--{key.replace('_', '-')}", str(value))]
+    done = run_cli(["ns-train", "depth-hybrid", *tiny_flags(), *flags,
+                    "--pipeline.model.random-training-background", "False", "--max-num-iterations", "401",
+                    "--vis", "tensorboard", "--output-dir", str(tmp_path / "out"), "--machine.seed", "0",
+                    "blender-data", "--data", str(thin_scene)], cwd=tmp_path)
+    text = " ".join((done.stdout + done.stderr).split())  # rich wraps long lines
+    found = re.search(r"WARNING: appearance collapse at step (\d+)", text)
+    assert found and int(found[1]) <= 400 and "random-training-background True" in text

@@ -26,7 +26,7 @@ import torch
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.utils.eval_utils import eval_setup
 
-from depth_strategies.core.appearance import appearance_statistics, appearance_status
+from depth_strategies.core.appearance import appearance_statistics, appearance_status, object_mask_from_background
 from depth_strategies.core.metrics import ground_truth_rgb
 
 
@@ -60,7 +60,8 @@ def diagnose(run: Path) -> Dict[str, object]:
     hidden = captured["hidden"][0].reshape(-1, captured["hidden"][0].shape[-1])[heavy]
     rgb = field[FieldHeadNames.RGB].reshape(-1, 3)[heavy]
     gt = ground_truth_rgb(dataset[0]["image"].to(model.device))
-    stats = appearance_statistics(outputs["rgb"], gt, outputs["accumulation"], (gt < 0.95).any(dim=-1, keepdim=True))
+    objects = object_mask_from_background(gt, torch.ones(3))  # object scenes are scored on white
+    stats = appearance_statistics(outputs["rgb"], gt, outputs["accumulation"], objects)
     stats_f = {k: float(v) for k, v in stats.items()}
     quantiles = torch.quantile(pre.float(), torch.tensor([0.05, 0.5, 0.95])) if len(pre) else torch.zeros(3)
     return {

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from depth_strategies.scenes.split import plan_split
+from depth_strategies.study.report import per_view
 
 
 def camera_centres(source: Path, split: str) -> Dict[str, np.ndarray]:
@@ -58,16 +59,13 @@ def main() -> None:
     angles = nearest_training_angles(args.source, spec)
     centres = camera_centres(args.source, spec["from_split"])
     baseline = results["protocol"]["baseline"]
+    values = {method: per_view([r for r in results["runs"] if r["method"] == method], args.metric)
+              for method in (baseline, args.method)}
+    names = {v["index"]: v["name"] for r in results["runs"] for v in r.get("views") or []}
     per_seed: Dict[int, Dict[str, float]] = {}
-    for method in (baseline, args.method):
-        for run in results["runs"]:
-            if run["method"] != method or run["status"] != "ok":
-                continue
-            values = {v["name"]: v["metrics"][args.metric] for v in run["views"]}
-            sign = 1.0 if method == args.method else -1.0
-            seed = per_seed.setdefault(run["seed"], {})
-            for name, value in values.items():
-                seed[name] = seed.get(name, 0.0) + sign * value
+    for (seed, index), value in values[args.method].items():
+        if (seed, index) in values[baseline]:  # only views with both runs of the seed
+            per_seed.setdefault(seed, {})[names[index]] = value - values[baseline][(seed, index)]
     seeds = sorted(s for s in per_seed if len(per_seed[s]) == len(angles))
     columns = " | ".join(f"seed {s}: {args.method} − {baseline}" for s in seeds)
     print(f"| view | elevation (deg) | azimuth (deg) | degrees to nearest training view | {columns} |")

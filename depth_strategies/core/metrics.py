@@ -139,7 +139,8 @@ def image_metrics(
     LPIPS only when ``lpips`` is given.
     """
     device = outputs["rgb"].device
-    gt = torch.moveaxis(ground_truth_rgb(batch["image"].to(device)), -1, 0)[None]
+    gt_rgb = ground_truth_rgb(batch["image"].to(device))
+    gt = torch.moveaxis(gt_rgb, -1, 0)[None]
     pred = torch.moveaxis(outputs["rgb"], -1, 0)[None]
     metrics = {
         "psnr": float(peak_signal_noise_ratio(pred, gt, data_range=1.0)),
@@ -159,10 +160,9 @@ def image_metrics(
             metrics["background_accumulation"] = masked_average(outputs["accumulation"], empty)
     else:
         surface = outputs["accumulation"] > 0.5
-    rgb_gt = torch.moveaxis(gt[0], 0, -1)
     objects = (batch[STATE_KEY].to(device) != EMPTY if STATE_KEY in batch
-               else torch.ones_like(rgb_gt[..., :1], dtype=torch.bool))
-    metrics.update({k: float(v) for k, v in appearance_statistics(outputs["rgb"], rgb_gt, outputs["accumulation"],
+               else torch.ones_like(gt_rgb[..., :1], dtype=torch.bool))
+    metrics.update({k: float(v) for k, v in appearance_statistics(outputs["rgb"], gt_rgb, outputs["accumulation"],
                                                                    objects).items()})
     if OUTPUT_VARIANCE in outputs and bool(surface.any()):
         metrics[OUTPUT_VARIANCE] = masked_average(outputs[OUTPUT_VARIANCE] / scene_scale**2, surface)

@@ -168,6 +168,11 @@ class ColourOptions:
     renders white (the baseline: empty; the guided strategies: the right shape, white) or in one flat colour
     (``docs/appearance-collapse.md``). Needs RGBA training images (the datamanager keeps their alpha) and a fixed
     ``background_color`` (white or black). False: nerfstudio's fixed background."""
+    random_training_background_steps: Optional[int] = None
+    """With ``random_training_background``: use random backgrounds only for this many training steps, then
+    ``background_color`` (a warm-up; the collapse of ``docs/appearance-collapse.md`` sets in within the first
+    hundred steps). Counted by the renderer in its state, so it survives a checkpoint resume. None: random
+    backgrounds for the whole run."""
 
 
 @dataclass
@@ -775,8 +780,16 @@ def build_nerfacto_modules(
             f"random_training_background composites the test views over a fixed background_color (white or black), "
             f"but background_color is {cfg.background_color!r}: set --pipeline.model.background-color white"
         )
-    renderer = RandomTrainingBackgroundRenderer if random_background else RGBRenderer
-    model.renderer_rgb = renderer(background_color=cfg.background_color)
+    if random_background:
+        steps = cfg.random_training_background_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(
+                f"random_training_background_steps must be a positive number of steps or None (the whole run), not "
+                f"{steps!r}: set --pipeline.model.random-training-background-steps 200, for example"
+            )
+        model.renderer_rgb = RandomTrainingBackgroundRenderer(background_color=cfg.background_color, random_steps=steps)
+    else:
+        model.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
     model.renderer_accumulation = AccumulationRenderer()
     model.renderer_depth = DepthRenderer(method="median")
     model.renderer_expected_depth = DepthRenderer(method="expected")
@@ -795,7 +808,21 @@ class RandomTrainingBackgroundRenderer(RGBRenderer):
     training loss, where render and ground truth are composited over the same random colour per ray
     (:class:`ColourOptions`). The render itself stays composited over the fixed background, so every output,
     metric and picture is as with nerfstudio's renderer; only the loss sees the random colour
-    (:func:`depth_strategies.core.appearance.recomposite`)."""
+    (:func:`depth_strategies.core.appearance.recomposite`).
+
+    ``random_steps``: random colours for the first this many loss computations in training (one per step), then
+    the fixed background; None: always random. The count is a buffer of the module, saved with the checkpoint, and
+    the choice is made on the device (no host synchronisation)."""
+
+    def __init__(self, background_color: str = "white", random_steps: Optional[int] = None) -> None:
+        super().__init__(background_color=background_color)
+        self.random_steps = random_steps
+        self.register_buffer("training_loss_steps", torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the warm-up existed have no step count: they resume at 0
+        state_dict.setdefault(prefix + "training_loss_steps", torch.zeros((), dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def blend_background_for_loss_computation(self, pred_image: Tensor, pred_accumulation: Tensor,
                                               gt_image: Tensor) -> Tuple[Tensor, Tensor]:
@@ -809,6 +836,9 @@ class RandomTrainingBackgroundRenderer(RGBRenderer):
             )
         fixed = self.get_background_color(self.background_color, shape=pred_image.shape, device=pred_image.device)
         background = torch.rand_like(pred_image)
+        if self.random_steps is not None:
+            background = torch.where(self.training_loss_steps < self.random_steps, background, fixed)
+        self.training_loss_steps += 1
         return (recomposite(pred_image, pred_accumulation, fixed, background),
                 self.blend_background(gt_image, background_color=background))
 

@@ -97,6 +97,32 @@ def test_recompositing_moves_a_render_from_one_background_to_another():
     assert torch.equal(opaque, rgb)
 
 
+def test_the_training_loss_sees_random_backgrounds_only_for_the_warm_up_steps():
+    from depth_strategies.core.model import RandomTrainingBackgroundRenderer
+
+    renderer = RandomTrainingBackgroundRenderer(background_color="white", random_steps=2).train()
+    rgb, acc = torch.full((4, 3), 0.6), torch.full((4, 1), 0.5)  # half-transparent grey over white: 0.1 + 0.5
+    gt = torch.cat([torch.full((4, 3), 0.2), torch.full((4, 1), 0.5)], dim=-1)  # RGBA: 0.2 * 0.5 over white = 0.6
+    for _ in range(2):  # warm-up: both moved off white, onto the same colour
+        pred, target = renderer.blend_background_for_loss_computation(rgb, acc, gt)
+        assert not torch.equal(pred, rgb) and torch.allclose(pred, target)
+    pred, target = renderer.blend_background_for_loss_computation(rgb, acc, gt)  # step 3: white, as rendered
+    assert torch.equal(pred, rgb) and torch.allclose(target, torch.full((4, 3), 0.6))
+    assert int(renderer.training_loss_steps) == 3
+
+
+def test_the_warm_up_count_is_saved_with_the_model_and_old_checkpoints_start_at_zero():
+    from depth_strategies.core.model import RandomTrainingBackgroundRenderer
+
+    saved = RandomTrainingBackgroundRenderer(random_steps=5)
+    saved.training_loss_steps += 7
+    resumed = RandomTrainingBackgroundRenderer(random_steps=5)
+    resumed.load_state_dict(saved.state_dict())
+    assert int(resumed.training_loss_steps) == 7
+    resumed.load_state_dict({})  # a checkpoint of version 0.4 (no count)
+    assert int(resumed.training_loss_steps) == 0
+
+
 def test_the_plain_sigmoid_saturates_to_exactly_one_with_no_gradient_in_float32():
     """The mechanism: at the pre-activations a collapsed head reaches (46 to 73 in the thin scene's run,
     docs/appearance-collapse.md), float32's sigmoid is exactly 1.0 and its gradient exactly 0."""

@@ -19,7 +19,7 @@ SIGNATURE_FIELDS: Dict[str, Tuple[str, ...]] = {
     "collider": ("sample_inside_box", "near_plane", "far_plane"),
     "initial_sampler": ("proposal_initial_sampler",),
     "samples": ("num_proposal_samples_per_ray", "num_nerf_samples_per_ray"),
-    "background": ("background_color", "random_training_background"),
+    "background": ("background_color", "random_training_background", "random_training_background_steps"),
     "contraction": ("disable_scene_contraction",),
 }
 """What is compared, and the model fields that may change it."""
@@ -39,7 +39,8 @@ def sampling_signature(model: torch.nn.Module) -> Dict[str, Any]:
         "initial_sampler": type(model.proposal_sampler.initial_sampler).__name__,
         "samples": (tuple(model.proposal_sampler.num_proposal_samples_per_ray),
                     model.proposal_sampler.num_nerf_samples_per_ray),
-        "background": (model.renderer_rgb.background_color, type(model.renderer_rgb).__name__),
+        "background": (model.renderer_rgb.background_color, type(model.renderer_rgb).__name__,
+                       getattr(model.renderer_rgb, "random_steps", None)),
         "contraction": model.field.spatial_distortion is not None,
     }
 

@@ -494,6 +494,7 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         results = json.loads((out / "results.json").read_text())
+        results["comparisons"] = report.compare_to_baseline(results)  # recomputed, never reused
         return _finish(results, out, time.perf_counter())
     start = time.perf_counter()
     device = resolve_device(protocol.device)

@@ -22,8 +22,8 @@ from depth_strategies.study import stats
 ARROW = {"higher": "↑", "lower": "↓"}
 """Header arrow of a metric's better direction."""
 SIGNIFICANT = "†"
-"""Marks a difference to the baseline that :func:`significant` accepts: Holm-adjusted Wilcoxon p below
-``stats.ALPHA`` over the views, and the same direction in every seed's pair of runs."""
+"""Marks a difference to the baseline that :func:`significant` accepts: Holm-adjusted paired-t p over seeds below
+``stats.ALPHA`` (the training run is the unit)."""
 DECIMALS = {
     "psnr": 2,
     "ssim": 3,
@@ -144,22 +144,26 @@ def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = No
     return rows
 
 
-def per_view_over_seeds(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Any, float]:
-    """{view index: mean over seeds} of one (scene, method): each test view counts once in the paired tests and
-    the bootstrap, whatever the number of seeds (the same view under several seeds is not several independent
-    pairs)."""
+def per_view_over_seeds(runs: Iterable[Mapping[str, Any]], metric: str,
+                        seeds: Optional[Iterable[Any]] = None) -> Dict[Any, float]:
+    """{view index: mean over seeds} of one (scene, method), over ``seeds`` only when given: each view once, to
+    describe how the differences spread over the views (never as replicates of a comparison)."""
+    keep = None if seeds is None else set(seeds)
     by_view: Dict[Any, List[float]] = defaultdict(list)
-    for (_, view), value in per_view(runs, metric).items():
-        by_view[view].append(value)
+    for (seed, view), value in per_view(runs, metric).items():
+        if keep is None or seed in keep:
+            by_view[view].append(value)
     return {view: statistics.fmean(values) for view, values in by_view.items()}
 
 
 def paired_view_differences(
     runs: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], metric: str
 ) -> np.ndarray:
-    """Per-view differences ``runs`` − ``reference`` on ``metric``, each view averaged over seeds first, over the
-    views both have: the pairs of every paired test and bootstrap of the report."""
-    mine, theirs = per_view_over_seeds(runs, metric), per_view_over_seeds(reference, metric)
+    """Per-view differences ``runs`` − ``reference`` on ``metric``, over the seeds both have (each view averaged
+    over those seeds first) and the views both have: a description of the comparison over views."""
+    runs, reference = list(runs), list(reference)
+    shared = set(seed_means(runs, metric)) & set(seed_means(reference, metric))
+    mine, theirs = per_view_over_seeds(runs, metric, shared), per_view_over_seeds(reference, metric, shared)
     keys = sorted(set(mine) & set(theirs), key=str)
     a, b = stats.paired([mine[k] for k in keys], [theirs[k] for k in keys])
     return a - b
@@ -177,8 +181,9 @@ def seed_differences(
     runs: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], metric: str
 ) -> Dict[Any, float]:
     """{seed: mean over the views both runs have of (run − reference run of the same seed)}, over the seeds both
-    have. Runs of one seed draw the same ray batches (:meth:`depth_strategies.core.model.DepthStrategyModel.
-    guidance_uniform`), so each seed is a pair of runs that differ in the method only."""
+    have: the replicates of every test of the report. Runs of one seed draw the same ray batches
+    (:meth:`depth_strategies.core.model.DepthStrategyModel.guidance_uniform`), so each seed is a pair of runs that
+    differ in the method only."""
     mine, theirs = per_view(runs, metric), per_view(reference, metric)
     by_seed: Dict[Any, List[float]] = defaultdict(list)
     for key in sorted(set(mine) & set(theirs), key=str):
@@ -188,10 +193,8 @@ def seed_differences(
 
 def seeds_agree(comparison: Mapping[str, Any]) -> bool:
     """Whether every seed's mean difference lies on the side of the overall mean difference (True with fewer than
-    two seeds: nothing to disagree). The views of one pair of runs share that pair's luck (which rays it drew, how
-    its optimisation went), so a Wilcoxon test over views can call a run-to-run difference an effect: a variant of
-    the baseline that differed from it only in its random numbers came out 0.47 dB better over 20 views on lego,
-    Holm p < 0.05 (``docs/results/v0.3/robustness-uncertain-mask/``). An effect of the method shows in each seed."""
+    two seeds: nothing to disagree). A description printed beside the per-seed values; the test is
+    :func:`significant`'s."""
     by_seed = [v for v in (comparison.get("seed_differences") or {}).values() if v is not None]
     if len(by_seed) < 2:
         return True
@@ -202,12 +205,13 @@ def seeds_agree(comparison: Mapping[str, Any]) -> bool:
 
 
 def significant(comparison: Optional[Mapping[str, Any]]) -> bool:
-    """The report's significance (:data:`SIGNIFICANT`): a declared test whose Holm-adjusted Wilcoxon p over the views
-    is below ``stats.ALPHA`` and whose seeds agree on the direction (:func:`seeds_agree`)."""
+    """The report's significance (:data:`SIGNIFICANT`): a test of the declared family whose Holm-adjusted paired-t p
+    over seeds (:func:`depth_strategies.study.stats.paired_t`) is below ``stats.ALPHA``. A comparison with fewer than
+    two paired seeds has no test and is never marked."""
     if not comparison or not comparison.get("in_family"):
         return False
     p = comparison.get("p_holm")
-    return p is not None and not math.isnan(p) and p < stats.ALPHA and seeds_agree(comparison)
+    return p is not None and not math.isnan(p) and p < stats.ALPHA
 
 
 def primary_metrics(protocol: Mapping[str, Any]) -> List[str]:
@@ -225,60 +229,61 @@ def declared_family(protocol: Mapping[str, Any], run_methods: Iterable[str] = ()
     return [(method, metric) for method in compared for metric in primary_metrics(protocol)]
 
 
-def compare_to_baseline(results: Dict[str, Any], seed: int = 0) -> List[Dict[str, Any]]:
-    """Paired per-view statistics of every method against the baseline, views averaged over seeds first.
-
-    Holm's correction runs within each scene over the protocol's declared family only (:func:`declared_family`);
-    a declared test without runs counts as p = 1, so the family, and every mark, does not depend on which runs
-    exist. Tests outside the family keep their raw p-value (``in_family`` False, ``p_holm`` None): exploratory.
-    """
+def compare_to_baseline(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Every method against the baseline in every scene (and condition), with the training run as the unit: each
+    seed's mean difference over the views (:func:`seed_differences`), Student's paired t over those seeds
+    (:func:`depth_strategies.study.stats.paired_t`), and Holm's correction over the declared family
+    (:func:`declared_family`) in **every** scene and condition of the protocol together. A declared test without
+    two paired seeds counts as p = 1, so the family, and every mark, does not depend on which runs exist. Tests
+    outside the family keep their raw p-value (``in_family`` False, ``p_holm`` None): exploratory. The views stay
+    as description: ``n`` (views paired), ``view_std`` (std over views of the seed-averaged differences)."""
     protocol = results["protocol"]
     baseline = protocol["baseline"]
     groups = group_runs(main_runs(results))
     family = set(declared_family(protocol, (method for _, method in groups)))
     comparisons: List[Dict[str, Any]] = []
-    scenes = list(dict.fromkeys(scene for scene, _ in groups))
+    scenes = [scene for scene in dict.fromkeys(scene for scene, _ in groups) if (scene, baseline) in groups]
     for scene in scenes:
-        if (scene, baseline) not in groups:
-            continue
         for (group_scene, method), group in groups.items():
             if group_scene != scene or method == baseline:
                 continue
             for metric in metric_names(results):
-                diff = paired_view_differences(group, groups[(scene, baseline)], metric)
                 by_seed = seed_differences(group, groups[(scene, baseline)], metric)
-                low, high = stats.bootstrap_mean_ci(diff, seed=seed)
+                views = paired_view_differences(group, groups[(scene, baseline)], metric)
+                test = stats.paired_t(list(by_seed.values()))
                 comparisons.append(
                     {
                         "scene": scene,
                         "method": method,
                         "metric": metric,
-                        "n": int(diff.size),
-                        "seeds": len({s for s, _ in per_view(group, metric)}),
+                        "n": int(views.size),
+                        "view_std": float(views.std(ddof=1)) if views.size > 1 else None,
+                        "seeds": test.seeds,
                         "seed_differences": {str(k): v for k, v in by_seed.items()},
-                        "mean_difference": float(diff.mean()) if diff.size else float("nan"),
-                        "ci_low": low,
-                        "ci_high": high,
-                        "p_value": stats.wilcoxon_p(diff),
+                        "mean_difference": test.mean,
+                        "ci_low": test.low,
+                        "ci_high": test.high,
+                        "p_value": test.p,
                         "in_family": (method, metric) in family,
                         "p_holm": None,
                     }
                 )
-        tested = {(c["method"], c["metric"]): c for c in comparisons if c["scene"] == scene and c["in_family"]}
-        members = sorted(family)
-        raw = []
-        for member in members:
-            p = tested[member]["p_value"] if member in tested else float("nan")
-            raw.append(1.0 if p is None or math.isnan(p) else p)  # a missing run or an untestable pair: p = 1
-        for member, adjusted in zip(members, stats.holm(raw)):
-            if member in tested:
-                tested[member]["p_holm"] = adjusted
+    tested = {(c["scene"], c["method"], c["metric"]): c for c in comparisons if c["in_family"]}
+    members = [(scene, method, metric) for scene in scenes for method, metric in sorted(family)]
+    raw = []
+    for member in members:
+        p = tested[member]["p_value"] if member in tested else float("nan")
+        raw.append(1.0 if p is None or math.isnan(p) else p)  # a missing run or fewer than two seeds: p = 1
+    for member, adjusted in zip(members, stats.holm(raw)):
+        if member in tested:
+            tested[member]["p_holm"] = adjusted
     return comparisons
 
 
 def leader_separated(results: Dict[str, Any], scene: str, rows: List[Dict[str, Any]], metric: str) -> Optional[float]:
-    """Wilcoxon p of the best method against the runner-up on ``metric`` (views averaged over seeds): the best is
-    marked only when this is below ``stats.ALPHA``. None when fewer than two methods have values."""
+    """Paired-t p over seeds of the best method against the runner-up on ``metric`` (the report's run-level test):
+    the best is marked only when this is below ``stats.ALPHA``. None when fewer than two methods have values; NaN
+    with fewer than two shared seeds."""
     direction = better(results, metric)
     ranked = sorted(
         (r for r in rows if _ranked(r, metric)),
@@ -289,7 +294,7 @@ def leader_separated(results: Dict[str, Any], scene: str, rows: List[Dict[str, A
         return None
     groups = group_runs(main_runs(results))
     first, second = (groups[(scene, row["method"])] for row in ranked[:2])
-    return stats.wilcoxon_p(paired_view_differences(first, second, metric))
+    return stats.paired_t(list(seed_differences(first, second, metric).values())).p
 
 
 # ------------------------------------------------------------------------------------------- formatting
@@ -373,20 +378,20 @@ def _collapse_note(row: Mapping[str, Any]) -> str:
 
 
 def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str, Any]]) -> str:
-    """Markdown table of the paired statistics of one scene."""
+    """Markdown table of the run-level statistics of one scene."""
     rows = [c for c in comparisons if c["scene"] == scene and c["n"]]
     lines = [
-        "| method | metric | views | seeds | mean difference | 95% CI | Wilcoxon p | Holm p (declared family) "
-        "| per seed (same seed: same ray batches) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | metric | seeds | mean difference | 95% t interval | paired t p | Holm p (declared family) "
+        "| per seed (same seed: same ray batches) | views | std over views |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in sorted(rows, key=lambda c: not c.get("in_family", False)):
         m = c["metric"]
         holm_p = _p(c.get("p_holm")) if c.get("in_family") else "exploratory"
         lines.append(
-            f"| {c['method']} | {m} | {c['n']} | {c.get('seeds', '?')} | {_fmt(c['mean_difference'], m, True)} | "
+            f"| {c['method']} | {m} | {c.get('seeds', '?')} | {_fmt(c['mean_difference'], m, True)} | "
             f"[{_fmt(c['ci_low'], m, True)}, {_fmt(c['ci_high'], m, True)}] | "
-            f"{_p(c['p_value'])} | {holm_p} | {_seed_cell(c, m)} |"
+            f"{_p(c['p_value'])} | {holm_p} | {_seed_cell(c, m)} | {c['n']} | {_fmt(c.get('view_std'), m)} |"
         )
     return "\n".join(lines)
 
@@ -560,7 +565,7 @@ def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     baseline = protocol["baseline"]
     rows = {(r["scene"], r["method"]): r for r in summarize(results)}
     comparisons = {(c["scene"], c["method"], c["metric"]): c
-                   for c in results.get("comparisons") or compare_to_baseline(results)}
+                   for c in compare_to_baseline(results)}
     clean = [c for c in conditions if c["kind"] == "clean"]
     kinds = [k for k in dict.fromkeys(c["kind"] for c in conditions) if k != "clean"] or ["clean"]
     scenes = list(dict.fromkeys(r.get("base_scene") for r in main_runs(results) if r.get("base_scene")))
@@ -656,7 +661,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
     """The whole ``results.md``."""
     protocol = results["protocol"]
     rows = summarize(results)
-    comparisons = results.get("comparisons") or compare_to_baseline(results)
+    comparisons = compare_to_baseline(results)
     out = [f"# Results: protocol `{protocol['name']}`", ""]
     if protocol.get("description"):
         out += [protocol["description"].strip(), ""]
@@ -679,13 +684,14 @@ def render_markdown(results: Dict[str, Any]) -> str:
         ),
         "",
         *platform_lines(runs),
-        f"Mean ± std over test views (each view averaged over seeds first). **Bold**: the best mean, only where it "
-        f"differs from the runner-up's (paired Wilcoxon p < {stats.ALPHA} over views, not corrected for picking the "
-        f"pair); no bold: the leaders are not separated. In parentheses: difference to `{protocol['baseline']}` over "
-        f"the same views; {SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA} within the declared family "
-        f"({', '.join(primary_metrics(protocol))} of every compared method) and, with several seeds, the same "
-        "direction in every seed's pair of runs (the views of one run share its luck, so a test over views alone "
-        "can take a run-to-run difference for an effect). "
+        f"Mean ± std over test views (each view averaged over seeds first): a description of the views. The tests "
+        f"take the training run as the unit: each seed's mean difference between two runs of that seed, Student's "
+        f"paired t over the seeds (docs/statistics.md). **Bold**: the best mean, only where it differs from the "
+        f"runner-up's (paired t p < {stats.ALPHA} over seeds, not corrected for picking the pair); no bold: the "
+        f"leaders are not separated. In parentheses: difference to `{protocol['baseline']}` (mean of the per-seed "
+        f"differences); {SIGNIFICANT}: Holm-corrected paired t p < {stats.ALPHA} over the declared family "
+        f"({', '.join(primary_metrics(protocol))} of every compared method) in every scene and condition of the "
+        "protocol together. With fewer than two seeds nothing is marked: not established. "
         f"{COLLAPSED}: a run whose appearance collapsed (most test views rendered empty, or the object in one flat "
         "colour: docs/appearance-collapse.md); a method with such a run is marked and never bold.",
         "",
@@ -703,11 +709,12 @@ def render_markdown(results: Dict[str, Any]) -> str:
             out += [
                 "### Paired statistics against the baseline",
                 "",
-                f"Per-view differences (method − {protocol['baseline']}), percentile bootstrap 95% CI of the mean "
-                f"({stats.BOOTSTRAP_RESAMPLES} resamples) and two-sided Wilcoxon signed-rank test over the test views, "
-                "each view averaged over seeds; Holm-Bonferroni over the declared family (a missing run counts as "
-                "p = 1); other rows are exploratory. Per seed: the mean difference between the method's and the "
-                "baseline's run of that seed (runs of one seed draw the same ray batches).",
+                f"Per seed: the mean over the test views of (method's run − {protocol['baseline']}'s run of that "
+                "seed; runs of one seed draw the same ray batches); mean difference, 95% t interval and two-sided "
+                "paired t p over those seeds; Holm-Bonferroni over the declared family in every scene and condition "
+                "(a missing run, or fewer than two seeds, counts as p = 1); other rows are exploratory. Views: how "
+                "many test views were paired, and the std over them of the difference (a description, not "
+                "replicates).",
                 "",
                 table,
                 "",
@@ -722,8 +729,8 @@ def render_markdown(results: Dict[str, Any]) -> str:
         out += [
             "## Robustness: each kind of degradation against its level",
             "",
-            f"{SIGNIFICANT}: Holm-corrected Wilcoxon p < {stats.ALPHA} within the condition's own family (its "
-            "table above), every seed agreeing on the direction. "
+            f"{SIGNIFICANT}: Holm-corrected paired t p < {stats.ALPHA} over seeds, the family being every "
+            "condition's declared tests together. "
             "*Stops helping at*: the first level at which the mean difference to the RGB-only "
             "baseline is no longer in the metric's better direction (significant or not).",
             "",
@@ -757,7 +764,7 @@ def platform_lines(runs: Iterable[Mapping[str, Any]]) -> List[str]:
 def main_tables(results: Dict[str, Any]) -> str:
     """The main table of every scene (what ``ds-compare`` prints at the end)."""
     rows = summarize(results)
-    comparisons = results.get("comparisons") or compare_to_baseline(results)
+    comparisons = compare_to_baseline(results)
     blocks = []
     for scene in dict.fromkeys(r["scene"] for r in rows):
         scene_rows = [r for r in rows if r["scene"] == scene]
@@ -768,7 +775,7 @@ def main_tables(results: Dict[str, Any]) -> str:
 def render_csv(results: Dict[str, Any]) -> str:
     """``results.csv``: one row per (scene, method, metric) with summary and paired statistics."""
     comparisons = {
-        (c["scene"], c["method"], c["metric"]): c for c in results.get("comparisons") or compare_to_baseline(results)
+        (c["scene"], c["method"], c["metric"]): c for c in compare_to_baseline(results)
     }
     buffer = io.StringIO()
     writer = csv.writer(buffer)

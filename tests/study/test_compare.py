@@ -177,13 +177,15 @@ def condition_results(gains):
                   {"name": "n3", "kind": "noise", "level": 0.3}]
     runs = []
     for c in conditions:
-        for method, gain in (("depth-baseline", 0.0), ("depth-soft", gains[c["name"]])):
-            views = [{"index": i, "metrics": {"psnr": 20.0 + 0.1 * i + gain, "depth_l1": 0.1}} for i in range(8)]
-            runs.append({"scene": f"s/{c['name']}", "base_scene": "s", "condition": c["name"], "method": method,
-                         "seed": 0, "run_id": f"s/{c['name']}/{method}/seed0", "status": "ok", "sweep": None,
-                         "views": views, "train": {}, "render": {}, "shared": method == "depth-baseline"})
+        for seed, jitter in enumerate((0.0, 0.02, -0.02)):  # three seeds whose gains differ a little
+            for method, gain in (("depth-baseline", 0.0), ("depth-soft", gains[c["name"]] + jitter)):
+                views = [{"index": i, "metrics": {"psnr": 20.0 + 0.1 * i + gain, "depth_l1": 0.1}} for i in range(8)]
+                runs.append({"scene": f"s/{c['name']}", "base_scene": "s", "condition": c["name"], "method": method,
+                             "seed": seed, "run_id": f"s/{c['name']}/{method}/seed{seed}", "status": "ok",
+                             "sweep": None, "views": views, "train": {}, "render": {},
+                             "shared": method == "depth-baseline"})
     return {
-        "protocol": {"name": "rob", "baseline": "depth-baseline", "iterations": 10, "seeds": [0],
+        "protocol": {"name": "rob", "baseline": "depth-baseline", "iterations": 10, "seeds": [0, 1, 2],
                      "primary_metrics": ["psnr"], "conditions": conditions, "condition_free": ["depth-baseline"]},
         "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
         "runs": runs,
@@ -197,10 +199,10 @@ def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_
     assert [lvl["condition"] for lvl in entry["levels"]] == ["clean", "n1", "n3"]
     soft = entry["methods"]["depth-soft"]
     assert [c["difference"] for c in soft] == pytest.approx([1.0, 0.5, -0.2])
-    assert all(c["significant"] for c in soft)  # 8 identical differences: exact Wilcoxon p = 2 / 2^8, Holm x1
+    assert all(c["significant"] for c in soft)  # per seed gain +- 0.02: paired t p < 0.001, Holm x3 conditions
     assert entry["stops_helping"]["depth-soft"] == 0.3
     assert entry["kept_at_mildest"]["depth-soft"] == pytest.approx(0.5)  # +0.5 at level 0.1 of +1.0 on clean depth
-    assert entry["worse_at"]["depth-soft"] == [0.3]  # -0.2 on every view: significantly worse there
+    assert entry["worse_at"]["depth-soft"] == [0.3]  # -0.2 in every seed: significantly worse there
     assert report.robustness_summary(condition_results({"clean": 1.0, "n1": 0.5, "n3": 0.1}))[0]["stops_helping"][
         "depth-soft"] is None
     no_clean_gain = report.robustness_summary(condition_results({"clean": -1.0, "n1": 0.5, "n3": 0.1}))[0]
@@ -285,10 +287,10 @@ def test_summary_and_differences_from_hand_written_results():
     comp = {(c["method"], c["metric"]): c for c in results["comparisons"]}
     assert comp[("depth-soft", "psnr")]["mean_difference"] == pytest.approx((1 + 2 + 0) / 3)
     assert comp[("depth-soft", "depth_l1")]["mean_difference"] == pytest.approx(-0.3)
-    # three identical -0.3 differences: exact two-sided Wilcoxon p = 2 / 2^3
-    assert comp[("depth-soft", "depth_l1")]["p_value"] == pytest.approx(0.25)
-    # the declared family: {soft, hard} x {psnr, depth_l1}; the failed depth-hard counts as p = 1 twice
-    assert comp[("depth-soft", "depth_l1")]["p_holm"] == pytest.approx(min(1.0, 0.25 * 4))
+    # one seed: the views describe the run (3 paired, std of (+1, +2, 0) = 1), but there is no run-level test
+    assert comp[("depth-soft", "psnr")]["n"] == 3 and comp[("depth-soft", "psnr")]["view_std"] == pytest.approx(1.0)
+    assert comp[("depth-soft", "depth_l1")]["seeds"] == 1 and math.isnan(comp[("depth-soft", "depth_l1")]["p_value"])
+    assert comp[("depth-soft", "depth_l1")]["p_holm"] == 1.0 and not report.significant(comp[("depth-soft", "psnr")])
 
 
 def test_the_header_warns_when_the_runs_come_from_several_platforms():
@@ -359,11 +361,11 @@ def many_view_results(seeds=(0,), soft_gain=1.0, methods=("depth-baseline", "dep
     }
 
 
-def test_views_are_averaged_over_seeds_before_the_paired_test():
+def test_the_replicates_of_a_comparison_are_seeds_and_the_views_describe_them():
     results = many_view_results(seeds=(0, 1, 2))
     comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(results)}
-    assert comp[("depth-soft", "psnr")]["n"] == 8  # 8 views, not 24 pairs
-    assert comp[("depth-soft", "psnr")]["seeds"] == 3
+    assert comp[("depth-soft", "psnr")]["n"] == 8  # 8 views described, not 24 pairs
+    assert comp[("depth-soft", "psnr")]["seeds"] == 3  # the test's replicates
     row = {r["method"]: r for r in report.summarize(results)}["depth-soft"]["psnr"]
     assert row["n"] == 8 and row["seeds"] == 3 and row["seed_std"] > 0
 
@@ -390,27 +392,45 @@ def test_each_seeds_difference_is_the_mean_over_views_of_that_seeds_pair_of_runs
     comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([0.5, -1.0]))}
     soft = comp[("depth-soft", "psnr")]
     assert soft["seed_differences"] == {"0": pytest.approx(0.5), "1": pytest.approx(-1.0)}
-    assert soft["mean_difference"] == pytest.approx(-0.25)  # views averaged over seeds: (0.5 - 1.0) / 2 each
+    assert soft["mean_difference"] == pytest.approx(-0.25)
 
 
-def test_a_difference_whose_seeds_disagree_is_not_significant_however_small_its_view_level_p():
-    # every view moves by the seed's offset: the exact Wilcoxon p over 8 views is 2 / 2^8 either way
-    disagree = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([0.5, -1.0]))}
-    agree = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([-0.2, -1.0]))}
-    for comp in (disagree, agree):
-        assert comp[("depth-soft", "psnr")]["p_holm"] == pytest.approx(2 / 2**8)
-    assert not report.seeds_agree(disagree[("depth-soft", "psnr")])
-    assert not report.significant(disagree[("depth-soft", "psnr")])
-    assert report.seeds_agree(agree[("depth-soft", "psnr")]) and report.significant(agree[("depth-soft", "psnr")])
-    # one seed: nothing to disagree with, the view-level test decides
-    assert report.significant({"in_family": True, "p_holm": 0.01, "mean_difference": -1.0,
-                               "seed_differences": {"0": -1.0}})
-    assert not report.significant({"in_family": False, "p_holm": None, "p_value": 0.001, "mean_difference": -1.0,
-                                   "seed_differences": {"0": -1.0, "1": -2.0}})  # exploratory rows are never marked
+def test_the_test_is_students_paired_t_over_the_seeds_whatever_the_number_of_views():
+    # per-seed differences -0.2, -1.0: mean -0.6, s = 0.566, t = -1.5 on 1 df: p = 0.374 (t table)
+    comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([-0.2, -1.0]))}
+    soft = comp[("depth-soft", "psnr")]
+    assert soft["p_value"] == pytest.approx(0.3743, abs=1e-4)
+    # 95 % interval: -0.6 -+ 12.706 * 0.4
+    assert (soft["ci_low"], soft["ci_high"]) == (pytest.approx(-0.6 - 12.7062 * 0.4, abs=1e-3),
+                                                 pytest.approx(-0.6 + 12.7062 * 0.4, abs=1e-3))
+    assert not report.significant(soft)  # every view moved the same way in both seeds: two runs are two runs
+    five = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(
+        seed_results([-0.8, -1.0, -1.1, -0.9, -1.2]))}[("depth-soft", "psnr")]
+    assert five["seeds"] == 5 and five["p_holm"] < 0.05 and report.significant(five)
     md = report.render_markdown(seed_results([0.5, -1.0]))
     assert "(-0.25)" in md and "(-0.25†)" not in md
     assert "| +0.50 / -1.00 (disagree) |" in md
-    assert "(-0.60†)" in report.render_markdown(seed_results([-0.2, -1.0]))
+    assert "(-1.00†)" in report.render_markdown(seed_results([-0.8, -1.0, -1.1, -0.9, -1.2]))
+    assert not report.significant({"in_family": False, "p_holm": None, "p_value": 0.001, "mean_difference": -1.0,
+                                   "seed_differences": {"0": -1.0, "1": -2.0}})  # exploratory rows are never marked
+
+
+def test_holm_runs_over_the_declared_family_of_every_scene_together():
+    one = seed_results([-0.8, -1.0, -1.1, -0.9, -1.2])
+    two = seed_results([-0.8, -1.0, -1.1, -0.9, -1.2])
+    two["runs"] += [dict(run, scene="t", run_id=run["run_id"].replace("s/", "t/")) for run in two["runs"]]
+    p_one = {c["scene"]: c["p_holm"] for c in report.compare_to_baseline(one) if c["metric"] == "psnr"}
+    p_two = {c["scene"]: c["p_holm"] for c in report.compare_to_baseline(two) if c["metric"] == "psnr"}
+    assert p_two["s"] == pytest.approx(min(1.0, 2 * p_one["s"])) and p_two["t"] == pytest.approx(p_two["s"])
+
+
+def test_view_differences_use_only_the_seeds_both_methods_have():
+    results = seed_results([0.5, -1.0])
+    baseline_seed_1 = [r for r in results["runs"] if r["method"] == "depth-baseline" and r["seed"] == 1]
+    results["runs"].remove(baseline_seed_1[0])
+    groups = report.group_runs(report.main_runs(results))
+    diff = report.paired_view_differences(groups[("s", "depth-soft")], groups[("s", "depth-baseline")], "psnr")
+    assert diff == pytest.approx([0.5] * 8)  # seed 1 of depth-soft has no partner: left out, not averaged in
 
 
 def test_the_declared_family_does_not_change_with_the_runs_that_exist():
@@ -427,11 +447,13 @@ def test_the_declared_family_does_not_change_with_the_runs_that_exist():
     assert all(c["p_holm"] is None for c in two if c["metric"] == "depth_l1")  # not primary: exploratory
 
 
-def test_bold_marks_a_leader_only_when_a_paired_test_separates_it():
-    separated = report.render_markdown(many_view_results(soft_gain=1.0))
-    assert "**21.35 ± 0.24**" in separated
-    tied = report.render_markdown(many_view_results(soft_gain=0.0))
+def test_bold_marks_a_leader_only_when_a_run_level_test_separates_it():
+    separated = report.render_markdown(many_view_results(seeds=(0, 1, 2, 3, 4), soft_gain=1.0))
+    assert "**21.36 ± 0.25**" in separated
+    tied = report.render_markdown(many_view_results(seeds=(0, 1, 2, 3, 4), soft_gain=0.0))
     assert "**" not in tied.split("| method |")[1].split("###")[0]
+    one_seed = report.render_markdown(many_view_results(soft_gain=1.0))  # one run each: not established
+    assert "**" not in one_seed.split("| method |")[1].split("###")[0]
 
 
 def test_results_record_and_print_the_evaluation_protocol_and_the_run_to_run_spread():

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Re-measure every number in README.md, on this machine, with the package's own entry points.
+# Re-measure every number in README.md and the pages under docs/ moved out of it, on this machine, with the package's own entry points.
 # Usage: scripts/reproduce_readme.sh [quick|bench|figures|smoke|lego-fewview|lego|robustness|all]   (default: quick)
-# The README quotes the committed copies of results/<protocol>/results.* under docs/results/<protocol>/.
+# The README and docs/*.md quote the committed copies of results/<protocol>/results.* under docs/results/<protocol>/.
 # Costs on the 2-core development CPU: quick 6 min, bench 30 min, figures 4 min, smoke (robustness-quick and
-# room-quick) 12 min, lego-fewview, lego and robustness 2 to 4 hours each (see README.md, "Protocols"). Run from the repository root with the package installed.
+# room-quick) 12 min, lego-fewview, lego and robustness 2 to 4 hours each (see docs/comparing.md, the protocol table). Run from the repository root with the package installed.
 set -euo pipefail
 what="${1:-quick}"
 scratch="${TMPDIR:-/tmp}/depth-strategies-readme"
@@ -28,9 +28,9 @@ run_bench()   {
 }
 run_smoke()   {
   ds-compare robustness-quick --output docs/results/v0.3/robustness-quick
-  python scripts/readme_tables.py                                               # the README's copies of its tables
+  python scripts/readme_tables.py                                               # the marked tables of README.md and docs/*.md
   ds-compare room-quick --output docs/results/v0.3/room-quick
-  time ds-compare quick --output "$scratch/quick-local"                        # the executor timings in README.md
+  time ds-compare quick --output "$scratch/quick-local"                        # the executor timings in docs/comparing.md
   time ds-compare quick --executor ray --jobs 2 --output "$scratch/quick-ray"
 }
 run_figures() {
@@ -41,7 +41,7 @@ run_figures() {
 run_robustness() {
   ds-compare robustness --output docs/results/v0.3/robustness --data-root . --jobs 2   # resumes committed runs
   python scripts/depth_consistency.py robustness --output docs/results/v0.3/robustness --data-root .
-  python scripts/readme_tables.py                                               # the README's copies of its tables
+  python scripts/readme_tables.py                                               # the marked tables of README.md and docs/*.md
   for m in psnr depth_l1; do python scripts/seed_differences.py docs/results/v0.3/robustness --metric $m; done
   # the first diagnosis of depth-hybrid-uncertain's seed-1 losses (4 runs, about 8 min)
   ds-compare docs/results/v0.3/robustness-uncertain-diagnosis/protocol.yaml \

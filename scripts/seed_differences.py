@@ -1,30 +1,27 @@
-"""Each seed on its own: a method's mean difference to the baseline of the same seed, per scene (condition).
+"""Each seed on its own: a method's mean difference to a reference method of the same seed, per scene (condition),
+with the report's run-level test (Student's paired t over seeds, docs/statistics.md), against any reference.
 
-``ds-compare`` averages each view over the seeds before its paired tests; this prints what every seed gave by
-itself, from the ``results.json`` it wrote, and the largest gap between two seeds of each method.
+``ds-compare``'s tables compare every method with the protocol's baseline; this prints the same per-seed differences
+and paired t against the reference you name (e.g. a method's own variant), from the ``results.json`` it wrote. No
+family correction: a single comparison you chose, or exploratory.
 
     python scripts/seed_differences.py docs/results/v0.3/robustness --metric psnr
-    python scripts/seed_differences.py docs/results/v0.4/appearance-collapse-lego --baseline depth-baseline-white
+    python scripts/seed_differences.py docs/results/v0.5/background-warmup-lego --baseline depth-baseline-white
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-from collections import defaultdict
+import math
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List
+
+from depth_strategies.study import report, stats
 
 
-def seed_means(results: Dict, metric: str) -> Dict[Tuple[str, str], Dict[int, float]]:
-    """{(scene, method): {seed: mean of ``metric`` over the run's views}} of every finished run."""
-    means: Dict[Tuple[str, str], Dict[int, float]] = defaultdict(dict)
-    for run in results["runs"]:
-        values = [v["metrics"][metric] for v in run.get("views", []) if metric in v.get("metrics", {})]
-        if run["status"] == "ok" and values:
-            means[(run["scene"], run["method"])][int(run["seed"])] = statistics.fmean(values)
-    return means
+def _num(value: float, signed: bool = True) -> str:
+    return "–" if value is None or math.isnan(value) else (f"{value:+.3f}" if signed else f"{value:.3f}")
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -35,20 +32,25 @@ def main(argv: List[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = json.loads((args.output / "results.json").read_text())
     baseline = args.baseline or results["protocol"]["baseline"]
-    means = seed_means(results, args.metric)
-    seeds = sorted({s for by_seed in means.values() for s in by_seed})
-    print("| scene | method | " + " | ".join(f"seed {s}" for s in seeds) + " | gap between seeds |")
-    print("|---|---|" + "---|" * (len(seeds) + 1))
+    groups = report.group_runs(report.main_runs(results))
+    means = {key: report.seed_means(runs, args.metric) for key, runs in groups.items()}
+    seeds = sorted({s for by_seed in means.values() for s in by_seed}, key=str)
+    print("| scene | method | " + " | ".join(f"seed {s}" for s in seeds)
+          + " | gap between seeds | mean | 95% t interval | paired t p |")
+    print("|---|---|" + "---|" * (len(seeds) + 4))
     for (scene, method), by_seed in sorted(means.items()):
-        base = means.get((scene, baseline), {})
         if method == baseline:
-            cells = [f"{by_seed[s]:.3f}" if s in by_seed else "–" for s in seeds]
-            print(f"| {scene} | {method} (mean) | " + " | ".join(cells) + " | |")
+            cells = [_num(by_seed.get(s, math.nan), signed=False) for s in seeds]
+            print(f"| {scene} | {method} (mean) | " + " | ".join(cells) + " | | | | |")
             continue
-        diffs = {s: by_seed[s] - base[s] for s in seeds if s in by_seed and s in base}
-        cells = [f"{diffs[s]:+.3f}" if s in diffs else "–" for s in seeds]
-        gap = max(diffs.values()) - min(diffs.values()) if len(diffs) > 1 else float("nan")
-        print(f"| {scene} | {method} | " + " | ".join(cells) + f" | {gap:.3f} |")
+        if (scene, baseline) not in groups:
+            continue
+        diffs = report.seed_differences(groups[(scene, method)], groups[(scene, baseline)], args.metric)
+        test = stats.paired_t(list(diffs.values()))
+        cells = [_num(diffs.get(s, math.nan)) for s in seeds]
+        gap = max(diffs.values()) - min(diffs.values()) if len(diffs) > 1 else math.nan
+        print(f"| {scene} | {method} | " + " | ".join(cells) + f" | {_num(gap, signed=False)} | {_num(test.mean)} | "
+              f"[{_num(test.low)}, {_num(test.high)}] | {'–' if math.isnan(test.p) else f'{test.p:.3g}'} |")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def old_config_text(name: str, data: Path, output_dir: Path) -> str:
 
 
 def renamed_reference(text: str) -> str:
-    """The one edit an old reference run needs (README, "Layout"): nerfstudio's ``eval_setup`` swaps in the
+    """The one edit an old reference run needs (docs/development.md, "Layout"): nerfstudio's ``eval_setup`` swaps in the
     datamanager registered under the run's ``method_name``, and under nerfstudio's own ``depth-nerfacto`` that is
     a dataset that downloads ZoeDepth; the reference is now registered as ``depth-nerfacto-reference``."""
     old = "\nmethod_name: depth-nerfacto\n"

@@ -11,7 +11,8 @@ from tests.conftest import REPO
 
 def run(scene, method, seed, psnr):
     return {"scene": scene, "method": method, "seed": seed, "status": "ok",
-            "views": [{"metrics": {"psnr": p}} for p in psnr]}
+            "run_id": f"{scene}/{method}/seed{seed}", "views": [{"index": i, "metrics": {"psnr": p}}
+                                                            for i, p in enumerate(psnr)]}
 
 
 def test_each_seed_is_compared_with_the_baseline_of_its_own_seed_and_the_gap_between_seeds_is_printed(tmp_path):
@@ -23,5 +24,6 @@ def test_each_seed_is_compared_with_the_baseline_of_its_own_seed_and_the_gap_bet
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "seed_differences.py"), str(tmp_path)],
                          capture_output=True, text=True, check=True).stdout
     # baseline means 21 and 23; soft 23 and 22: +2 in seed 0, -1 in seed 1, 3 apart
-    assert "| s/c | depth-baseline (mean) | 21.000 | 23.000 | |" in out
-    assert "| s/c | depth-soft | +2.000 | -1.000 | 3.000 |" in out
+    assert "| s/c | depth-baseline (mean) | 21.000 | 23.000 |" in out
+    # mean +0.5, s = 2.121, t on 1 df: p = 0.795, interval 0.5 -+ 12.706 * 1.5
+    assert "| s/c | depth-soft | +2.000 | -1.000 | 3.000 | +0.500 | [-18.559, +19.559] | 0.795 |" in out

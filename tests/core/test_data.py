@@ -56,7 +56,7 @@ def generated_truth(image: Path) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def lego_truth(image: Path) -> Tuple[np.ndarray, np.ndarray]:
-    """Independent ground truth of one lego test view from its raw depth PNG (README conventions)."""
+    """Independent ground truth of one lego test view from its raw depth PNG (docs/captures.md, "Depth formats")."""
     alpha = np.asarray(Image.open(image))[..., 3]
     v = np.asarray(Image.open(image.with_name(f"{image.stem}_depth_0001.png")))[..., 0].astype(np.float64)
     ray = 8.0 * (1.0 - v / 255.0)

@@ -47,7 +47,8 @@ def _files(package_dir: Path):
     for entry in TRAINING_SOURCES:
         path = package_dir / entry
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts)
+            found = path.rglob("*")
+            yield from sorted(p for p in found if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts)
         elif path.is_file():
             yield path
 

@@ -158,7 +158,10 @@ def test_conditions_cross_every_depth_method_and_run_condition_free_methods_once
     assert [r.condition for r in baseline] == [None, None] and baseline[0].run_id == "s/depth-baseline/seed0"
     noisy = next(r for r in runs if r.method == "depth-soft" and r.condition == "noisy" and r.seed == 1)
     assert noisy.run_id == "s/noisy/depth-soft/seed1"
-    assert noisy.overrides[-1] == ("pipeline.datamanager.depth_degradations", ["noise(b=0.1)"])
+    assert noisy.overrides[-2:] == (("pipeline.datamanager.depth_degradations", ["noise(b=0.1)"]),
+                                    ("pipeline.datamanager.degradation_seed", 1))  # the noise is drawn per seed
+    other_method = next(r for r in runs if r.method == "depth-hybrid" and r.condition == "noisy" and r.seed == 1)
+    assert other_method.overrides[-1] == ("pipeline.datamanager.degradation_seed", 1)  # the same for every method
     clean = next(r for r in runs if r.method == "depth-soft" and r.condition == "clean" and r.seed == 1)
     assert all(key != "pipeline.datamanager.depth_degradations" for key, _ in clean.overrides)
     assert len({r.run_id for r in runs}) == len({r.fingerprint() for r in runs}) == len(runs)

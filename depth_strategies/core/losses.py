@@ -175,6 +175,48 @@ def least_squares_scale_shift(
         return scale, shift, n.long()
 
 
+ALIGNMENT_MOMENTS = 5
+"""Per group: n, sum x, sum y, sum x^2, sum x y (:func:`alignment_moments`)."""
+
+
+def alignment_moments(
+    predicted: Float[Tensor, "num_rays 1"],
+    given: Float[Tensor, "num_rays 1"],
+    mask: Bool[Tensor, "num_rays 1"],
+    group: Int[Tensor, "num_rays 1"],
+    num_groups: int,
+) -> Float[Tensor, "num_groups 5"]:  # noqa: F821
+    """Per group (image), the sufficient statistics of the least-squares fit of ``predicted`` by s ``given`` + t
+    over the masked rays: (n, sum x, sum y, sum x^2, sum x y), x = given, y = predicted, in float64 (the variance
+    sum x^2 - (sum x)^2 / n cancels in float32). Statistics of several batches add up, so an image with a few rays
+    per batch still gets a fit (:func:`scale_shift_from_moments`). No gradient."""
+    with torch.no_grad():
+        m = mask[..., 0].to(torch.float64)
+        x, y = given[..., 0].to(torch.float64) * m, predicted[..., 0].to(torch.float64) * m
+        columns = torch.stack([m, x, y, x * x, x * y], dim=-1)
+        out = torch.zeros(num_groups, ALIGNMENT_MOMENTS, dtype=torch.float64, device=given.device)
+        return out.index_add_(0, group[..., 0].long(), columns)
+
+
+def scale_shift_from_moments(
+    moments: Float[Tensor, "num_groups 5"],  # noqa: F821
+    min_rays: int = 8,
+    min_scale: float = 1e-3,
+) -> Tuple[Float[Tensor, "num_groups"], Float[Tensor, "num_groups"], Bool[Tensor, "num_groups"]]:  # noqa: F821
+    """Per group, the (s, t) of :func:`least_squares_scale_shift` from its :func:`alignment_moments`:
+    s = (sum xy - sum x sum y / n) / (sum x^2 - (sum x)^2 / n), t = (sum y - s sum x) / n, and whether the fit
+    exists (n >= ``min_rays`` and x varies); groups without one get (1, 0). s is clamped to ``min_scale`` from
+    below. Returned in float32."""
+    n, sx, sy, sxx, sxy = moments.unbind(-1)
+    safe_n = torch.clamp(n, min=1.0)
+    var = sxx - sx * sx / safe_n
+    cov = sxy - sx * sy / safe_n
+    usable = (n >= min_rays) & (var > 1e-12 * safe_n)
+    scale = torch.clamp(torch.where(usable, cov / torch.where(usable, var, torch.ones_like(var)), 1.0), min=min_scale)
+    shift = torch.where(usable, (sy - scale * sx) / safe_n, 0.0)
+    return scale.float(), shift.float(), usable
+
+
 def free_space_loss(
     weights: Float[Tensor, "*bs num_samples 1"],
     bin_ends: Float[Tensor, "*bs num_samples 1"],
@@ -270,6 +312,7 @@ def assemble_depth_losses(
     soft_gt_depth: Optional[Float[Tensor, "*bs 1"]] = None,
     hard_surface: Optional[Bool[Tensor, "*bs 1"]] = None,
     empty_weights: Optional[Float[Tensor, "*bs 1"]] = None,
+    soft_surface: Optional[Bool[Tensor, "*bs 1"]] = None,
 ) -> Dict[str, Float[Tensor, ""]]:
     """The depth loss terms of one batch: ``{"soft_depth_loss", "free_space_loss", "surface_loss",
     "empty_space_loss"}``, each lambda x mean over levels of the mean over its rays; terms with lambda 0 are absent.
@@ -281,8 +324,9 @@ def assemble_depth_losses(
     Optional, per ray: ``half_width`` (eps of each ray instead of ``lambdas.half_width``: the uncertainty-aware
     margin, :func:`window_half_width`), ``ray_weights`` (multiplying each surface ray's soft, free-space and surface
     values: :func:`uncertainty_weight`), ``soft_gt_depth`` (the depth the soft term compares with, e.g. aligned
-    by :func:`least_squares_scale_shift`), ``hard_surface`` (the surface rays of the free-space and surface terms,
-    default ``surface``) and ``empty_weights`` (multiplying each empty ray's mask value: :func:`image_trust_share`).
+    by :func:`least_squares_scale_shift`), ``soft_surface`` and ``hard_surface`` (the surface rays of the soft term
+    and of the free-space and surface terms, default ``surface``: e.g. the rays whose image has an alignment) and
+    ``empty_weights`` (multiplying each empty ray's mask value: :func:`image_trust_share`).
     The mean over rays always divides by the number of rays selected, so a weight of 1 on
     every ray gives the unweighted loss.
     """
@@ -294,6 +338,7 @@ def assemble_depth_losses(
     free_forever = torch.full_like(gt_depth, float("inf"))
     soft_gt = gt_depth if soft_gt_depth is None else soft_gt_depth
     hard_rays = surface if hard_surface is None else hard_surface
+    soft_rays = surface if soft_surface is None else soft_surface
     per_level: Dict[str, list] = {}
 
     def add(name: str, lam: float, values: Float[Tensor, "*bs 1"], rays: Bool[Tensor, "*bs 1"],
@@ -306,7 +351,7 @@ def assemble_depth_losses(
         if lambdas.soft > 0:
             predicted = expected_termination(w, mids)
             soft = soft_depth_loss(predicted, soft_gt, lambdas.penalty, lambdas.penalty_scale)
-            add("soft_depth_loss", lambdas.soft, soft, surface)
+            add("soft_depth_loss", lambdas.soft, soft, soft_rays)
         if lambdas.hard > 0:
             add("free_space_loss", lambdas.hard, free_space_loss(w, ends, free_until_surface), hard_rays)
             add("surface_loss", lambdas.hard, surface_loss(w, mids, gt_depth, lambdas.surface_variance), hard_rays)

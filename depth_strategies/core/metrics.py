@@ -75,7 +75,9 @@ METRICS: Dict[str, MetricSpec] = {
         MetricSpec("lpips", "lower", "", "LPIPS (AlexNet); only when its weights are cached"),
         MetricSpec("depth_l1", "lower", "units", "mean |D - D_gt| of the median depth, pixels with known depth"),
         MetricSpec("depth_l1_expected", "lower", "units",
-                   "mean |D - D_gt| of the expected depth (the soft loss's target), same pixels"),
+                   "mean |D - D_gt| of nerfstudio's normalised expected depth sum p_i t_i (p = w / sum w), same "
+                   "pixels; the soft loss's D_pred = sum w_i t_i is unnormalised and equal to it where the "
+                   "accumulation is 1"),
         MetricSpec("depth_rmse", "lower", "units", "root mean squared depth error on the same pixels"),
         MetricSpec("depth_abs_rel", "lower", "", "mean |D - D_gt| / D_gt"),
         MetricSpec("depth_delta1", "higher", "", "fraction of pixels with max(D/D_gt, D_gt/D) < 1.25"),

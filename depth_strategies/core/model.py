@@ -292,11 +292,12 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions, ColourOptio
     a running per-image estimate of the alignment (``alignment_momentum``) and stay off until it has been updated
     ``alignment_warmup`` times (before that, a guided window would sit at the wrong distance)."""
     alignment_momentum: float = 0.9
-    """Weight of the previous estimate in the running per-image alignment (an exponential moving average)."""
+    """Decay of each image's accumulated alignment statistics per batch that holds rays of it (the statistics of
+    about the last 1 / (1 - momentum) such batches count)."""
     alignment_warmup: int = 200
-    """Training steps of alignment updates before guided sampling and the hard losses use the aligned depth."""
+    """Updates of an image's alignment before guided sampling and the hard losses use that image's aligned depth."""
     alignment_min_rays: int = 8
-    """Surface rays of an image that a batch must hold for that image's alignment to be estimated."""
+    """Surface rays (accumulated over batches) an image needs before its alignment is fitted."""
     appearance_check_every: int = 100
     """Every this many training steps (from ``appearance_check_from`` on), check the training batch for appearance
     collapse (:mod:`depth_strategies.core.appearance`: object pixels rendered empty, or in one flat colour) and
@@ -357,6 +358,9 @@ class DepthStrategyModel(NerfactoModel):
             self.register_buffer("alignment_shift", torch.zeros(self.num_train_data))
             self.register_buffer("alignment_updates", torch.zeros((), dtype=torch.long))
             self.register_buffer("alignment_seen", torch.zeros(self.num_train_data, dtype=torch.long))
+            # each image's decayed least-squares statistics (losses.alignment_moments), summed over batches
+            self.register_buffer("alignment_moments", torch.zeros(self.num_train_data, losses.ALIGNMENT_MOMENTS,
+                                                                  dtype=torch.float64))
         consistency = (self.kwargs.get("metadata") or {}).get(CONSISTENCY_KEY)
         # measured from the training data at start-up, not learnt: not saved in checkpoints
         use = cfg.consistency_sigma and cfg.sigma_window_mult > 0 and consistency is not None
@@ -381,11 +385,12 @@ class DepthStrategyModel(NerfactoModel):
                           dtype=like.dtype)
 
     # ------------------------------------------------------------------ depth of training rays
-    def _alignment_ready(self) -> bool:
-        """Whether guided sampling and the hard losses may use the aligned depth (always, without alignment)."""
+    def _alignment_ready(self, image: Tensor) -> Tensor:
+        """Per ray: whether guided sampling and the hard losses may use its image's aligned depth (that image's
+        alignment has been updated ``alignment_warmup`` times; always, without alignment)."""
         if self.config.depth_alignment == "none":
-            return True
-        return int(self.alignment_updates) >= self.config.alignment_warmup
+            return torch.ones_like(image, dtype=torch.bool)
+        return (self.alignment_seen[image[..., 0].long()] >= self.config.alignment_warmup)[..., None]
 
     def _metric_depth(self, depth: Tensor, image: Tensor) -> Tensor:
         """The given depth (model units) with each image's running alignment applied (unchanged without one)."""
@@ -424,12 +429,11 @@ class DepthStrategyModel(NerfactoModel):
         meta = ray_bundle.metadata or {}
         if not self.training or self.config.guided_fraction <= 0 or DEPTH_KEY not in meta:
             return None, None, 0.0
-        if not self._alignment_ready():
-            return None, None, 0.0
         assert ray_bundle.camera_indices is not None
         depth = self._metric_depth(meta[DEPTH_KEY], ray_bundle.camera_indices)
         half_width = self._half_width(self._ray_sigma(meta.get(SIGMA_KEY), ray_bundle.camera_indices), depth)
         valid = self._trusted_state(meta[STATE_KEY], half_width) == DepthState.SURFACE
+        valid = valid & self._alignment_ready(ray_bundle.camera_indices)
         if self.config.guide_by_trust and self.config.sigma_window_mult > 0:
             trust = losses.uncertainty_weight(half_width, self.config.guide_half_width)
             valid = trusted_rays(valid, trust, self.guidance_uniform(trust))
@@ -555,8 +559,9 @@ class DepthStrategyModel(NerfactoModel):
             extra["empty_weights"] = losses.image_trust_share(
                 surface, given == DepthState.SURFACE, image, self.num_train_data)
         if cfg.depth_alignment != "none":
-            extra["soft_gt_depth"] = self._align_batch(outputs, depth / scale, surface, image)
-            extra["hard_surface"] = surface & self._alignment_ready()
+            extra["soft_gt_depth"], aligned = self._align_batch(outputs, depth / scale, surface, image)
+            extra["soft_surface"] = surface & aligned
+            extra["hard_surface"] = surface & self._alignment_ready(image)
             depth = self._metric_depth(depth, image)
         if cfg.sigma_window_mult > 0 and sigma is not None:
             extra["half_width"] = half_width
@@ -570,28 +575,31 @@ class DepthStrategyModel(NerfactoModel):
             )
         return loss_dict
 
-    def _align_batch(self, outputs, given: Tensor, surface: Tensor, image: Tensor) -> Tensor:
-        """The given depth of each surface ray aligned to the NeRF level's expected depth per image of the batch
-        (Blender units), and the running per-image alignment updated with this batch's estimates."""
+    def _align_batch(self, outputs, given: Tensor, surface: Tensor, image: Tensor) -> Tuple[Tensor, Tensor]:
+        """The given depth of each ray aligned to the NeRF level's expected depth by its image's running alignment
+        (Blender units), and per ray whether that image has one. The batch's least-squares statistics of each image
+        (:func:`depth_strategies.core.losses.alignment_moments`) are added to the image's decayed sums
+        (``alignment_momentum``) and the alignment is refitted from the sums
+        (:func:`~depth_strategies.core.losses.scale_shift_from_moments`), so an image with fewer than
+        ``alignment_min_rays`` surface rays per batch (256 rays over 40 images: about 6) still gets one. A ray whose
+        image has none yet is left out of the soft loss instead of comparing with the raw given depth."""
         cfg = self.config
         weights, samples = outputs["weights_list"][-1], outputs["ray_samples_list"][-1]
         t_mid = (samples.frustums.starts + samples.frustums.ends) / 2 / self.scene_scale
         predicted = losses.expected_termination(losses.normalised(weights.detach()), t_mid.detach())
-        scale, shift, count = losses.least_squares_scale_shift(
-            predicted, given, surface, image, self.num_train_data, min_rays=cfg.alignment_min_rays
-        )
+        batch = losses.alignment_moments(predicted, given, surface, image, self.num_train_data)
         with torch.no_grad():
-            seen = count >= cfg.alignment_min_rays
-            # an image's first estimate replaces the identity; later ones are averaged in with the momentum
-            blend = torch.where(self.alignment_seen > 0, cfg.alignment_momentum, 0.0)
-            self.alignment_scale.copy_(torch.where(seen, blend * self.alignment_scale + (1 - blend) * scale,
-                                                   self.alignment_scale))
-            self.alignment_shift.copy_(torch.where(seen, blend * self.alignment_shift + (1 - blend) * shift,
-                                                   self.alignment_shift))
-            self.alignment_seen += seen.long()
+            present = batch[:, 0] > 0
+            self.alignment_moments.copy_(torch.where(present[:, None],
+                                                     cfg.alignment_momentum * self.alignment_moments + batch,
+                                                     self.alignment_moments))
+            scale, shift, usable = losses.scale_shift_from_moments(self.alignment_moments, cfg.alignment_min_rays)
+            self.alignment_scale.copy_(torch.where(usable, scale, self.alignment_scale))
+            self.alignment_shift.copy_(torch.where(usable, shift, self.alignment_shift))
+            self.alignment_seen += (present & usable).long()
             self.alignment_updates += 1
         index = image[..., 0].long()
-        return scale[index, None] * given + shift[index, None]
+        return scale[index, None] * given + shift[index, None], usable[index][..., None]
 
     def _nerfstudio_depth_loss(self, outputs, gt: Tensor, surface: Tensor) -> Tensor:
         """nerfstudio's DS-NeRF or URF loss on every level, averaged over levels, exactly as depth-nerfacto.

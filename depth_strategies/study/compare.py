@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.metrics import EVALUATION_PROTOCOL
 from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
-from depth_strategies.study import report
+from depth_strategies.study import provenance, report
 from depth_strategies.study.executors import Events, Executor, LocalExecutor, Request, make_executor, visible_gpus
 from depth_strategies.study.protocol import (
     Protocol,
@@ -124,23 +124,51 @@ class RunOutcome:
     reused: bool = False
 
 
-def _load_finished(run_dir: Path, spec: RunSpec) -> Optional[Dict[str, Any]]:
+def _read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
     path = run_dir / "result.json"
     if not path.is_file():
         return None
     try:
-        result = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    return result if result.get("fingerprint") == spec.fingerprint() and result.get("status") == "ok" else None
 
 
-def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, views: int, run_dir: Path, device: str) -> Dict[str, Any]:
-    """The worker's job of one run; ``views``: the scene's number of test views (:func:`test_view_count`)."""
+def _load_finished(run_dir: Path, wanted: Dict[str, str], just_trained: bool = False) -> Optional[Dict[str, Any]]:
+    """The run's finished result if this code would make it: its fingerprint (:func:`provenance.expected`) and, for
+    a result from an earlier invocation, the code and config its worker recorded. A run just trained by a worker
+    whose code changed under the study is kept, marked stale."""
+    result = _read_result(run_dir)
+    if result is None or result.get("status") != "ok" or result.get("fingerprint") != wanted["fingerprint"]:
+        return None
+    reason = provenance.staleness(result, wanted) if result.get("provenance") else None
+    if reason is None:
+        return result
+    return {**result, "stale": reason} if just_trained else None
+
+
+def _load_stale(run_dir: Path, spec: RunSpec, wanted: Dict[str, str]) -> Optional[Tuple[Dict[str, Any], str]]:
+    """A finished result of the same run spec made by other training code or another method config, and why it
+    is stale (:func:`provenance.staleness`); None when there is none."""
+    result = _read_result(run_dir)
+    if result is None or result.get("status") != "ok":
+        return None
+    made = (result.get("provenance") or {}).get("spec_fingerprint") or result.get("fingerprint")
+    if made != spec.fingerprint():
+        return None
+    reason = provenance.staleness(result, wanted)
+    return (result, reason) if reason else None
+
+
+def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, views: int, run_dir: Path, device: str,
+         wanted: Dict[str, str]) -> Dict[str, Any]:
+    """The worker's job of one run; ``views``: the scene's number of test views (:func:`test_view_count`);
+    ``wanted``: the run's provenance as this code makes it (:func:`provenance.expected`)."""
     return {
         "run": dataclasses.asdict(spec),
         "run_id": spec.run_id,
-        "fingerprint": spec.fingerprint(),
+        "fingerprint": wanted["fingerprint"],
+        "provenance": dict(wanted),
         "data": str(scene_dir),
         "run_dir": str(run_dir),
         "output_dir": str(run_dir / "nerfstudio"),
@@ -200,7 +228,7 @@ def run_in_subprocess(
             raise
 
 
-def _failure(spec: RunSpec, run_dir: Path, code: int, log_path: Path) -> Dict[str, Any]:
+def _failure(spec: RunSpec, run_dir: Path, code: int, log_path: Path, fingerprint: str) -> Dict[str, Any]:
     failed = run_dir / "failed.json"
     error = None
     if failed.is_file():
@@ -217,7 +245,7 @@ def _failure(spec: RunSpec, run_dir: Path, code: int, log_path: Path) -> Dict[st
     return {
         "run": dataclasses.asdict(spec),
         "run_id": spec.run_id,
-        "fingerprint": spec.fingerprint(),
+        "fingerprint": fingerprint,
         "status": "failed",
         "error": error,
         "log": str(log_path),
@@ -233,21 +261,36 @@ def execute(
     runner=run_in_subprocess,
     executor: Optional[Executor] = None,
     retries: int = 0,
+    reuse_stale: bool = False,
 ) -> List[RunOutcome]:
     """Run (or reuse) every run with progress bars; returns the outcomes in run order.
 
     ``executor`` (default: one run at a time on this machine) runs the pending runs; a failed run is run again up
-    to ``retries`` times, each time from a clean folder, and then reported as failed, the others going on."""
+    to ``retries`` times, each time from a clean folder, and then reported as failed, the others going on. A
+    finished run made by other training code or another method config is *stale*: named, and trained again unless
+    ``reuse_stale`` (then reused and marked ``stale`` in the results)."""
     executor = executor or LocalExecutor(runner=runner)
     outcomes: Dict[str, RunOutcome] = {}
     pending: Dict[str, Tuple[RunSpec, Path]] = {}
+    wanted = {spec.run_id: provenance.expected(spec) for spec in runs}
+    stale: Dict[str, str] = {}
     for spec in runs:
         run_dir = out / "runs" / spec.run_id
-        finished = _load_finished(run_dir, spec)
+        finished = _load_finished(run_dir, wanted[spec.run_id])
+        old = None if finished is not None else _load_stale(run_dir, spec, wanted[spec.run_id])
+        if old is not None:
+            stale[spec.run_id] = old[1]
         if finished is not None:
             outcomes[spec.run_id] = RunOutcome(spec, finished, reused=True)
+        elif old is not None and reuse_stale:
+            outcomes[spec.run_id] = RunOutcome(spec, {**old[0], "stale": old[1]}, reused=True)
         else:
             pending[spec.run_id] = (spec, run_dir)
+    if stale:
+        action = "reusing them (--reuse-stale)" if reuse_stale else "training them again (--reuse-stale reuses them)"
+        CONSOLE.print(f"[yellow]{len(stale)} finished run(s) are stale[/yellow], {action}:")
+        for run_id, reason in stale.items():
+            CONSOLE.print(f"  stale {run_id}: {reason}", markup=False)
     if outcomes:
         CONSOLE.print(f"[green]Reusing {len(outcomes)} finished run(s)[/green]; {len(pending)} to run.")
     columns = (
@@ -296,7 +339,7 @@ def execute(
                     shutil.rmtree(run_dir)  # unfinished or failed earlier: start clean
                 run_dir.mkdir(parents=True)
                 attempts[run_id] = attempts.get(run_id, 0) + 1
-                job = _job(spec, protocol, scene_dirs[spec.scene], views[spec.scene], run_dir, device)
+                job = _job(spec, protocol, scene_dirs[spec.scene], views[spec.scene], run_dir, device, wanted[run_id])
                 requests.append(Request(run_id, job, run_dir / "log.txt", cpus=cpus, gpus=gpus, memory_gb=memory_gb))
             retry: List[str] = []
 
@@ -306,14 +349,15 @@ def execute(
                 progress.update(tasks[run_id], completed=spec.iterations, visible=False)
                 done_iterations[run_id] = spec.iterations
                 progress.update(overall, completed=sum(done_iterations.values()))
-                result = _load_finished(run_dir, spec)
+                result = _load_finished(run_dir, wanted[run_id], just_trained=True)
                 if result is not None:  # complete and atomic, even if the worker died after writing it
                     outcomes[run_id] = RunOutcome(spec, result)
                     state["done"] += 1
                     note = "" if code == 0 else f" (its worker then exited with status {code})"
                     progress.console.print(f"  [green]done[/green] {run_id}{note}")
                 else:
-                    outcomes[run_id] = RunOutcome(spec, _failure(spec, run_dir, code, run_dir / "log.txt"))
+                    outcomes[run_id] = RunOutcome(spec, _failure(spec, run_dir, code, run_dir / "log.txt",
+                                                                 wanted[run_id]["fingerprint"]))
                     error = outcomes[run_id].result["error"]
                     if attempts[run_id] <= retries:
                         retry.append(run_id)
@@ -377,6 +421,8 @@ def assemble_results(
             "curve": result.get("curve", []),
             "config": result.get("config"),
             "platform": (result.get("software") or {}).get("platform"),
+            "provenance": result.get("provenance"),
+            "stale": result.get("stale"),
         }
         software = result.get("software", software)
         runs.extend(condition_entries(protocol, spec, entry))
@@ -445,7 +491,11 @@ class CompareArgs:
     seeds: Optional[int] = None
     """Number of seeds, overriding the protocol's."""
     report_only: bool = False
-    """Regenerate tables, plots and panels from an existing results.json without training."""
+    """Regenerate tables, plots and panels from an existing results.json without training (every statistic is
+    recomputed from the per-run results)."""
+    reuse_stale: bool = False
+    """Reuse finished runs made by other training code or another method config (stale runs; by default they are
+    named and trained again). The report lists the stale runs it used."""
     data_root: Path = Path(".")
     """Folder that relative scene paths of the protocol are resolved from (the shipped lego protocols name
     ../shared/data/lego, relative to the repository root)."""
@@ -479,6 +529,8 @@ def command_line(args: CompareArgs) -> str:
         parts += ["--seeds", str(args.seeds)]
     if args.methods:
         parts += ["--methods", *args.methods]
+    if args.reuse_stale:
+        parts += ["--reuse-stale"]
     return " ".join(parts)
 
 
@@ -518,7 +570,8 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
         raise ProtocolError(f"--jobs must be >= 1 and --retries >= 0, got {args.jobs} and {args.retries}")
     executor = make_executor(args.executor or protocol.executor, runner, jobs=args.jobs,
                              ray_address=args.ray_address, gpus=visible_gpus() if device == "cuda" else ())
-    outcomes = execute(protocol, runs, scene_dirs, out, device, runner, executor=executor, retries=args.retries)
+    outcomes = execute(protocol, runs, scene_dirs, out, device, runner, executor=executor, retries=args.retries,
+                       reuse_stale=args.reuse_stale)
     results = assemble_results(protocol, outcomes, out, device, command_line(args), time.perf_counter() - start)
     return _finish(results, out, start)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from depth_strategies.methods import size_profile
+from depth_strategies.study import provenance
 from depth_strategies.study.protocol import Protocol, RunSpec
 
 
@@ -40,7 +41,8 @@ def measured_wall_times(out: Path) -> Dict[str, List[float]]:
 def plan_rows(
     protocol: Protocol, runs: List[RunSpec], out: Path, device: str, seconds_per_iteration: Optional[float] = None
 ) -> List[Dict[str, Any]]:
-    """One row per run: its id, iterations, device, whether it is already done (a result with its fingerprint),
+    """One row per run: its id, iterations, device, whether it is already done (True: a result with its
+    fingerprint; "stale": a result of the same spec made by other code or config, which ds-compare trains again),
     and its estimated seconds with their source (see the module docstring)."""
     measured = measured_wall_times(out)
     profile_rate = None
@@ -49,13 +51,19 @@ def plan_rows(
     rows = []
     for spec in runs:
         result_path = out / "runs" / spec.run_id / "result.json"
-        done = False
+        done: Any = False
         if result_path.is_file():
             try:
                 result = json.loads(result_path.read_text())
-                done = result.get("fingerprint") == spec.fingerprint() and result.get("status") == "ok"
             except ValueError:
-                done = False
+                result = {}
+            if result.get("status") == "ok":
+                wanted = provenance.expected(spec)
+                if result.get("fingerprint") == wanted["fingerprint"]:
+                    done = True
+                elif ((result.get("provenance") or {}).get("spec_fingerprint") or result.get("fingerprint")) == \
+                        spec.fingerprint():
+                    done = "stale"
         if spec.method in measured:
             seconds, source = statistics.fmean(measured[spec.method]), "measured"
         elif seconds_per_iteration is not None:
@@ -75,9 +83,9 @@ def render_plan(protocol: Protocol, rows: List[Dict[str, Any]]) -> str:
              "| run | iterations | device | status | estimated min | from |", "|---|---|---|---|---|---|"]
     for r in rows:
         minutes = "–" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}"
-        status = "done" if r["done"] else "to run"
+        status = {True: "done", "stale": "stale: to run again"}.get(r["done"], "to run")
         lines.append(f"| {r['run_id']} | {r['iterations']} | {r['device']} | {status} | {minutes} | {r['source']} |")
-    todo = [r for r in rows if not r["done"]]
+    todo = [r for r in rows if r["done"] is not True]
     known = [r["seconds"] for r in todo if r["seconds"] is not None]
     unknown = len(todo) - len(known)
     device = rows[0]["device"] if rows else "cpu"

@@ -495,6 +495,8 @@ class RunSpec:
 
 DEGRADATIONS_FIELD = "pipeline.datamanager.depth_degradations"
 """The config field a condition sets."""
+DEGRADATION_SEED_FIELD = "pipeline.datamanager.degradation_seed"
+"""The seed of a condition's degradations: the run's seed."""
 
 
 def expand_runs(protocol: Protocol, only_methods: Optional[List[str]] = None) -> List[RunSpec]:
@@ -547,6 +549,9 @@ def _method_run(
     overrides = common + list(m.overrides.items())
     if condition is not None and condition.degradations:
         overrides.append((DEGRADATIONS_FIELD, list(condition.degradations)))
+        # one noise realisation per seed, the same for every method of that seed (a run is paired with the
+        # baseline's and the other methods' runs of its seed; the seeds replicate the degradation too)
+        overrides.append((DEGRADATION_SEED_FIELD, seed))
     return RunSpec(
         scene,
         m.name,

@@ -163,6 +163,7 @@ def paired_view_differences(
     over those seeds first) and the views both have: a description of the comparison over views."""
     runs, reference = list(runs), list(reference)
     shared = set(seed_means(runs, metric)) & set(seed_means(reference, metric))
+    shared -= set(cross_platform_seeds(runs, reference))
     mine, theirs = per_view_over_seeds(runs, metric, shared), per_view_over_seeds(reference, metric, shared)
     keys = sorted(set(mine) & set(theirs), key=str)
     a, b = stats.paired([mine[k] for k in keys], [theirs[k] for k in keys])
@@ -177,17 +178,32 @@ def seed_means(runs: Iterable[Mapping[str, Any]], metric: str) -> Dict[Any, floa
     return {seed: statistics.fmean(values) for seed, values in by_seed.items()}
 
 
+def seed_platforms(runs: Iterable[Mapping[str, Any]]) -> Dict[Any, Optional[str]]:
+    """{seed: the platform its run was trained on (None: not recorded)} of one (scene, method)."""
+    return {run.get("seed"): run.get("platform") for run in runs if run.get("status") == "ok"}
+
+
+def cross_platform_seeds(runs: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]]) -> List[Any]:
+    """Seeds whose two runs were trained on different platforms: same-seed runs reproduce on one machine, not
+    across machines, so :func:`seed_differences` leaves them out of the pairs."""
+    mine, theirs = seed_platforms(runs), seed_platforms(reference)
+    return sorted((s for s in set(mine) & set(theirs) if mine[s] and theirs[s] and mine[s] != theirs[s]), key=str)
+
+
 def seed_differences(
     runs: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], metric: str
 ) -> Dict[Any, float]:
     """{seed: mean over the views both runs have of (run − reference run of the same seed)}, over the seeds both
-    have: the replicates of every test of the report. Runs of one seed draw the same ray batches
-    (:meth:`depth_strategies.core.model.DepthStrategyModel.guidance_uniform`), so each seed is a pair of runs that
-    differ in the method only."""
+    have on one platform (:func:`cross_platform_seeds` are left out): the replicates of every test of the report.
+    Runs of one seed draw the same ray batches (:meth:`depth_strategies.core.model.DepthStrategyModel.
+    guidance_uniform`), so each seed is a pair of runs that differ in the method only."""
+    runs, reference = list(runs), list(reference)
+    apart = set(cross_platform_seeds(runs, reference))
     mine, theirs = per_view(runs, metric), per_view(reference, metric)
     by_seed: Dict[Any, List[float]] = defaultdict(list)
     for key in sorted(set(mine) & set(theirs), key=str):
-        by_seed[key[0]].append(mine[key] - theirs[key])
+        if key[0] not in apart:
+            by_seed[key[0]].append(mine[key] - theirs[key])
     return {seed: statistics.fmean(values) for seed, values in by_seed.items()}
 
 
@@ -260,6 +276,7 @@ def compare_to_baseline(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                         "view_std": float(views.std(ddof=1)) if views.size > 1 else None,
                         "seeds": test.seeds,
                         "seed_differences": {str(k): v for k, v in by_seed.items()},
+                        "left_out_seeds": [str(k) for k in cross_platform_seeds(group, groups[(scene, baseline)])],
                         "mean_difference": test.mean,
                         "ci_low": test.low,
                         "ci_high": test.high,
@@ -393,6 +410,10 @@ def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str,
             f"[{_fmt(c['ci_low'], m, True)}, {_fmt(c['ci_high'], m, True)}] | "
             f"{_p(c['p_value'])} | {holm_p} | {_seed_cell(c, m)} | {c['n']} | {_fmt(c.get('view_std'), m)} |"
         )
+    apart = sorted({(c["method"], seed) for c in rows for seed in c.get("left_out_seeds") or []})
+    if apart:
+        lines += ["", "Left out of the pairs (the two runs of the seed were trained on different platforms): "
+                  + ", ".join(f"{method} seed {seed}" for method, seed in apart) + "."]
     return "\n".join(lines)
 
 
@@ -744,21 +765,34 @@ def render_markdown(results: Dict[str, Any]) -> str:
 
 
 def platform_lines(runs: Iterable[Mapping[str, Any]]) -> List[str]:
-    """A warning paragraph when the runs were trained on more than one platform (``platform.platform()`` of each
-    run's worker): same-seed training is reproducible on one machine, not across machines, so differences between
-    runs of different machines include the machines' own."""
+    """Where the runs come from: the platforms that trained them (``platform.platform()`` of each run's worker), the
+    versions of the training code that made them (their recorded source hashes), and the stale runs a
+    ``--reuse-stale`` invocation reused. Same-seed training is reproducible on one machine, not across machines, so
+    the tests pair seeds only within one platform (:func:`cross_platform_seeds`)."""
+    runs = list(runs)
     counts: Dict[str, int] = defaultdict(int)
+    codes: Dict[str, int] = defaultdict(int)
     for run in runs:
         if run.get("platform"):
             counts[run["platform"]] += 1
-    if len(counts) < 2:
-        return []
+        codes[((run.get("provenance") or {}).get("source_hash")) or "not recorded (version 0.4 or older)"] += 1
+    lines = []
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
     listed = "; ".join(f"`{name}` ({n} run{'s' if n != 1 else ''})" for name, n in ranked)
-    return [f"The runs were trained on {len(counts)} platforms: {listed}. Same-seed runs were bit-identical on one "
-            "machine in this project's checks, not across machines (same-seed lego-10 baseline runs differed by up "
-            "to 0.14 dB), so a difference of that size between runs made on different machines may be the "
-            "machines'.", ""]
+    if len(counts) == 1:
+        lines.append(f"Trained on `{ranked[0][0]}` ({ranked[0][1]} runs).")
+    elif counts:
+        lines.append(f"The runs were trained on {len(counts)} platforms: {listed}. Same-seed runs were bit-identical "
+                     "on one machine in this project's checks, not across machines (same-seed lego-10 baseline runs "
+                     "differed by up to 0.14 dB), so the tests pair a seed's two runs only when one platform trained "
+                     "both; the seeds left out are listed under each statistics table.")
+    code_list = "; ".join(f"`{code}` ({n} run{'s' if n != 1 else ''})" for code, n in codes.items())
+    lines.append(f"Training code (source hash of each run, docs/statistics.md): {code_list}.")
+    stale = [r for r in runs if r.get("stale")]
+    if stale:
+        lines.append(f"{len(stale)} run(s) were reused although stale (--reuse-stale): "
+                     + "; ".join(f"`{r.get('run_id')}` ({r['stale']})" for r in stale) + ".")
+    return [" ".join(lines), ""]
 
 
 def main_tables(results: Dict[str, Any]) -> str:

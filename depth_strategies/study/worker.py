@@ -31,14 +31,10 @@ from nerfstudio.engine.trainer import TrainerConfig
 
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.training import seed_everything
-from depth_strategies.methods import (
-    apply_overrides,
-    depth_nerfacto_on_nerfstudio_data,
-    depth_nerfacto_reference,
-    method_config,
-)
+from depth_strategies.methods import apply_overrides
 from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data, to_nerfstudio_data
 from depth_strategies.study.evaluation import ViewResult, evaluate_views
+from depth_strategies.study.provenance import config_hash, git_state, resolved_config, source_hash
 
 PROGRESS_INTERVAL_S = 1.0
 """Seconds between progress lines."""
@@ -54,20 +50,15 @@ NERFSTUDIO_DATA_SUFFIX = "-nerfstudio-data"
 
 
 def build_config(job: Dict[str, Any]) -> TrainerConfig:
-    """The run's TrainerConfig: the method (or the external reference), its overrides, and run bookkeeping."""
+    """The run's TrainerConfig: the method (or the external reference) and its overrides
+    (:func:`depth_strategies.study.provenance.resolved_config`), its data, and run bookkeeping."""
     run = job["run"]
     data = Path(job["data"])
-    if run["external"] == "depth-nerfacto":
-        config = depth_nerfacto_reference()
-    elif run["external"] == "depth-nerfacto-nerfstudio-data":
-        config = depth_nerfacto_on_nerfstudio_data()
-        if not is_nerfstudio_data(data):
-            data = to_nerfstudio_data(data, data.parent / f"{data.name}{NERFSTUDIO_DATA_SUFFIX}")
-    else:
-        config = method_config(run["base"])
+    if run["external"] == "depth-nerfacto-nerfstudio-data" and not is_nerfstudio_data(data):
+        data = to_nerfstudio_data(data, data.parent / f"{data.name}{NERFSTUDIO_DATA_SUFFIX}")
+    config = resolved_config(run)
     if is_nerfstudio_data(data) and not isinstance(config.pipeline.datamanager.dataparser, NerfstudioDataParserConfig):
         config = apply_overrides(config, {"pipeline.datamanager.dataparser": NerfstudioDataParserConfig()})
-    config = apply_overrides(config, dict(run["overrides"]))
     iterations = int(run["iterations"])
     bookkeeping = {
         "pipeline.datamanager.data": data,
@@ -130,6 +121,26 @@ def software_versions() -> Dict[str, str]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+    }
+
+
+def run_provenance(job: Dict[str, Any], device: str) -> Dict[str, Any]:
+    """Where this run came from (``result.json``'s ``provenance``): the hashes of its resolved method config and of
+    the training code (what its fingerprint was made from), the package version and git state, the platform, torch's
+    threads, the device, and whether its randomness came from its seed (common random numbers: the ray batches and
+    the guidance draws of runs with one seed are the same whatever the method)."""
+    from depth_strategies import __version__
+
+    return {
+        "spec_fingerprint": job.get("provenance", {}).get("spec_fingerprint"),
+        "config_hash": config_hash(resolved_config(job["run"])),
+        "source_hash": source_hash(),
+        "package_version": __version__,
+        "git": git_state(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "common_random_numbers": True,
     }
 
 
@@ -246,6 +257,7 @@ def run_job(job: Dict[str, Any], progress: Optional[TextIO] = None) -> Dict[str,
         "views": _view_dicts(views),
         "curve": curve,
         "software": software_versions(),
+        "provenance": run_provenance(job, device),
     }
     write_text_atomic(run_dir / "result.json", json.dumps(result, indent=2, default=str))
     return result

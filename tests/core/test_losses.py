@@ -412,3 +412,42 @@ def test_a_robust_penalty_reaches_the_soft_term_of_the_assembly():
     d0, d1 = 0.1 * 1.25 + 0.2 * 1.75 + 0.6 * 2.25, 0.4 * 1.5 + 0.4 * 2.5
     rho = [2 * 0.1 * abs(d - 2.0) - 0.01 for d in (d0, d1)]  # both residuals exceed delta
     assert_close(huber["soft_depth_loss"], torch.tensor(0.5 * sum(rho) / 2, dtype=torch.float64))
+
+
+def test_the_fit_from_moments_equals_the_direct_least_squares_fit():
+    torch.manual_seed(0)
+    given = torch.rand(60, 1) * 3 + 2
+    predicted = 1.7 * given - 0.4 + 0.05 * torch.randn(60, 1)
+    mask = torch.rand(60, 1) > 0.2
+    image = torch.randint(0, 3, (60, 1))
+    direct = losses.least_squares_scale_shift(predicted, given, mask, image, 3, min_rays=2)
+    scale, shift, usable = losses.scale_shift_from_moments(
+        losses.alignment_moments(predicted, given, mask, image, 3), min_rays=2)
+    torch.testing.assert_close(scale, direct[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shift, direct[1], rtol=1e-5, atol=1e-5)
+    assert usable.all()
+    halves = losses.alignment_moments(predicted[:30], given[:30], mask[:30], image[:30], 3) + \
+        losses.alignment_moments(predicted[30:], given[30:], mask[30:], image[30:], 3)
+    torch.testing.assert_close(halves, losses.alignment_moments(predicted, given, mask, image, 3))  # they add up
+
+
+def test_at_256_rays_over_40_images_every_image_is_aligned_within_a_few_batches():
+    """The robustness-quick ratio with the default minimum of 8 rays: about 6 rays of an image per batch, so a fit
+    per batch would leave most images with none (and the soft loss on the raw monocular depth); accumulated
+    statistics give every image its fit (monocular depth 0.5 D + 1: the alignment is s = 2, t = -2)."""
+    generator = torch.Generator().manual_seed(0)
+    images, rays = 40, 256
+    moments = torch.zeros(images, losses.ALIGNMENT_MOMENTS, dtype=torch.float64)
+    per_batch_fits = []
+    for _ in range(8):
+        image = torch.randint(0, images, (rays, 1), generator=generator)
+        truth = torch.rand(rays, 1, generator=generator) * 4 + 2
+        given, mask = 0.5 * truth + 1.0, torch.ones(rays, 1, dtype=torch.bool)
+        batch = losses.alignment_moments(truth, given, mask, image, images)
+        per_batch_fits.append(int((batch[:, 0] >= 8).sum()))
+        moments = torch.where((batch[:, 0] > 0)[:, None], 0.9 * moments + batch, moments)
+    scale, shift, usable = losses.scale_shift_from_moments(moments, min_rays=8)
+    assert max(per_batch_fits) < images // 2  # one batch alone fits fewer than half the images
+    assert usable.all()
+    torch.testing.assert_close(scale, torch.full((images,), 2.0), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(shift, torch.full((images,), -2.0), rtol=1e-4, atol=1e-4)

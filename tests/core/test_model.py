@@ -394,14 +394,14 @@ def test_alignment_recovers_a_monocular_scale_and_gates_guidance_until_warm(tiny
     loop = TrainingLoop(tiny_config("depth-hybrid-ssi", tiny_scene, **overrides), "cpu")
     model = loop.pipeline.model
     ray_bundle, batch, outputs, loss_dict = one_step(loop)
-    assert model._training_guide(ray_bundle)[0] is None  # not warm: no guided window
+    assert not model._training_guide(ray_bundle)[1].any()  # no image warm yet: no guided window
     assert loss_dict["surface_loss"].item() == 0.0 and loss_dict["free_space_loss"].item() == 0.0
     assert loss_dict["soft_depth_loss"].item() > 0.0
     assert int(model.alignment_updates) == 1 and not torch.equal(model.alignment_scale, torch.ones_like(
         model.alignment_scale))
     loop.run(3)
     ray_bundle, batch, outputs, loss_dict = one_step(loop, 3)
-    assert model._training_guide(ray_bundle)[0] is not None  # warm: guided by the aligned depth
+    assert model._training_guide(ray_bundle)[1].any()  # warm images: guided by the aligned depth
     assert loss_dict["surface_loss"].item() > 0.0
     # the running alignment maps the given depth (0.5 D + 1) to the model's depth: exactly so when the model's depth
     # is the truth, which a checkpoint-free check can set up directly
@@ -422,6 +422,7 @@ def test_the_alignment_is_saved_with_the_model(tiny_scene):
     state = loop.pipeline.model.state_dict()
     assert int(state["alignment_updates"]) == 2 and state["alignment_scale"].shape == (6,)
     assert state["alignment_seen"].sum() > 0 and state["alignment_seen"].max() <= 2
+    assert state["alignment_moments"].shape == (6, 5) and state["alignment_moments"][:, 0].sum() > 0
 
 
 # ------------------------------------------------------------------------------------ scene types

@@ -158,7 +158,10 @@ def test_conditions_cross_every_depth_method_and_run_condition_free_methods_once
     assert [r.condition for r in baseline] == [None, None] and baseline[0].run_id == "s/depth-baseline/seed0"
     noisy = next(r for r in runs if r.method == "depth-soft" and r.condition == "noisy" and r.seed == 1)
     assert noisy.run_id == "s/noisy/depth-soft/seed1"
-    assert noisy.overrides[-1] == ("pipeline.datamanager.depth_degradations", ["noise(b=0.1)"])
+    assert noisy.overrides[-2:] == (("pipeline.datamanager.depth_degradations", ["noise(b=0.1)"]),
+                                    ("pipeline.datamanager.degradation_seed", 1))  # the noise is drawn per seed
+    other_method = next(r for r in runs if r.method == "depth-hybrid" and r.condition == "noisy" and r.seed == 1)
+    assert other_method.overrides[-1] == ("pipeline.datamanager.degradation_seed", 1)  # the same for every method
     clean = next(r for r in runs if r.method == "depth-soft" and r.condition == "clean" and r.seed == 1)
     assert all(key != "pipeline.datamanager.depth_degradations" for key, _ in clean.overrides)
     assert len({r.run_id for r in runs}) == len({r.fingerprint() for r in runs}) == len(runs)
@@ -293,15 +296,31 @@ def test_summary_and_differences_from_hand_written_results():
     assert comp[("depth-soft", "depth_l1")]["p_holm"] == 1.0 and not report.significant(comp[("depth-soft", "psnr")])
 
 
-def test_the_header_warns_when_the_runs_come_from_several_platforms():
+def test_the_header_names_the_platforms_and_code_that_trained_the_runs():
     results = hand_results()
     assert "platforms" not in report.render_markdown(results)  # no platform recorded (older results)
+    assert "not recorded (version 0.4 or older)" in report.render_markdown(results)
     for run in results["runs"]:
         run["platform"] = "Linux-A"
-    assert "platforms" not in report.render_markdown(results)  # one machine
+        run["provenance"] = {"source_hash": "abc"}
+    md = report.render_markdown(results)
+    assert "Trained on `Linux-A` (3 runs)." in md and "`abc` (3 runs)" in md
     results["runs"][1]["platform"] = "Linux-B"
+    results["runs"][1]["stale"] = "other training code"
     md = report.render_markdown(results)
     assert "The runs were trained on 2 platforms: `Linux-A` (2 runs); `Linux-B` (1 run)." in md
+    assert "1 run(s) were reused although stale (--reuse-stale): `s/depth-soft/seed0` (other training code)" in md
+
+
+def test_a_seed_whose_two_runs_came_from_different_platforms_is_left_out_of_the_test():
+    results = seed_results([-0.8, -1.0, -1.1, -0.9, -1.2])
+    for run in results["runs"]:
+        run["platform"] = "Linux-B" if (run["seed"] == 4 and run["method"] == "depth-soft") else "Linux-A"
+    soft = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(results)}[("depth-soft", "psnr")]
+    assert soft["seeds"] == 4 and soft["left_out_seeds"] == ["4"] and "4" not in soft["seed_differences"]
+    assert soft["mean_difference"] == pytest.approx(-0.95)
+    assert "Left out of the pairs (the two runs of the seed were trained on different platforms): depth-soft seed 4" \
+        in report.render_markdown(results)
 
 
 def test_header_counts_a_shared_run_once_and_separates_reused_runs_from_this_invocation():

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from depth_strategies.study import provenance
 from depth_strategies.study.plan import plan_rows, render_plan
 from depth_strategies.study.protocol import expand_runs, load_protocol, shipped_protocols
 from tests.conftest import run_cli
@@ -33,10 +34,16 @@ def test_plan_uses_measured_runs_then_the_profile_then_a_given_rate_and_marks_fi
     finished = tmp_path / "runs" / runs[0].run_id
     finished.mkdir(parents=True)
     (finished / "result.json").write_text(json.dumps({
-        "status": "ok", "fingerprint": runs[0].fingerprint(), "run": {"method": runs[0].method},
+        "status": "ok", "fingerprint": provenance.expected(runs[0])["fingerprint"], "run": {"method": runs[0].method},
         "train": {"wall_time_s": 100.0}, "render": {"wall_time_s": 20.0}}))
+    stale = tmp_path / "runs" / runs[2].run_id  # the same run spec, made before runs recorded their provenance
+    stale.mkdir(parents=True)
+    (stale / "result.json").write_text(json.dumps({"status": "ok", "fingerprint": runs[2].fingerprint(),
+                                                   "run": {"method": runs[2].method}, "train": {}, "render": {}}))
     rows = {r["run_id"]: r for r in plan_rows(protocol, runs, tmp_path, "cpu")}
-    assert rows[runs[0].run_id]["done"] and rows[runs[0].run_id]["seconds"] == 120.0
+    assert rows[runs[0].run_id]["done"] is True and rows[runs[0].run_id]["seconds"] == 120.0
+    assert rows[runs[2].run_id]["done"] == "stale"
+    assert "| stale: to run again |" in render_plan(protocol, list(rows.values()))
     assert rows[runs[0].run_id]["source"] == "measured"
     other = rows[runs[1].run_id]
     assert not other["done"] and other["seconds"] == pytest.approx(400 * 0.034)

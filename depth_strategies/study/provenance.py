@@ -1,0 +1,137 @@
+"""Where a run came from: the code and the fully resolved config that trained it (``docs/statistics.md``).
+
+A run's fingerprint hashes its spec (:meth:`depth_strategies.study.protocol.RunSpec.fingerprint`), the hash of its
+resolved method config (:func:`config_hash`) and the hash of the training code (:func:`source_hash`), so a changed
+method default or a changed model makes a finished run *stale*: ``ds-compare`` names it and trains it again unless
+told to reuse it (``--reuse-stale``). Every ``result.json`` and ``job.json`` records the pieces (:func:`expected`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import yaml
+from nerfstudio.engine.trainer import TrainerConfig
+
+from depth_strategies.methods import (
+    apply_overrides,
+    depth_nerfacto_on_nerfstudio_data,
+    depth_nerfacto_reference,
+    method_config,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+"""The ``depth_strategies`` package folder."""
+TRAINING_SOURCES = (
+    "core",
+    "scenes",
+    "methods.py",
+    "data.py",
+    "model.py",
+    "reference.py",
+    "training.py",
+    "study/worker.py",
+    "study/evaluation.py",
+    "configs/sizes.yaml",
+)
+"""What trains and scores a run, relative to the package: the code whose change makes a finished run stale. The
+tables, statistics, figures and the study's bookkeeping are left out: changing them changes no run."""
+
+
+def _files(package_dir: Path):
+    for entry in TRAINING_SOURCES:
+        path = package_dir / entry
+        if path.is_dir():
+            found = path.rglob("*")
+            yield from sorted(p for p in found if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts)
+        elif path.is_file():
+            yield path
+
+
+def hash_sources(package_dir: Path) -> str:
+    """SHA-256 (16 hex digits) of the training code of the package at ``package_dir``, :data:`TRAINING_SOURCES`:
+    each file's package-relative path and bytes, in path order."""
+    digest = hashlib.sha256()
+    for path in _files(package_dir):
+        digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def source_hash() -> str:
+    """:func:`hash_sources` of this package, once per process (a study's parent and each of its workers)."""
+    return hash_sources(PACKAGE_DIR)
+
+
+def git_state(package_dir: Path = PACKAGE_DIR) -> Dict[str, Any]:
+    """The git commit of the checkout the package runs from and whether its training code differs from it
+    (``dirty``); ``{}`` outside a git checkout or without git."""
+    repo = package_dir.parent
+
+    def git(*args: str) -> Optional[str]:
+        try:
+            done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    status = git("status", "--porcelain", "--", *(f"{package_dir.name}/{entry}" for entry in TRAINING_SOURCES))
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def resolved_config(run: Mapping[str, Any]) -> TrainerConfig:
+    """A run's method config with its overrides (``run``: a :class:`~depth_strategies.study.protocol.RunSpec` as a
+    dict), before the worker adds its data and bookkeeping: what decides how the run trains."""
+    if run["external"] == "depth-nerfacto":
+        config = depth_nerfacto_reference()
+    elif run["external"] == "depth-nerfacto-nerfstudio-data":
+        config = depth_nerfacto_on_nerfstudio_data()
+    else:
+        config = method_config(run["base"])
+    return apply_overrides(config, dict(run["overrides"]))
+
+
+def config_hash(config: TrainerConfig) -> str:
+    """SHA-256 (16 hex digits) of a config's YAML (nerfstudio's own serialisation of ``config.yml``)."""
+    return hashlib.sha256(yaml.dump(config).encode()).hexdigest()[:16]
+
+
+def run_fingerprint(spec_fingerprint: str, config_digest: str, code_digest: str) -> str:
+    """The fingerprint a finished run must carry to be reused."""
+    payload = json.dumps([spec_fingerprint, config_digest, code_digest])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def expected(spec) -> Dict[str, str]:
+    """What a run of ``spec`` made by this code records: its spec, config and code hashes and their fingerprint."""
+    import dataclasses
+
+    config_digest = config_hash(resolved_config(dataclasses.asdict(spec)))
+    return {
+        "spec_fingerprint": spec.fingerprint(),
+        "config_hash": config_digest,
+        "source_hash": source_hash(),
+        "fingerprint": run_fingerprint(spec.fingerprint(), config_digest, source_hash()),
+    }
+
+
+def staleness(result: Mapping[str, Any], wanted: Mapping[str, str]) -> Optional[str]:
+    """Why a finished result of the same run spec is not what this code would make (None: it is): another method
+    config, other training code, or no provenance at all (made before version 0.5)."""
+    made = result.get("provenance") or {}
+    if not made:
+        return "made before runs recorded their code and config (version 0.4 or older)"
+    reasons = []
+    if made.get("config_hash") != wanted["config_hash"]:
+        reasons.append("another method config")
+    if made.get("source_hash") != wanted["source_hash"]:
+        reasons.append("other training code")
+    return " and ".join(reasons) or None

@@ -1,0 +1,96 @@
+"""Provenance: the code and the resolved config behind each run; a changed default makes finished runs stale."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+from depth_strategies import methods
+from depth_strategies.study import provenance
+from depth_strategies.study.protocol import RunSpec
+
+
+def spec(method="depth-soft", overrides=()):
+    return RunSpec("builtin", method, method, None, tuple(overrides), 0, 10)
+
+
+def test_the_source_hash_follows_the_training_code_and_ignores_the_tables(tmp_path):
+    package = tmp_path / "depth_strategies"
+    shutil.copytree(provenance.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = provenance.hash_sources(package)
+    report = package / "study" / "report.py"
+    report.write_text(report.read_text() + "\n# a table changed\n")
+    assert provenance.hash_sources(package) == before
+    losses = package / "core" / "losses.py"
+    losses.write_text(losses.read_text() + "\n# a loss changed\n")
+    assert provenance.hash_sources(package) != before
+
+
+def test_the_config_hash_sees_an_override_and_a_changed_method_default(monkeypatch):
+    plain = provenance.expected(spec())
+    assert provenance.expected(spec()) == plain  # deterministic
+    assert provenance.expected(spec(overrides=[("pipeline.model.soft_depth_mult", 0.5)]))["config_hash"] != \
+        plain["config_hash"]
+    fields = dict(methods.METHOD_FIELDS["depth-soft"], soft_depth_mult=0.5)
+    monkeypatch.setitem(methods.METHOD_FIELDS, "depth-soft", fields)
+    changed = provenance.expected(spec())
+    assert changed["spec_fingerprint"] == plain["spec_fingerprint"]  # the spec alone cannot tell
+    assert changed["config_hash"] != plain["config_hash"] and changed["fingerprint"] != plain["fingerprint"]
+
+
+def test_staleness_names_what_changed():
+    wanted = provenance.expected(spec())
+    made = {"provenance": {"config_hash": wanted["config_hash"], "source_hash": wanted["source_hash"]}}
+    assert provenance.staleness(made, wanted) is None
+    assert provenance.staleness({"provenance": {**made["provenance"], "source_hash": "x"}}, wanted) == \
+        "other training code"
+    assert provenance.staleness({"provenance": {"config_hash": "y", "source_hash": "x"}}, wanted) == \
+        "another method config and other training code"
+    assert "version 0.4" in provenance.staleness({}, wanted)
+
+
+def test_rerunning_a_finished_study_after_a_method_default_changed_reports_its_runs_stale(tmp_path, monkeypatch,
+                                                                                         capsys):
+    from depth_strategies.study.compare import execute
+    from depth_strategies.study.protocol import expand_runs, load_protocol
+
+    protocol = load_protocol("quick")
+    runs = [r for r in expand_runs(protocol) if r.method == "depth-soft"][:1]
+    trained = []
+
+    def runner(job, log_path, on_progress):  # a worker that records the provenance it was given
+        trained.append(job["run_id"])
+        result = {"status": "ok", "fingerprint": job["fingerprint"], "views": [], "train": {}, "render": {},
+                  "provenance": job["provenance"]}
+        (Path(job["run_dir"]) / "result.json").write_text(json.dumps(result))
+        return 0
+
+    (tmp_path / "transforms_test.json").write_text(json.dumps({"frames": [{}]}))
+    out = tmp_path / "out"
+    execute(protocol, runs, {"builtin": tmp_path}, out, "cpu", runner=runner)
+    execute(protocol, runs, {"builtin": tmp_path}, out, "cpu", runner=runner)
+    assert len(trained) == 1  # finished and current: reused
+
+    fields = dict(methods.METHOD_FIELDS["depth-soft"], soft_depth_mult=0.5)
+    monkeypatch.setitem(methods.METHOD_FIELDS, "depth-soft", fields)
+    capsys.readouterr()
+    (reused,) = execute(protocol, runs, {"builtin": tmp_path}, out, "cpu", runner=runner, reuse_stale=True)
+    assert len(trained) == 1 and reused.result["stale"] == "another method config"
+    assert f"stale {runs[0].run_id}: another method config" in capsys.readouterr().out
+    (again,) = execute(protocol, runs, {"builtin": tmp_path}, out, "cpu", runner=runner)
+    assert len(trained) == 2 and not again.reused  # by default a stale run is trained again
+    assert json.loads((out / "runs" / runs[0].run_id / "result.json").read_text())["provenance"]["config_hash"] == \
+        provenance.expected(runs[0])["config_hash"]
+
+
+def test_a_worker_records_what_its_fingerprint_was_made_from(tmp_path):
+    from depth_strategies.study.worker import run_provenance
+
+    wanted = provenance.expected(spec())
+    job = {"run": dataclasses.asdict(spec()), "provenance": wanted}
+    made = run_provenance(job, "cpu")
+    assert made["config_hash"] == wanted["config_hash"] and made["source_hash"] == wanted["source_hash"]
+    assert made["spec_fingerprint"] == wanted["spec_fingerprint"] and made["common_random_numbers"] is True
+    assert {"package_version", "git", "platform", "torch_threads", "device"} <= set(made)

@@ -168,11 +168,11 @@ class ColourOptions:
     renders white (the baseline: empty; the guided strategies: the right shape, white) or in one flat colour
     (``docs/appearance-collapse.md``). Needs RGBA training images (the datamanager keeps their alpha) and a fixed
     ``background_color`` (white or black). False: nerfstudio's fixed background."""
-    random_training_background_steps: Optional[int] = None
+    random_training_background_steps: Optional[int] = 200
     """With ``random_training_background``: use random backgrounds only for this many training steps, then
-    ``background_color`` (a warm-up; the collapse of ``docs/appearance-collapse.md`` sets in within the first
-    hundred steps). Counted by the renderer in its state, so it survives a checkpoint resume. None: random
-    backgrounds for the whole run."""
+    ``background_color`` (a warm-up: the collapse of ``docs/appearance-collapse.md`` sets in within the first
+    hundred steps, and random backgrounds throughout cost image quality without protecting better there). Counted
+    by the renderer in its state, so it survives a checkpoint resume. None: random backgrounds for the whole run."""
 
 
 @dataclass

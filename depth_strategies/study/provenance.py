@@ -8,14 +8,18 @@ told to reuse it (``--reuse-stale``). Every ``result.json`` and ``job.json`` rec
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import hashlib
 import json
+import re
 import subprocess
+import types
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-import yaml
+import torch
 from nerfstudio.engine.trainer import TrainerConfig
 
 from depth_strategies.methods import (
@@ -99,9 +103,38 @@ def resolved_config(run: Mapping[str, Any]) -> TrainerConfig:
     return apply_overrides(config, dict(run["overrides"]))
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def canonical(value: Any) -> Any:
+    """A JSON-able form of a config value that depends only on what it says: dataclasses by their fields (not by
+    attributes set on them later), classes and functions by their qualified names, enums by their values, tensors
+    by their values, anything else by its type and its repr without memory addresses."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": f"{type(value).__module__}.{type(value).__qualname__}",
+                **{f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, enum.Enum):
+        return canonical(value.value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((canonical(v) for v in value), key=repr)
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return f"{type(value).__module__}.{type(value).__qualname__}:{_ADDRESS.sub('', repr(value))}"
+
+
 def config_hash(config: TrainerConfig) -> str:
-    """SHA-256 (16 hex digits) of a config's YAML (nerfstudio's own serialisation of ``config.yml``)."""
-    return hashlib.sha256(yaml.dump(config).encode()).hexdigest()[:16]
+    """SHA-256 (16 hex digits) of a config's :func:`canonical` form."""
+    return hashlib.sha256(json.dumps(canonical(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_fingerprint(spec_fingerprint: str, config_digest: str, code_digest: str) -> str:
@@ -112,8 +145,6 @@ def run_fingerprint(spec_fingerprint: str, config_digest: str, code_digest: str)
 
 def expected(spec) -> Dict[str, str]:
     """What a run of ``spec`` made by this code records: its spec, config and code hashes and their fingerprint."""
-    import dataclasses
-
     config_digest = config_hash(resolved_config(dataclasses.asdict(spec)))
     return {
         "spec_fingerprint": spec.fingerprint(),

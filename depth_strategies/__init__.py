@@ -9,4 +9,4 @@ A nerfstudio plugin with four methods that share one nerfacto-based model and di
 * :mod:`depth_strategies.scenes`: the built-in scene and ``ds-split-scene``.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.5.0"

@@ -153,6 +153,8 @@ def least_squares_scale_shift(
     in depth rather than disparity) compares ``predicted`` with ``s given + t``. Groups with fewer than ``min_rays``
     masked rays, or whose given depth does not vary, get (1, 0); s is clamped to ``min_scale`` from below (a
     negative or zero scale would turn the depth inside out). No gradient: the caller detaches ``predicted``.
+    The direct fit of one batch, centred: the reference that :func:`scale_shift_from_moments` (what the model fits
+    from statistics accumulated over batches) is tested against.
 
     Returns:
         (scale, shift, count) per group.
@@ -324,7 +326,7 @@ def assemble_depth_losses(
     Optional, per ray: ``half_width`` (eps of each ray instead of ``lambdas.half_width``: the uncertainty-aware
     margin, :func:`window_half_width`), ``ray_weights`` (multiplying each surface ray's soft, free-space and surface
     values: :func:`uncertainty_weight`), ``soft_gt_depth`` (the depth the soft term compares with, e.g. aligned
-    by :func:`least_squares_scale_shift`), ``soft_surface`` and ``hard_surface`` (the surface rays of the soft term
+    by :func:`scale_shift_from_moments`), ``soft_surface`` and ``hard_surface`` (the surface rays of the soft term
     and of the free-space and surface terms, default ``surface``: e.g. the rays whose image has an alignment) and
     ``empty_weights`` (multiplying each empty ray's mask value: :func:`image_trust_share`).
     The mean over rays always divides by the number of rays selected, so a weight of 1 on

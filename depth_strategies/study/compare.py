@@ -134,30 +134,12 @@ def _read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
         return None
 
 
-def _load_finished(run_dir: Path, wanted: Dict[str, str], just_trained: bool = False) -> Optional[Dict[str, Any]]:
-    """The run's finished result if this code would make it: its fingerprint (:func:`provenance.expected`) and, for
-    a result from an earlier invocation, the code and config its worker recorded. A run just trained by a worker
-    whose code changed under the study is kept, marked stale."""
+def _finished(run_dir: Path, wanted: Dict[str, str]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """The run folder's finished result of this run spec, if any, and why it is stale (None: made by this code and
+    config; :func:`provenance.classify`)."""
     result = _read_result(run_dir)
-    if result is None or result.get("status") != "ok" or result.get("fingerprint") != wanted["fingerprint"]:
-        return None
-    reason = provenance.staleness(result, wanted) if result.get("provenance") else None
-    if reason is None:
-        return result
-    return {**result, "stale": reason} if just_trained else None
-
-
-def _load_stale(run_dir: Path, spec: RunSpec, wanted: Dict[str, str]) -> Optional[Tuple[Dict[str, Any], str]]:
-    """A finished result of the same run spec made by other training code or another method config, and why it
-    is stale (:func:`provenance.staleness`); None when there is none."""
-    result = _read_result(run_dir)
-    if result is None or result.get("status") != "ok":
-        return None
-    made = (result.get("provenance") or {}).get("spec_fingerprint") or result.get("fingerprint")
-    if made != spec.fingerprint():
-        return None
-    reason = provenance.staleness(result, wanted)
-    return (result, reason) if reason else None
+    state, reason = provenance.classify(result, wanted)
+    return (result if state else None), reason
 
 
 def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, views: int, run_dir: Path, device: str,
@@ -276,14 +258,13 @@ def execute(
     stale: Dict[str, str] = {}
     for spec in runs:
         run_dir = out / "runs" / spec.run_id
-        finished = _load_finished(run_dir, wanted[spec.run_id])
-        old = None if finished is not None else _load_stale(run_dir, spec, wanted[spec.run_id])
-        if old is not None:
-            stale[spec.run_id] = old[1]
-        if finished is not None:
+        finished, reason = _finished(run_dir, wanted[spec.run_id])
+        if finished is not None and reason is not None:
+            stale[spec.run_id] = reason
+        if finished is not None and reason is None:
             outcomes[spec.run_id] = RunOutcome(spec, finished, reused=True)
-        elif old is not None and reuse_stale:
-            outcomes[spec.run_id] = RunOutcome(spec, {**old[0], "stale": old[1]}, reused=True)
+        elif finished is not None and reuse_stale:
+            outcomes[spec.run_id] = RunOutcome(spec, {**finished, "stale": reason}, reused=True)
         else:
             pending[spec.run_id] = (spec, run_dir)
     if stale:
@@ -349,7 +330,11 @@ def execute(
                 progress.update(tasks[run_id], completed=spec.iterations, visible=False)
                 done_iterations[run_id] = spec.iterations
                 progress.update(overall, completed=sum(done_iterations.values()))
-                result = _load_finished(run_dir, wanted[run_id], just_trained=True)
+                result, reason = _finished(run_dir, wanted[run_id])
+                if result is not None and result.get("fingerprint") != wanted[run_id]["fingerprint"]:
+                    result = None  # an earlier result of the spec, not this run's
+                if result is not None and reason is not None:
+                    result = {**result, "stale": reason}  # the worker's code changed under the study: kept, marked
                 if result is not None:  # complete and atomic, even if the worker died after writing it
                     outcomes[run_id] = RunOutcome(spec, result)
                     state["done"] += 1

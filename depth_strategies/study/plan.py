@@ -57,13 +57,8 @@ def plan_rows(
                 result = json.loads(result_path.read_text())
             except ValueError:
                 result = {}
-            if result.get("status") == "ok":
-                wanted = provenance.expected(spec)
-                if result.get("fingerprint") == wanted["fingerprint"]:
-                    done = True
-                elif ((result.get("provenance") or {}).get("spec_fingerprint") or result.get("fingerprint")) == \
-                        spec.fingerprint():
-                    done = "stale"
+            state, _ = provenance.classify(result, provenance.expected(spec))
+            done = {"current": True, "stale": "stale"}.get(state, False)
         if spec.method in measured:
             seconds, source = statistics.fmean(measured[spec.method]), "measured"
         elif seconds_per_iteration is not None:

@@ -17,7 +17,7 @@ import re
 import subprocess
 import types
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from nerfstudio.engine.trainer import TrainerConfig
@@ -166,3 +166,21 @@ def staleness(result: Mapping[str, Any], wanted: Mapping[str, str]) -> Optional[
     if made.get("source_hash") != wanted["source_hash"]:
         reasons.append("other training code")
     return " and ".join(reasons) or None
+
+
+def classify(result: Optional[Mapping[str, Any]], wanted: Mapping[str, str]) -> Tuple[Optional[str], Optional[str]]:
+    """What a run folder's ``result.json`` is to this code (``wanted``: :func:`expected` of the run's spec):
+    ("current", None) for a finished run made by this code and config; ("stale", why) for a finished run of the same
+    spec made by another config or other training code (or, with its fingerprint but another recorded provenance,
+    by a worker whose code changed under the study); (None, None) for no finished run of this spec. The one rule of
+    ``ds-compare``'s reuse and of ``--plan``."""
+    if not result or result.get("status") != "ok":
+        return None, None
+    if result.get("fingerprint") == wanted["fingerprint"]:
+        reason = staleness(result, wanted) if result.get("provenance") else None
+        return ("current", None) if reason is None else ("stale", reason)
+    made = (result.get("provenance") or {}).get("spec_fingerprint") or result.get("fingerprint")
+    if made != wanted["spec_fingerprint"]:
+        return None, None
+    reason = staleness(result, wanted)
+    return ("stale", reason) if reason else (None, None)

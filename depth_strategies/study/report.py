@@ -570,13 +570,15 @@ def condition_label(scene: str, condition: str) -> str:
     return f"{scene}/{condition}"
 
 
-def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Per scene, kind of degradation and primary metric: every method's mean at each level of that kind (the
-    ``clean`` conditions first), its difference to the baseline under the same condition and whether that is
-    significant (Holm within the condition's family), and the level at which it *stops helping*: the first level,
-    in increasing order, whose mean difference is not in the metric's better direction (the method falls to or below
-    the RGB-only baseline); None when it helps at every level. Also per method: ``kept_at_mildest``, the share of
-    its clean-depth difference that remains at the mildest degraded level (difference there / difference on clean
+def robustness_summary(results: Dict[str, Any],
+                       comparisons: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
+    """Per scene, kind of degradation and primary metric: every method's mean at each level of that kind (the ``clean``
+    conditions first), its difference to the baseline under the same condition and whether that is significant
+    (run-level test, Holm over the declared family of every condition together; ``comparisons``: those of
+    :func:`compare_to_baseline`, computed when not given), and the level at which it *stops helping*: the first
+    level, in increasing order, whose mean difference is not in the metric's better direction (the method falls to or
+    below the RGB-only baseline); None when it helps at every level. Also per method: ``kept_at_mildest``, the share
+    of its clean-depth difference that remains at the mildest degraded level (difference there / difference on clean
     depth; None without a clean gain to keep), and ``worse_at``, the levels where it is significantly *worse* than
     the baseline. The one source of the robustness tables and plots."""
     protocol = results["protocol"]
@@ -586,7 +588,7 @@ def robustness_summary(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     baseline = protocol["baseline"]
     rows = {(r["scene"], r["method"]): r for r in summarize(results)}
     comparisons = {(c["scene"], c["method"], c["metric"]): c
-                   for c in compare_to_baseline(results)}
+                   for c in (compare_to_baseline(results) if comparisons is None else comparisons)}
     clean = [c for c in conditions if c["kind"] == "clean"]
     kinds = [k for k in dict.fromkeys(c["kind"] for c in conditions) if k != "clean"] or ["clean"]
     scenes = list(dict.fromkeys(r.get("base_scene") for r in main_runs(results) if r.get("base_scene")))
@@ -645,11 +647,12 @@ def _kept(cells: List[Dict[str, Any]], conditions: List[Dict[str, Any]], directi
     return mildest["difference"] / clean["difference"]
 
 
-def robustness_tables(results: Dict[str, Any]) -> List[Tuple[str, str]]:
+def robustness_tables(results: Dict[str, Any],
+                      comparisons: Optional[List[Dict[str, Any]]] = None) -> List[Tuple[str, str]]:
     """(title, markdown table) per scene, kind of degradation and primary metric, from :func:`robustness_summary`."""
     tables = []
     baseline = results["protocol"]["baseline"]
-    for entry in robustness_summary(results):
+    for entry in robustness_summary(results, comparisons):
         metric = entry["metric"]
         head = [f"{lvl['condition']} ({lvl['level']:g})" for lvl in entry["levels"]]
         lines = ["| method | " + " | ".join(head) + " | stops helping at | clean gain kept at the mildest level "
@@ -745,7 +748,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
         out += ["### Cost", "", cost_table(scene_rows), "", WALL_TIME_CAVEAT, ""]
     for title, table in sweep_tables(results):
         out += [f"## {title}", "", table, ""]
-    robustness = robustness_tables(results)
+    robustness = robustness_tables(results, comparisons)
     if robustness:
         out += [
             "## Robustness: each kind of degradation against its level",

@@ -614,7 +614,7 @@ def robustness_summary(results: Dict[str, Any],
                         comp = comparisons.get((group, method, metric), {})
                         cells.append({
                             "mean": mean,
-                            "difference": None if method == baseline else comp.get("mean_difference"),
+                            "difference": None if method == baseline else _finite(comp.get("mean_difference")),
                             "significant": significant(comp),
                         })
                     entry["methods"][method] = cells
@@ -629,6 +629,11 @@ def robustness_summary(results: Dict[str, Any],
                         entry["kept_at_mildest"][method] = _kept(cells, levels, direction)
                 summary.append(entry)
     return summary
+
+
+def _finite(value: Optional[float]) -> Optional[float]:
+    """None for a missing or NaN difference (no seed paired, e.g. every pair across platforms)."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _helps(difference: float, direction: str) -> bool:

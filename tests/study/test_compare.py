@@ -217,6 +217,17 @@ def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_
     assert "## Robustness: each kind of degradation against its level" in md
 
 
+def test_a_condition_whose_seeds_pair_across_platforms_only_shows_no_difference_not_nan():
+    results = condition_results({"clean": 1.0, "n1": 0.5, "n3": -0.2})
+    for run in results["runs"]:  # the shared baseline on one machine, depth-soft under n1 on another
+        run["platform"] = "B" if (run["method"] == "depth-soft" and run["condition"] == "n1") else "A"
+    (entry,) = report.robustness_summary(results)
+    assert entry["methods"]["depth-soft"][1]["difference"] is None
+    assert entry["kept_at_mildest"]["depth-soft"] is None  # nothing kept to compute, not nan
+    ((_, table),) = report.robustness_tables(results)
+    assert "nan" not in table and "| 20.85 |" in table  # the mean, with no difference beside it
+
+
 # ------------------------------------------------------------------------------------------- statistics
 def test_holm_adjusts_hand_computed_p_values():
     # sorted: 0.01 * 3 = 0.03; 0.03 * 2 = 0.06; max(0.06, 0.04 * 1) = 0.06

@@ -811,6 +811,11 @@ def build_nerfacto_modules(
         apply_hash_grid_options(model, cfg)
 
 
+BACKGROUND_STREAM_OFFSET = 0x5EED_BAC6
+"""Added to the run's seed to seed the random training backgrounds' stream (any constant that differs from the
+guidance stream's offset, 0, works: the two streams then draw different numbers)."""
+
+
 class RandomTrainingBackgroundRenderer(RGBRenderer):
     """nerfstudio's RGB renderer over a fixed background (``background_color``: white or black), except in the
     training loss, where render and ground truth are composited over the same random colour per ray
@@ -820,12 +825,27 @@ class RandomTrainingBackgroundRenderer(RGBRenderer):
 
     ``random_steps``: random colours for the first this many loss computations in training (one per step), then
     the fixed background; None: always random. The count is a buffer of the module, saved with the checkpoint, and
-    the choice is made on the device (no host synchronisation)."""
+    the choice is made on the device (no host synchronisation).
+
+    The colours come from the renderer's own stream, seeded from the run's seed when the renderer is built
+    (``torch.initial_seed()``, offset by :data:`BACKGROUND_STREAM_OFFSET` so that it is not the guidance's stream):
+    drawing them from torch's global stream would change every later ray batch and nerfacto sample, so a run on
+    random backgrounds would differ from the same seed's run on white in which rays it sees as well as in its
+    background (common random numbers). The stream restarts from its seed when a checkpoint is resumed."""
 
     def __init__(self, background_color: str = "white", random_steps: Optional[int] = None) -> None:
         super().__init__(background_color=background_color)
         self.random_steps = random_steps
         self.register_buffer("training_loss_steps", torch.zeros((), dtype=torch.long))
+        self._seed = (torch.initial_seed() + BACKGROUND_STREAM_OFFSET) % 2**63
+        self._generators: Dict[str, torch.Generator] = {}
+
+    def random_colours(self, like: Tensor) -> Tensor:
+        """U(0, 1) colours shaped like ``like`` from the renderer's own stream (one per device)."""
+        key = str(like.device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=like.device).manual_seed(self._seed)
+        return torch.rand(like.shape, generator=self._generators[key], device=like.device, dtype=like.dtype)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the warm-up existed have no step count: they resume at 0
@@ -843,7 +863,7 @@ class RandomTrainingBackgroundRenderer(RGBRenderer):
                 "--pipeline.model.random-training-background False"
             )
         fixed = self.get_background_color(self.background_color, shape=pred_image.shape, device=pred_image.device)
-        background = torch.rand_like(pred_image)
+        background = self.random_colours(pred_image)
         if self.random_steps is not None:
             background = torch.where(self.training_loss_steps < self.random_steps, background, fixed)
         self.training_loss_steps += 1

@@ -111,6 +111,25 @@ def test_the_training_loss_sees_random_backgrounds_only_for_the_warm_up_steps():
     assert int(renderer.training_loss_steps) == 3
 
 
+def test_random_backgrounds_come_from_the_renderers_own_stream_seeded_from_the_runs_seed():
+    from depth_strategies.core.model import RandomTrainingBackgroundRenderer
+
+    rgb, acc = torch.full((4, 3), 0.6), torch.full((4, 1), 0.5)
+    gt = torch.cat([torch.full((4, 3), 0.2), torch.full((4, 1), 0.5)], dim=-1)
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        renderer = RandomTrainingBackgroundRenderer(background_color="white").train()
+        global_stream = torch.get_rng_state()
+        draws.append(renderer.blend_background_for_loss_computation(rgb, acc, gt)[1])
+        # torch's global stream (ray batches, nerfacto's sample jitter) is as if the background were fixed
+        assert torch.equal(torch.get_rng_state(), global_stream)
+    assert torch.equal(draws[0], draws[1])  # the same run seed draws the same colours
+    torch.manual_seed(4)
+    other_seed = RandomTrainingBackgroundRenderer(background_color="white").train()
+    assert not torch.equal(other_seed.blend_background_for_loss_computation(rgb, acc, gt)[1], draws[0])
+
+
 def test_the_warm_up_count_is_saved_with_the_model_and_old_checkpoints_start_at_zero():
     from depth_strategies.core.model import RandomTrainingBackgroundRenderer
 

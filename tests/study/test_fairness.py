@@ -133,3 +133,23 @@ def test_every_method_sees_the_baselines_ray_batches_at_the_same_seed(name, tiny
     reference_indices, reference_stream = baseline_batches_and_stream
     assert torch.equal(indices, reference_indices)
     assert torch.equal(stream, reference_stream)
+
+
+@pytest.mark.parametrize("steps", [None, 2])
+def test_random_training_backgrounds_leave_the_ray_batches_of_the_fixed_background(steps, tiny_scene):
+    # common random numbers across the background recipes: the random colours come from the renderer's own stream,
+    # so depth-baseline on random backgrounds (throughout, or as a warm-up) sees the rays of depth-baseline on white
+    from depth_strategies.core.training import seed_everything
+    from tests.conftest import tiny_config
+
+    def batches(**overrides):
+        seed_everything(0)
+        loop = TrainingLoop(tiny_config("depth-baseline", tiny_scene, **overrides), "cpu")
+        loop.run(3)
+        _, batch = loop.pipeline.datamanager.next_train(3)
+        return batch["indices"], torch.get_rng_state()
+
+    white = batches(**{"pipeline.model.random_training_background": False})
+    random = batches(**{"pipeline.model.random_training_background": True,
+                        "pipeline.model.random_training_background_steps": steps})
+    assert torch.equal(white[0], random[0]) and torch.equal(white[1], random[1])

@@ -41,6 +41,8 @@ CONFIGS_PACKAGE_DIR = "configs"
 as package data; read through :mod:`importlib.resources`, so they are found from any directory and in a wheel."""
 SIZES_FILE = "sizes.yaml"
 """The size profiles, in :data:`CONFIGS_PACKAGE_DIR`."""
+SPEEDS_FILE = "speeds.yaml"
+"""Measured GPU training speeds for ``ds-compare --plan``, in :data:`CONFIGS_PACKAGE_DIR`."""
 
 
 def shipped_config(name: str) -> Traversable:

@@ -543,7 +543,8 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
     if args.plan:
         from depth_strategies.study.plan import plan_rows, render_plan
 
-        CONSOLE.print(render_plan(protocol, plan_rows(protocol, runs, out, device, args.seconds_per_iteration)),
+        CONSOLE.print(render_plan(protocol, plan_rows(protocol, runs, out, device, args.seconds_per_iteration),
+                                  jobs=args.jobs),
                       markup=False, soft_wrap=True)
         return {}
     CONSOLE.print(

@@ -7,7 +7,13 @@ Each run's cost is estimated from the best figure available, and the table says 
 * ``profile``: training only, iterations x the size profile's measured seconds per iteration on a 2-core CPU
   (``cpu_seconds_per_iteration`` in ``configs/sizes.yaml``, from ``ds-bench``), on the CPU only;
 * ``given``: iterations x ``--seconds-per-iteration`` (e.g. what ``scripts/gpu_check.sh`` measured on a GPU);
-* ``unknown`` otherwise (nerfacto's default sizes on a GPU have no measured figure in this repository).
+* ``GPU measurement``: on CUDA at nerfacto's sizes (``sizes: null``), iterations x the method's measured seconds per
+  iteration plus a per-run overhead, from ``configs/speeds.yaml`` (measured on one GPU; it names which);
+* ``unknown`` otherwise.
+
+With ``--jobs N`` on a GPU the plan also gives the wall time if the N runs sharing the GPU did not slow each other
+(a run at nerfacto's sizes is launch-bound and uses a fraction of an H200); that is an assumption, not a
+measurement, and the plan says so.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from depth_strategies.methods import size_profile
+import yaml
+
+from depth_strategies.methods import SPEEDS_FILE, shipped_config, size_profile
 from depth_strategies.study import provenance
 from depth_strategies.study.protocol import Protocol, RunSpec
 
@@ -38,6 +46,13 @@ def measured_wall_times(out: Path) -> Dict[str, List[float]]:
     return times
 
 
+def gpu_speeds(sizes: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The measured CUDA speeds of size profile ``sizes`` (None: nerfacto's sizes) from ``configs/speeds.yaml``, or
+    None where none were measured."""
+    table = yaml.safe_load(shipped_config(SPEEDS_FILE).read_text()) or {}
+    return (table.get("cuda") or {}).get(sizes or "default")
+
+
 def plan_rows(
     protocol: Protocol, runs: List[RunSpec], out: Path, device: str, seconds_per_iteration: Optional[float] = None
 ) -> List[Dict[str, Any]]:
@@ -48,6 +63,7 @@ def plan_rows(
     profile_rate = None
     if protocol.sizes and device == "cpu":
         profile_rate = size_profile(protocol.sizes).get("cpu_seconds_per_iteration")
+    speeds = gpu_speeds(protocol.sizes) if device == "cuda" else None
     rows = []
     for spec in runs:
         result_path = out / "runs" / spec.run_id / "result.json"
@@ -65,6 +81,10 @@ def plan_rows(
             seconds, source = spec.iterations * seconds_per_iteration, "given (training only)"
         elif profile_rate is not None:
             seconds, source = spec.iterations * float(profile_rate), "profile (training only)"
+        elif speeds is not None and (spec.base or spec.external) in speeds["seconds_per_iteration"]:
+            rate = float(speeds["seconds_per_iteration"][spec.base or spec.external])
+            seconds = spec.iterations * rate + float(speeds["run_overhead_seconds"])
+            source = f"GPU measurement ({speeds['device']})"
         else:
             seconds, source = None, "unknown"
         rows.append({"run_id": spec.run_id, "iterations": spec.iterations, "device": device, "done": done,
@@ -72,8 +92,9 @@ def plan_rows(
     return rows
 
 
-def render_plan(protocol: Protocol, rows: List[Dict[str, Any]]) -> str:
-    """The plan as text: one line per run, then the totals."""
+def render_plan(protocol: Protocol, rows: List[Dict[str, Any]], jobs: int = 1) -> str:
+    """The plan as text: one line per run, then the totals (and, with ``jobs`` > 1 on a GPU, the wall time if the
+    runs sharing it did not slow each other)."""
     lines = [f"Plan of protocol {protocol.name} ({protocol.source}): {len(rows)} runs", "",
              "| run | iterations | device | status | estimated min | from |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -89,4 +110,9 @@ def render_plan(protocol: Protocol, rows: List[Dict[str, Any]]) -> str:
     lines += ["", f"To run: {len(todo)} of {len(rows)} runs; estimated {hours:.2f} {unit}"
               + (f" for {len(known)} of them ({unknown} without an estimate: pass --seconds-per-iteration, "
                  "e.g. from scripts/gpu_check.sh)" if unknown else "") + "."]
+    if device == "cuda" and jobs > 1 and known:
+        wall = max(sum(known) / jobs, max(known))
+        lines.append(f"With --jobs {jobs} on one GPU: about {wall / 60:.1f} minutes of wall time if the {jobs} runs "
+                     f"sharing it do not slow each other (an assumption, not measured; the results' wall_time_s "
+                     f"says what it was).")
     return "\n".join(lines)

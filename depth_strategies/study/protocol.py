@@ -51,7 +51,14 @@ import yaml
 
 from depth_strategies.core.degradation import parse_degradation
 from depth_strategies.core.metrics import DEFAULT_PRIMARY_METRICS, METRICS
-from depth_strategies.methods import METHOD_FIELDS, SIZES_FILE, load_size_profile, shipped_config, shipped_configs
+from depth_strategies.methods import (
+    METHOD_FIELDS,
+    SIZES_FILE,
+    SPEEDS_FILE,
+    load_size_profile,
+    shipped_config,
+    shipped_configs,
+)
 from depth_strategies.scenes.room import Room as RoomSpec
 
 EXTERNAL_METHODS = ("depth-nerfacto", "depth-nerfacto-nerfstudio-data")
@@ -419,7 +426,8 @@ def parse_protocol(data: Any, source: str) -> Protocol:
 
 def shipped_protocols() -> List[str]:
     """Names of the protocols shipped with the package (``quick``, ``lego``, ...)."""
-    return [name.removesuffix(".yaml") for name in shipped_configs() if name != SIZES_FILE]
+    return [name.removesuffix(".yaml") for name in shipped_configs()
+            if name not in (SIZES_FILE, SPEEDS_FILE)]
 
 
 def load_protocol(name_or_path: str) -> Protocol:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -54,3 +55,17 @@ def test_plan_uses_measured_runs_then_the_profile_then_a_given_rate_and_marks_fi
     assert given[1]["seconds"] == 200.0
     text = render_plan(protocol, on_gpu)
     assert "To run: 3 of 4 runs" in text and "without an estimate" in text and "GPU-hours" in text
+
+
+def test_the_gpu_protocol_fits_one_ten_minute_call_on_an_h200_with_four_runs_at_a_time(tmp_path):
+    # the cost comes from configs/speeds.yaml (ds-compare's own wall times on an H200, 2026-12-04)
+    protocol = load_protocol("lego-fewview-gpu")
+    runs = expand_runs(protocol)
+    rows = plan_rows(protocol, runs, tmp_path, "cuda")
+    assert len(runs) == 20 and all(r["source"] == "GPU measurement (NVIDIA H200)" for r in rows)
+    baseline = next(r for r in rows if "depth-baseline" in r["run_id"])
+    assert baseline["seconds"] == pytest.approx(2000 * 0.027 + 20)
+    text = render_plan(protocol, rows, jobs=4)
+    minutes = float(re.search(r"With --jobs 4 on one GPU: about ([0-9.]+) minutes", text).group(1))
+    assert minutes <= 10 and "an assumption, not measured" in text
+    assert "With --jobs" not in render_plan(protocol, rows, jobs=1)

@@ -64,6 +64,7 @@ def plan_rows(
     if protocol.sizes and device == "cpu":
         profile_rate = size_profile(protocol.sizes).get("cpu_seconds_per_iteration")
     speeds = gpu_speeds(protocol.sizes) if device == "cuda" else None
+    regime_conditions = {c.name: bool(c.overrides) for c in protocol.conditions}
     rows = []
     for spec in runs:
         result_path = out / "runs" / spec.run_id / "result.json"
@@ -81,6 +82,8 @@ def plan_rows(
             seconds, source = spec.iterations * seconds_per_iteration, "given (training only)"
         elif profile_rate is not None:
             seconds, source = spec.iterations * float(profile_rate), "profile (training only)"
+            if spec.condition and regime_conditions.get(spec.condition):
+                source = "profile (training only; the condition's config overrides are not costed)"
         elif speeds is not None and (spec.base or spec.external) in speeds["seconds_per_iteration"]:
             rate = float(speeds["seconds_per_iteration"][spec.base or spec.external])
             seconds = spec.iterations * rate + float(speeds["run_overhead_seconds"])

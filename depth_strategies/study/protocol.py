@@ -154,18 +154,28 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class ConditionSpec:
-    """A condition of the training depth (a robustness study): the degradations every method's training depth goes
-    through (:mod:`depth_strategies.core.degradation`), one level of one kind of degradation."""
+    """A condition every method is trained under, one level of one kind: of the training depth (a robustness study:
+    the degradations every method's training depth goes through, :mod:`depth_strategies.core.degradation`) or of
+    the training regime (a factor study: config fields and iterations every method gets, e.g. nerfacto's NeRF
+    samples per ray on top of the ``cpu`` profile). Every method is compared with the baseline under the same
+    condition."""
 
     name: str
     """Name in results and tables (e.g. ``noise-3``)."""
     kind: str
-    """The kind of degradation this condition is a level of (e.g. ``noise``), grouping conditions into one table and
-    plot; ``clean`` for the exact depth, which every kind's table starts from."""
+    """The kind this condition is a level of (e.g. ``noise``, ``nerf_samples``), grouping conditions into one table
+    and plot; ``clean`` for the reference condition (the exact depth, the protocol's own regime), which every
+    kind's table starts from."""
     level: float
-    """Where the condition lies on its kind's axis (e.g. sigma as a fraction of depth; the density kept)."""
+    """Where the condition lies on its kind's axis (e.g. sigma as a fraction of depth; the density kept; samples
+    per ray)."""
     degradations: Tuple[str, ...] = ()
     """``pipeline.datamanager.depth_degradations`` of the condition, each ``kind(key=value, ...)``."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Dotted config paths set for every method under this condition, applied after the method's own (a regime
+    factor: ``pipeline.model.num_nerf_samples_per_ray: 48``)."""
+    iterations: Optional[int] = None
+    """Training iterations of every run under this condition (None: the protocol's ``iterations``)."""
 
 
 @dataclass(frozen=True)
@@ -357,7 +367,14 @@ def parse_protocol(data: Any, source: str) -> Protocol:
                     parse_degradation(text)
                 except ValueError as err:
                     raise _fail(source, f"conditions[{i}].degradations[{j}]", str(err)) from None
-            conditions.append(dataclasses.replace(condition, degradations=tuple(condition.degradations)))
+            _expect(condition.overrides, dict, source, f"conditions[{i}].overrides",
+                    "a mapping of dotted config paths")
+            if condition.iterations is not None:
+                _expect(condition.iterations, int, source, f"conditions[{i}].iterations", "an integer")
+                if condition.iterations < 1:
+                    raise _fail(source, f"conditions[{i}].iterations", f"must be >= 1, got {condition.iterations}")
+            conditions.append(dataclasses.replace(condition, degradations=tuple(condition.degradations),
+                                                  overrides=dict(condition.overrides)))
         data["conditions"] = tuple(conditions)
     for key in ("iterations", "eval_every", "curve_views", "panel_views"):
         if key in data:
@@ -474,7 +491,7 @@ class RunSpec:
     external: Optional[str]
     """External method name, if any."""
     overrides: Tuple[Tuple[str, Any], ...]
-    """Dotted config overrides of this run, in order: size profile, protocol, method, sweep."""
+    """Dotted config overrides of this run, in order: size profile, protocol, method, condition, sweep."""
     seed: int
     """Machine seed of the run."""
     iterations: int
@@ -555,6 +572,9 @@ def _method_run(
     condition: Optional[ConditionSpec],
 ) -> RunSpec:
     overrides = common + list(m.overrides.items())
+    if condition is not None:
+        overrides += list(condition.overrides.items())
+        iterations = condition.iterations or iterations
     if condition is not None and condition.degradations:
         overrides.append((DEGRADATIONS_FIELD, list(condition.degradations)))
         # one noise realisation per seed, the same for every method of that seed (a run is paired with the

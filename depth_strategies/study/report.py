@@ -602,6 +602,9 @@ def robustness_summary(results: Dict[str, Any],
                 direction = better(results, metric)
                 entry: Dict[str, Any] = {
                     "scene": scene, "kind": kind, "metric": metric, "better": direction,
+                    # a kind of depth degradation (the robustness columns apply) or of training regime (they do not)
+                    "axis": "depth" if any(c.get("degradations") for c in levels) or not any(
+                        c.get("overrides") or c.get("iterations") for c in levels) else "regime",
                     "levels": [{"condition": c["name"], "level": c["level"]} for c in levels],
                     "methods": {}, "stops_helping": {}, "kept_at_mildest": {}, "worse_at": {},
                 }
@@ -660,9 +663,10 @@ def robustness_tables(results: Dict[str, Any],
     for entry in robustness_summary(results, comparisons):
         metric = entry["metric"]
         head = [f"{lvl['condition']} ({lvl['level']:g})" for lvl in entry["levels"]]
-        lines = ["| method | " + " | ".join(head) + " | stops helping at | clean gain kept at the mildest level "
-                 "| significantly worse at |",
-                 "|---" * (len(head) + 4) + "|"]
+        regime = entry.get("axis") == "regime"
+        lines = ["| method | " + " | ".join(head) + (" |" if regime else " | stops helping at | clean gain kept at "
+                                                      "the mildest level | significantly worse at |"),
+                 "|---" * (len(head) + (1 if regime else 4)) + "|"]
         for method, cells in entry["methods"].items():
             shown = []
             for cell in cells:
@@ -679,9 +683,10 @@ def robustness_tables(results: Dict[str, Any],
                 share = entry["kept_at_mildest"].get(method)
                 kept = "–" if share is None else f"{100 * share:.0f} %"
                 worse = ", ".join(f"{lvl:g}" for lvl in entry["worse_at"].get(method, [])) or "never"
-            lines.append(f"| {method} | " + " | ".join(shown) + f" | {stop} | {kept} | {worse} |")
-        title = (f"Robustness on `{entry['scene']}`: {entry['kind']}, {metric} {ARROW[entry['better']]} "
-                 f"(mean; in parentheses the difference to {baseline} under the same condition)")
+            lines.append(f"| {method} | " + " | ".join(shown) + (" |" if regime else f" | {stop} | {kept} | {worse} |"))
+        title = (f"{'Regime' if regime else 'Robustness'} on `{entry['scene']}`: {entry['kind']}, {metric} "
+                 f"{ARROW[entry['better']]} (mean; in parentheses the difference to {baseline} under the same "
+                 f"condition)")
         tables.append((title, "\n".join(lines)))
     return tables
 
@@ -755,13 +760,17 @@ def render_markdown(results: Dict[str, Any]) -> str:
         out += [f"## {title}", "", table, ""]
     robustness = robustness_tables(results, comparisons)
     if robustness:
+        regimes_only = all(title.startswith("Regime") for title, _ in robustness)
         out += [
-            "## Robustness: each kind of degradation against its level",
+            "## Regimes: each factor against its level" if regimes_only
+            else "## Robustness: each kind of degradation against its level",
             "",
             f"{SIGNIFICANT}: Holm-corrected paired t p < {stats.ALPHA} over seeds, the family being every "
             "condition's declared tests together. "
-            "*Stops helping at*: the first level at which the mean difference to the RGB-only "
-            "baseline is no longer in the metric's better direction (significant or not).",
+            + ("The reference regime is the first column; each factor changes one setting of it for every method."
+               if regimes_only else
+               "*Stops helping at*: the first level at which the mean difference to the RGB-only "
+               "baseline is no longer in the metric's better direction (significant or not)."),
             "",
         ]
         for title, table in robustness:

@@ -38,7 +38,8 @@ MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}
 # ------------------------------------------------------------------------------------------- protocols
 @pytest.mark.parametrize(
     "name",
-    ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness", "room-quick", "nerf-synthetic-gpu"],
+    ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness", "room-quick", "nerf-synthetic-gpu",
+     "lego-fewview-gpu", "regime-factors"],
 )
 def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -86,6 +87,13 @@ def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(nam
             "not one of the methods",
         ),
         ({"condition_free": ["depth-baseline"]}, "condition_free", "only meaningful with conditions"),
+        (
+            {"conditions": [{"name": "r", "kind": "rays", "level": 1, "overrides": ["a.b"]}]},
+            "conditions[0].overrides",
+            "a mapping of dotted config paths",
+        ),
+        ({"conditions": [{"name": "i", "kind": "iterations", "level": 1, "iterations": 0}]}, "conditions[0].iterations",
+         ">= 1"),
         ({"resources": {"ram": 4}}, "resources.ram", "allowed: cpus, gpus, memory_gb"),
         ({"resources": {"gpus": -1}}, "resources.gpus", ">= 0"),
         (
@@ -215,6 +223,19 @@ def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_
     assert "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) | 0.3 | 50 % | 0.3 |" in table
     md = report.render_markdown(results)
     assert "## Robustness: each kind of degradation against its level" in md
+
+
+def test_a_factor_of_the_training_regime_gets_a_regime_table_without_the_degradation_columns():
+    results = condition_results({"clean": 1.0, "n1": 0.5, "n3": -0.2})
+    for condition in results["protocol"]["conditions"]:  # the same levels, now a regime factor (samples per ray)
+        if condition["kind"] != "clean":
+            condition.update(kind="nerf_samples", overrides={"pipeline.model.num_nerf_samples_per_ray": 48})
+    (entry,) = report.robustness_summary(results)
+    assert entry["axis"] == "regime"
+    ((title, table),) = report.robustness_tables(results)
+    assert title.startswith("Regime on `s`: nerf_samples")
+    assert "stops helping" not in table and "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) |" in table
+    assert "## Regimes: each factor against its level" in report.render_markdown(results)
 
 
 def test_a_condition_whose_seeds_pair_across_platforms_only_shows_no_difference_not_nan():

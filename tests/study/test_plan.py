@@ -69,3 +69,21 @@ def test_the_gpu_protocol_fits_one_ten_minute_call_on_an_h200_with_four_runs_at_
     minutes = float(re.search(r"With --jobs 4 on one GPU: about ([0-9.]+) minutes", text).group(1))
     assert minutes <= 10 and "an assumption, not measured" in text
     assert "With --jobs" not in render_plan(protocol, rows, jobs=1)
+
+
+def test_a_regime_condition_sets_its_fields_and_iterations_for_every_method_and_the_plan_says_what_it_cannot_cost(
+        tmp_path):
+    protocol = load_protocol("regime-factors")
+    runs = expand_runs(protocol)
+    by_condition = {}
+    for spec in runs:
+        by_condition.setdefault(spec.condition, []).append(spec)
+    assert len(by_condition) == 6 and all(len(specs) == 9 for specs in by_condition.values())  # 3 methods x 3 seeds
+    for spec in by_condition["nerf-samples-48"]:
+        assert dict(spec.overrides)["pipeline.model.num_nerf_samples_per_ray"] == 48  # after the cpu profile's 32
+        assert spec.iterations == 1000
+    assert {spec.iterations for spec in by_condition["iterations-2000"]} == {2000}
+    assert all(dict(spec.overrides)["pipeline.model.num_nerf_samples_per_ray"] == 32 for spec in by_condition["cpu"])
+    rows = {r["run_id"]: r for r in plan_rows(protocol, runs, tmp_path, "cpu")}
+    assert "not costed" in rows[by_condition["rays-4096"][0].run_id]["source"]
+    assert rows[by_condition["cpu"][0].run_id]["source"] == "profile (training only)"

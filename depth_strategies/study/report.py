@@ -691,6 +691,68 @@ def robustness_tables(results: Dict[str, Any],
     return tables
 
 
+def first_reaching_step(curve: Iterable[Mapping[str, Any]], metric: str, target: float, direction: str
+                        ) -> Optional[float]:
+    """The training step at which ``curve`` (a run's evaluations during training: ``step`` and metric values) first
+    reaches ``target`` in the metric's better direction, linearly interpolated between the two evaluations around
+    the crossing; None if it never does."""
+    points = sorted((float(p["step"]), float(p[metric])) for p in curve
+                    if p.get(metric) is not None and math.isfinite(float(p[metric])))
+    sign = 1.0 if direction == "higher" else -1.0
+    previous = None
+    for step, value in points:
+        if sign * (value - target) >= 0:
+            if previous is None:
+                return step
+            (step0, value0) = previous
+            return step0 + (step - step0) * (target - value0) / (value - value0)
+        previous = (step, value)
+    return None
+
+
+def budget_summary(results: Dict[str, Any], metric: str = "psnr") -> List[Dict[str, Any]]:
+    """Per scene and method: the training steps each seed's run needed to reach the final ``metric`` of the
+    baseline's run of the same seed, read off the curves evaluated during training (``eval_every``, on the
+    ``curve_views`` test views, not the whole test set). None for a seed whose run never reached it."""
+    baseline = results["protocol"]["baseline"]
+    direction = better(results, metric)
+    groups = group_runs(r for r in main_runs(results) if r["status"] == "ok" and r.get("curve"))
+    summary = []
+    for (scene, method), runs in groups.items():
+        if method == baseline or (scene, baseline) not in groups:
+            continue
+        targets = {}
+        for run in groups[(scene, baseline)]:
+            final = max(run["curve"], key=lambda p: p["step"])
+            if final.get(metric) is not None:
+                targets[run["seed"]] = (float(final[metric]), int(final["step"]))
+        steps = {run["seed"]: first_reaching_step(run["curve"], metric, targets[run["seed"]][0], direction)
+                 for run in runs if run["seed"] in targets}
+        if steps:
+            summary.append({"scene": scene, "method": method, "metric": metric, "steps": steps,
+                            "baseline_steps": {seed: t[1] for seed, t in targets.items() if seed in steps}})
+    return summary
+
+
+def budget_table(results: Dict[str, Any], metric: str = "psnr") -> str:
+    """:func:`budget_summary` as a markdown table (empty without curves)."""
+    entries = budget_summary(results, metric)
+    if not entries:
+        return ""
+    baseline = results["protocol"]["baseline"]
+    lines = [f"| scene | method | steps to reach {baseline}'s final {metric}, per seed | median | "
+             f"{baseline}'s steps |", "|---|---|---|---|---|"]
+    for entry in entries:
+        values = [entry["steps"][seed] for seed in sorted(entry["steps"], key=_sort_key)]
+        shown = " / ".join("never" if v is None else f"{v:.0f}" for v in values)
+        reached = [v for v in values if v is not None]
+        median = f"{statistics.median(values):.0f}" if len(reached) == len(values) else (
+            f"{len(reached)} of {len(values)} seeds reach it")
+        lines.append(f"| {entry['scene']} | {entry['method']} | {shown} | {median} | "
+                     f"{max(entry['baseline_steps'].values())} |")
+    return "\n".join(lines)
+
+
 def render_markdown(results: Dict[str, Any]) -> str:
     """The whole ``results.md``."""
     protocol = results["protocol"]
@@ -775,6 +837,13 @@ def render_markdown(results: Dict[str, Any]) -> str:
         ]
         for title, table in robustness:
             out += [f"### {title}", "", table, ""]
+    budget = budget_table(results)
+    if budget:
+        out += ["## Budget: training steps to reach the baseline's final PSNR", "",
+                f"Read off the evaluations during training (every {results['protocol'].get('eval_every', '?')} "
+                f"steps, on {results['protocol'].get('curve_views', '?')} test views, linearly interpolated), each "
+                f"run against the baseline's run of its seed; a description of the curves, not a test.", "",
+                budget, ""]
     failed = [r for r in results["runs"] if r["status"] != "ok"]
     if failed:
         out += ["## Failed runs", ""] + [f"- `{r['run_id']}`: {r.get('error', '')}" for r in failed] + [""]

@@ -1,6 +1,8 @@
-"""Report tables: runs whose appearance collapsed are marked and never ranked."""
+"""Report tables: runs whose appearance collapsed are marked and never ranked; the budget read off the curves."""
 
 from __future__ import annotations
+
+import pytest
 
 from depth_strategies.study.report import COLLAPSED, collapsed_runs, main_table, run_appearance, summarize
 
@@ -42,3 +44,31 @@ def test_a_method_with_a_collapsed_run_is_marked_and_not_bold_even_with_the_best
     assert f"collapsing {COLLAPSED} seed 0: constant colour" in line["collapsing"]
     assert "**" not in line["collapsing"]
     assert "**25.0" in line["textured"]  # the best of the methods that did not collapse, separated from the baseline
+
+
+def test_the_step_a_curve_reaches_a_target_is_interpolated_between_the_evaluations_around_the_crossing():
+    from depth_strategies.study.report import first_reaching_step
+
+    curve = [{"step": 1, "psnr": 8.0}, {"step": 250, "psnr": 20.0}, {"step": 500, "psnr": 22.0}]
+    assert first_reaching_step(curve, "psnr", 21.0, "higher") == pytest.approx(375.0)  # halfway from 20 to 22
+    assert first_reaching_step(curve, "psnr", 5.0, "higher") == 1.0  # reached at the first evaluation
+    assert first_reaching_step(curve, "psnr", 23.0, "higher") is None
+    depth = [{"step": 1, "depth_l1": 0.5}, {"step": 100, "depth_l1": 0.1}]
+    assert first_reaching_step(depth, "depth_l1", 0.2, "lower") == pytest.approx(75.25)  # 1 + 99 * 0.3 / 0.4
+
+
+def test_the_budget_pairs_each_run_with_the_baselines_run_of_its_seed():
+    from depth_strategies.study.report import budget_summary, budget_table, metric_specs
+
+    def curve_run(method, seed, values):
+        return {"scene": "s", "method": method, "seed": seed, "status": "ok", "run_id": f"s/{method}/seed{seed}",
+                "curve": [{"step": step, "psnr": v} for step, v in zip((0, 100, 200), values)], "views": []}
+
+    results = {"protocol": {"name": "b", "baseline": "depth-baseline", "eval_every": 100, "curve_views": 1},
+               "metrics": metric_specs(["psnr"], {"psnr": "higher"}),
+               "runs": [curve_run("depth-baseline", 0, (10, 18, 20)), curve_run("depth-baseline", 1, (10, 20, 24)),
+                        curve_run("depth-hard", 0, (10, 20, 22)), curve_run("depth-hard", 1, (10, 21, 23))]}
+    (entry,) = budget_summary(results)
+    # seed 0 reaches its baseline's 20 at step 100; seed 1 never reaches its baseline's 24 (not seed 0's 20)
+    assert entry["steps"] == {0: 100.0, 1: None}
+    assert "| s | depth-hard | 100 / never | 1 of 2 seeds reach it | 200 |" in budget_table(results)

@@ -8,6 +8,7 @@ told to reuse it (``--reuse-stale``). Every ``result.json`` and ``job.json`` rec
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
 import functools
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
+import yaml
 from nerfstudio.engine.trainer import TrainerConfig
 
 from depth_strategies.methods import (
@@ -57,12 +59,34 @@ def _files(package_dir: Path):
             yield path
 
 
+def normalised_source(path: Path) -> bytes:
+    """What of a training source file can change a run: a Python module's syntax tree without its docstrings (so
+    comments, docstrings and formatting do not count), a YAML file's parsed content (comments and layout do not
+    count); any other file's bytes."""
+    text = path.read_bytes()
+    if path.suffix == ".py":
+        tree = ast.parse(text, filename=str(path))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+            if isinstance(node, (ast.Module, ast.ClassDef)):  # attribute docstrings: a string after a field
+                node.body = [stmt for stmt in node.body if not (isinstance(stmt, ast.Expr) and isinstance(
+                    stmt.value, ast.Constant) and isinstance(stmt.value.value, str))] or [ast.Pass()]
+        return ast.dump(tree, annotate_fields=False).encode()
+    if path.suffix in (".yaml", ".yml"):
+        return json.dumps(yaml.safe_load(text), sort_keys=True, default=str).encode()
+    return text
+
+
 def hash_sources(package_dir: Path) -> str:
     """SHA-256 (16 hex digits) of the training code of the package at ``package_dir``, :data:`TRAINING_SOURCES`:
-    each file's package-relative path and bytes, in path order."""
+    each file's package-relative path and :func:`normalised_source`, in path order. An edit of docstrings or
+    comments alone leaves the hash, and so every finished run, as it was."""
     digest = hashlib.sha256()
     for path in _files(package_dir):
-        digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0" + normalised_source(path) + b"\0")
     return digest.hexdigest()[:16]
 
 

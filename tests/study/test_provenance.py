@@ -24,8 +24,29 @@ def test_the_source_hash_follows_the_training_code_and_ignores_the_tables(tmp_pa
     report.write_text(report.read_text() + "\n# a table changed\n")
     assert provenance.hash_sources(package) == before
     losses = package / "core" / "losses.py"
-    losses.write_text(losses.read_text() + "\n# a loss changed\n")
+    original = losses.read_text()
+    losses.write_text(original.replace('"""', '""" A docstring reworded.', 1) + "\n# a comment\n")
+    assert provenance.hash_sources(package) == before  # docstrings and comments change no run
+    sizes = package / "configs" / "sizes.yaml"
+    sizes.write_text("# a comment\n" + sizes.read_text())
+    assert provenance.hash_sources(package) == before
+    losses.write_text(original + "\nA_NEW_CONSTANT = 1.0\n")
     assert provenance.hash_sources(package) != before
+    losses.write_text(original)
+    sizes.write_text(sizes.read_text().replace("cpu_seconds_per_iteration: 0.165", "cpu_seconds_per_iteration: 0.2"))
+    assert provenance.hash_sources(package) != before
+
+
+def test_a_field_docstring_is_left_out_of_the_source_but_a_string_default_is_not(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('class C:\n    x: int = 1\n    """The x."""\n')
+    plain = provenance.normalised_source(module)
+    module.write_text('class C:\n    x: int = 1\n    """The x, in units."""\n')
+    assert provenance.normalised_source(module) == plain
+    module.write_text('class C:\n    x: str = "a"\n    """The x."""\n')
+    with_a = provenance.normalised_source(module)
+    module.write_text('class C:\n    x: str = "b"\n    """The x."""\n')
+    assert provenance.normalised_source(module) != with_a != plain
 
 
 def test_the_config_hash_sees_an_override_and_a_changed_method_default(monkeypatch):

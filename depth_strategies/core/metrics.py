@@ -64,7 +64,7 @@ class MetricSpec:
     unit: str
     """Unit, for tables and plots."""
     description: str
-    """One line for tables and the README."""
+    """One line, recorded in results.json with the metric, for tables and figures."""
 
 
 METRICS: Dict[str, MetricSpec] = {
@@ -78,6 +78,9 @@ METRICS: Dict[str, MetricSpec] = {
                    "mean |D - D_gt| of nerfstudio's normalised expected depth sum p_i t_i (p = w / sum w), same "
                    "pixels; the soft loss's D_pred = sum w_i t_i is unnormalised and equal to it where the "
                    "accumulation is 1"),
+        MetricSpec("proposal_depth_l1", "lower", "units",
+                   "mean |D - D_gt| of the last proposal level's median depth, same pixels: how well the sampler "
+                   "that places the NeRF samples at test time knows the surface"),
         MetricSpec("depth_rmse", "lower", "units", "root mean squared depth error on the same pixels"),
         MetricSpec("depth_abs_rel", "lower", "", "mean |D - D_gt| / D_gt"),
         MetricSpec("depth_delta1", "higher", "", "fraction of pixels with max(D/D_gt, D_gt/D) < 1.25"),
@@ -157,6 +160,10 @@ def image_metrics(
         if "expected_depth" in outputs and bool(surface.any()):
             expected = depth_errors(outputs["expected_depth"] / scene_scale, gt_depth, surface)
             metrics["depth_l1_expected"] = expected["depth_l1"]
+        proposal_levels = sorted(int(k.rsplit("_", 1)[1]) for k in outputs if k.startswith("prop_depth_"))
+        if proposal_levels and bool(surface.any()):
+            last = outputs[f"prop_depth_{proposal_levels[-1]}"] / scene_scale
+            metrics["proposal_depth_l1"] = depth_errors(last, gt_depth, surface)["depth_l1"]
         empty = batch[STATE_KEY].to(device) == EMPTY
         if bool(empty.any()):
             metrics["background_accumulation"] = masked_average(outputs["accumulation"], empty)

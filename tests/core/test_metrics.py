@@ -37,6 +37,15 @@ def test_median_and_expected_depth_errors_are_both_reported_on_surface_pixels():
     assert metrics["depth_l1_expected"] == pytest.approx((0.0 + 1.0) / 2)
 
 
+def test_the_proposal_depth_error_is_the_last_proposal_levels_on_surface_pixels():
+    outputs, batch = view([3.0, 4.0, 9.0, 9.0], [3.0, 4.0, 9.0, 9.0], [1.0, 1.0, 0.0, 0.0])
+    outputs["prop_depth_0"] = blocks([9.0, 9.0, 9.0, 9.0])  # the coarse level: not the one scored
+    outputs["prop_depth_1"] = blocks([3.0, 5.0, 1.0, 1.0])  # off by 0 and 1 on the surface pixels
+    assert image_metrics(outputs, batch)["proposal_depth_l1"] == pytest.approx(0.5)
+    del outputs["prop_depth_0"], outputs["prop_depth_1"]
+    assert "proposal_depth_l1" not in image_metrics(outputs, batch)  # a model without proposal levels
+
+
 def test_background_accumulation_is_the_mean_opacity_of_empty_pixels_only():
     outputs, batch = view([3.0, 4.0, 9.0, 9.0], [3.0, 4.0, 9.0, 9.0], [1.0, 1.0, 0.25, 0.75])
     assert image_metrics(outputs, batch)["background_accumulation"] == pytest.approx(0.25)  # the unknown pixel: not

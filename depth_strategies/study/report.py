@@ -297,6 +297,51 @@ def compare_to_baseline(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     return comparisons
 
 
+def across_scenes(results: Dict[str, Any], comparisons: Optional[List[Dict[str, Any]]] = None
+                  ) -> List[Dict[str, Any]]:
+    """Per condition (None without), method and metric measured on two or more scenes: each scene's run-level mean
+    difference to the baseline (:func:`compare_to_baseline`), and Student's t over the scenes with the scene as the
+    unit (a scene-level interval: how far the effect carries to another scene like these, not how precisely it is
+    known on these). Not part of the declared family's correction: a summary of the per-scene tests."""
+    comparisons = compare_to_baseline(results) if comparisons is None else comparisons
+    origin = {str(r["scene"]): (str(r.get("base_scene") or r["scene"]), r.get("condition"))
+              for r in results["runs"]}
+    by_key: Dict[Tuple[Any, str, str], Dict[str, float]] = defaultdict(dict)
+    for c in comparisons:
+        scene, condition = origin.get(str(c["scene"]), (str(c["scene"]), None))
+        if c["mean_difference"] is not None and math.isfinite(c["mean_difference"]):
+            by_key[(condition, c["method"], c["metric"])][scene] = float(c["mean_difference"])
+    summary = []
+    for (condition, method, metric), differences in by_key.items():
+        if len(differences) < 2:
+            continue
+        test = stats.paired_t(list(differences.values()))
+        summary.append({"condition": condition, "method": method, "metric": metric, "scene_differences": differences,
+                        "mean_difference": test.mean, "ci_low": test.low, "ci_high": test.high, "p_value": test.p})
+    return summary
+
+
+def across_scenes_table(results: Dict[str, Any], comparisons: Optional[List[Dict[str, Any]]] = None) -> str:
+    """:func:`across_scenes` for the primary metrics, as a markdown table (empty with fewer than two scenes)."""
+    primary = set(primary_metrics(results["protocol"]))
+    entries = [e for e in across_scenes(results, comparisons) if e["metric"] in primary]
+    if not entries:
+        return ""
+    baseline = results["protocol"]["baseline"]
+    conditions = any(e["condition"] for e in entries)
+    lines = [("| condition " if conditions else "") + f"| method | metric | − {baseline}, per scene | mean over scenes "
+             f"[{int(100 * stats.CONFIDENCE)} % t interval] | p | scenes |",
+             "|---" * (6 + conditions) + "|"]
+    for e in entries:
+        metric = e["metric"]
+        per_scene = ", ".join(f"{scene} {_fmt(v, metric, signed=True)}" for scene, v in e["scene_differences"].items())
+        interval = (f"{_fmt(e['mean_difference'], metric, signed=True)} [{_fmt(e['ci_low'], metric, signed=True)}, "
+                    f"{_fmt(e['ci_high'], metric, signed=True)}]")
+        lines.append((f"| {e['condition']} " if conditions else "") + f"| {e['method']} | {metric} | {per_scene} | "
+                     f"{interval} | {_p(e['p_value'])} | {len(e['scene_differences'])} |")
+    return "\n".join(lines)
+
+
 def leader_separated(results: Dict[str, Any], scene: str, rows: List[Dict[str, Any]], metric: str) -> Optional[float]:
     """Paired-t p over seeds of the best method against the runner-up on ``metric`` (the report's run-level test):
     the best is marked only when this is below ``stats.ALPHA``. None when fewer than two methods have values; NaN
@@ -837,6 +882,13 @@ def render_markdown(results: Dict[str, Any]) -> str:
         ]
         for title, table in robustness:
             out += [f"### {title}", "", table, ""]
+    scenes_table = across_scenes_table(results, comparisons)
+    if scenes_table:
+        out += ["## Across scenes", "",
+                "Each scene's run-level mean difference to the baseline (the mean over its paired seeds), and "
+                "Student's t over the scenes with the scene as the unit: whether the effect carries from scene to "
+                "scene. A summary of the per-scene tests above, outside their family's correction.", "",
+                scenes_table, ""]
     budget = budget_table(results)
     if budget:
         out += ["## Budget: training steps to reach the baseline's final PSNR", "",

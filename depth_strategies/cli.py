@@ -40,8 +40,14 @@ def _run(module: str, function: str = "entrypoint") -> None:
 
 
 def compare() -> None:
-    """``ds-compare``."""
-    _run("depth_strategies.study.compare")
+    """``ds-compare``, with the plots and panels of :mod:`depth_strategies.viz` drawn into its output: the study sits
+    a layer below ``viz`` and never imports it, so the figure maker is handed to it here (docs/development.md,
+    Layers)."""
+    with quiet_third_party_warnings():
+        from depth_strategies.study.compare import entrypoint
+        from depth_strategies.viz.figures import make_all_figures
+
+        entrypoint(figures=make_all_figures)
 
 
 def bench() -> None:

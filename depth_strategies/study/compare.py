@@ -24,12 +24,10 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
 import tyro
 from rich.console import Console
@@ -39,7 +37,15 @@ from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.metrics import EVALUATION_PROTOCOL
 from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
 from depth_strategies.study import provenance, report
-from depth_strategies.study.executors import Events, Executor, LocalExecutor, Request, make_executor, visible_gpus
+from depth_strategies.study.executors import (
+    Events,
+    Executor,
+    LocalExecutor,
+    Request,
+    make_executor,
+    run_in_subprocess,
+    visible_gpus,
+)
 from depth_strategies.study.protocol import (
     Protocol,
     ProtocolError,
@@ -52,9 +58,11 @@ from depth_strategies.study.protocol import (
 
 CONSOLE = Console()
 RESULTS_SCHEMA_VERSION = 1
+Figures = Callable[[Dict[str, Any], Path], List[Path]]
+"""Draws the plots and panels of a results dictionary into the output folder; returns the files written. The
+``ds-compare`` console script passes :func:`depth_strategies.viz.figures.make_all_figures`: ``viz`` is a layer above
+the study, which never imports it (docs/development.md, Layers)."""
 """Version of the results.json layout."""
-WORKER_MODULE = "depth_strategies.study.worker"
-"""Module run (``python -m``) for each training run."""
 
 
 # ------------------------------------------------------------------------------------------- scenes
@@ -160,54 +168,6 @@ def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, views: int, run_dir
         "panel_indices": list(range(min(protocol.panel_views, views))),
         "condition_free": spec.method in protocol.condition_free,
     }
-
-
-ProgressCallback = Callable[[int, int], None]
-
-
-def parse_progress(line: str) -> Optional[Tuple[int, int]]:
-    """``(step, total)`` of one line of the worker's progress channel, or None for a line that is not one:
-    progress only drives the bars, so a damaged line is skipped, never fatal to the study."""
-    try:
-        event = json.loads(line)
-        return int(event["step"]), int(event["total"])
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def run_in_subprocess(
-    job: Dict[str, Any],
-    log_path: Path,
-    on_progress: ProgressCallback,
-    worker: Sequence[str] = (sys.executable, "-m", WORKER_MODULE),
-) -> int:
-    """Run one job in a fresh process (``worker JOB.json PROGRESS_FD``); its stdout and stderr go to ``log_path``,
-    its progress comes back over a pipe of its own."""
-    job_path = Path(job["run_dir"]) / "job.json"
-    write_text_atomic(job_path, json.dumps(job, indent=2))
-    read_fd, write_fd = os.pipe()
-    with log_path.open("w") as log, os.fdopen(read_fd) as channel:
-        try:
-            env = {**os.environ, **job.get("env", {})}  # e.g. the GPU the executor gave this run
-            proc = subprocess.Popen(
-                [*worker, str(job_path), str(write_fd)], stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-                env=env,
-            )
-        finally:
-            os.close(write_fd)  # the child holds the only write end: the loop below ends when it exits
-        try:
-            for line in channel:
-                event = parse_progress(line)
-                if event is not None:
-                    on_progress(*event)
-            return proc.wait()
-        except BaseException:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise
 
 
 def _failure(spec: RunSpec, run_dir: Path, code: int, log_path: Path, fingerprint: str) -> Dict[str, Any]:
@@ -446,8 +406,9 @@ def _protocol_dict(protocol: Protocol) -> Dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
 
 
-def write_outputs(results: Dict[str, Any], out: Path) -> List[Path]:
-    """results.json / .csv / .md, plots and panels; returns the files written."""
+def write_outputs(results: Dict[str, Any], out: Path, figures: Optional[Figures] = None) -> List[Path]:
+    """results.json / .csv / .md, and the plots and panels that ``figures`` draws (none without it); returns the
+    files written."""
     written = []
     for name, text in (
         ("results.json", json.dumps(results, indent=2)),
@@ -456,9 +417,8 @@ def write_outputs(results: Dict[str, Any], out: Path) -> List[Path]:
     ):
         write_text_atomic(out / name, text)
         written.append(out / name)
-    from depth_strategies.viz.figures import make_all_figures
-
-    written += make_all_figures(results, out)
+    if figures is not None:
+        written += figures(results, out)
     return written
 
 
@@ -519,12 +479,13 @@ def command_line(args: CompareArgs) -> str:
     return " ".join(parts)
 
 
-def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
-    """Run a comparison; returns the results dictionary."""
+def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figures] = None) -> Dict[str, Any]:
+    """Run a comparison; returns the results dictionary. ``figures`` draws the plots and panels (:data:`Figures`;
+    none without it)."""
     if args.report_only and args.output is not None:  # the results hold their protocol: it need not be shipped
         results = json.loads((args.output / "results.json").read_text())
         results["comparisons"] = report.compare_to_baseline(results)  # recomputed, never reused
-        return _finish(results, args.output, time.perf_counter())
+        return _finish(results, args.output, time.perf_counter(), figures)
     protocol = load_protocol(args.protocol)
     if args.seeds is not None:
         if args.seeds < 1:
@@ -536,7 +497,7 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
     if args.report_only:
         results = json.loads((out / "results.json").read_text())
         results["comparisons"] = report.compare_to_baseline(results)  # recomputed, never reused
-        return _finish(results, out, time.perf_counter())
+        return _finish(results, out, time.perf_counter(), figures)
     start = time.perf_counter()
     device = resolve_device(protocol.device)
     runs = expand_runs(protocol, list(args.methods) or None)
@@ -559,11 +520,11 @@ def compare(args: CompareArgs, runner=run_in_subprocess) -> Dict[str, Any]:
     outcomes = execute(protocol, runs, scene_dirs, out, device, runner, executor=executor, retries=args.retries,
                        reuse_stale=args.reuse_stale)
     results = assemble_results(protocol, outcomes, out, device, command_line(args), time.perf_counter() - start)
-    return _finish(results, out, start)
+    return _finish(results, out, start, figures)
 
 
-def _finish(results: Dict[str, Any], out: Path, start: float) -> Dict[str, Any]:
-    written = write_outputs(results, out)
+def _finish(results: Dict[str, Any], out: Path, start: float, figures: Optional[Figures]) -> Dict[str, Any]:
+    written = write_outputs(results, out, figures)
     ok = sum(r["status"] == "ok" for r in results["runs"])
     CONSOLE.rule("ds-compare finished")
     CONSOLE.print(f"{ok}/{len(results['runs'])} runs ok, wall time {(time.perf_counter() - start) / 60:.1f} min")
@@ -574,18 +535,14 @@ def _finish(results: Dict[str, Any], out: Path, start: float) -> Dict[str, Any]:
     return results
 
 
-def entrypoint() -> None:
-    """Console script ``ds-compare``."""
+def entrypoint(figures: Optional[Figures] = None) -> None:
+    """Console script ``ds-compare`` (:func:`depth_strategies.cli.compare` passes the figures)."""
     args = tyro.cli(CompareArgs)
     try:
-        compare(args)
+        compare(args, figures=figures)
     except ProtocolError as err:
         CONSOLE.print(f"[red]ds-compare: error:[/red] {err}")
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         CONSOLE.print("[yellow]Interrupted.[/yellow] Finished runs are kept; rerun the same command to resume.")
         raise SystemExit(130) from None
-
-
-if __name__ == "__main__":
-    entrypoint()

@@ -1,25 +1,81 @@
 """Who runs the runs of ``ds-compare``: this machine (``local``, one or ``--jobs N`` at a time) or a Ray cluster
 (``ray``: an embedded local instance by default, an existing cluster with ``--ray-address``).
 
-Every executor runs the same thing, a worker process per run (:func:`depth_strategies.study.compare.run_in_subprocess`
-over a ``job.json``), and reports through the same three events, so that the results are identical in form
-whichever runs them; retries and resume are the caller's (:func:`depth_strategies.study.compare.execute`). An
-executor is an existing engine or the standard library, never a scheduler of our own: the local one is a
-``concurrent.futures`` thread pool whose threads each wait on one worker process; the Ray one submits one Ray task
-per run with the resources the run declares and lets Ray place it.
+Every executor runs the same thing, a worker process per run (:func:`run_in_subprocess` over a ``job.json``, here
+with its progress channel), and reports through the same three events, so that the results are identical in form
+whichever runs them; retries and resume are the caller's (:func:`depth_strategies.study.compare.execute`, which
+imports this module; this module imports nothing of ``compare``). An executor is an existing engine or the standard
+library, never a scheduler of our own: the local one is a ``concurrent.futures`` thread pool whose threads each
+wait on one worker process; the Ray one submits one Ray task per run with the resources the run declares and lets
+Ray place it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
+
+from depth_strategies.core.atomic import write_text_atomic
 
 Runner = Callable[[Dict[str, Any], Path, Callable[[int, int], None]], int]
 """Runs one job (``job``, ``log_path``, ``on_progress(step, total)``) and returns the worker's exit status."""
+
+WORKER_MODULE = "depth_strategies.study.worker"
+"""Module run (``python -m``) for each training run."""
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def parse_progress(line: str) -> Optional[Tuple[int, int]]:
+    """``(step, total)`` of one line of the worker's progress channel, or None for a line that is not one:
+    progress only drives the bars, so a damaged line is skipped, never fatal to the study."""
+    try:
+        event = json.loads(line)
+        return int(event["step"]), int(event["total"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def run_in_subprocess(
+    job: Dict[str, Any],
+    log_path: Path,
+    on_progress: ProgressCallback,
+    worker: Sequence[str] = (sys.executable, "-m", WORKER_MODULE),
+) -> int:
+    """Run one job in a fresh process (``worker JOB.json PROGRESS_FD``); its stdout and stderr go to ``log_path``,
+    its progress comes back over a pipe of its own."""
+    job_path = Path(job["run_dir"]) / "job.json"
+    write_text_atomic(job_path, json.dumps(job, indent=2))
+    read_fd, write_fd = os.pipe()
+    with log_path.open("w") as log, os.fdopen(read_fd) as channel:
+        try:
+            env = {**os.environ, **job.get("env", {})}  # e.g. the GPU the executor gave this run
+            proc = subprocess.Popen(
+                [*worker, str(job_path), str(write_fd)], stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                env=env,
+            )
+        finally:
+            os.close(write_fd)  # the child holds the only write end: the loop below ends when it exits
+        try:
+            for line in channel:
+                event = parse_progress(line)
+                if event is not None:
+                    on_progress(*event)
+            return proc.wait()
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
 
 
 @dataclass
@@ -106,8 +162,6 @@ class LocalExecutor:
 def _ray_task(job: Dict[str, Any], log_path: str) -> int:
     """The body of one Ray task: the run's worker process, on whichever node Ray chose (the run folder must be on
     a path every node shares)."""
-    from depth_strategies.study.compare import run_in_subprocess
-
     return run_in_subprocess(job, Path(log_path), lambda step, total: None)
 
 

@@ -20,7 +20,7 @@ from scipy import stats as sp_stats
 
 from depth_strategies.methods import OBJECT_SETTINGS
 from depth_strategies.study import report, stats
-from depth_strategies.study.compare import parse_progress, run_in_subprocess
+from depth_strategies.study.executors import parse_progress, run_in_subprocess
 from depth_strategies.study.protocol import (
     ProtocolError,
     RunSpec,

@@ -784,3 +784,28 @@ def test_the_consistency_script_prints_each_conditions_training_depth_inconsiste
             for line in done.stdout.splitlines() if line.startswith("| builtin |")}
     assert set(rows) == {"clean", "mono"}
     assert rows["clean"][2] < 0.1 < rows["mono"][1]  # exact depth agrees across views; monocular depth does not
+
+
+def test_across_scenes_the_unit_is_the_scene_each_scenes_run_level_mean_difference():
+    gains = {"a": 1.0, "b": 2.0, "c": 3.0}
+    runs = []
+    for scene, gain in gains.items():
+        for seed, jitter in enumerate((0.0, 0.1, -0.1)):
+            for method, delta in (("depth-baseline", 0.0), ("depth-soft", gain + jitter)):
+                views = [{"index": i, "metrics": {"psnr": 20.0 + 0.1 * i + delta, "depth_l1": 0.1}} for i in range(4)]
+                runs.append({"scene": scene, "method": method, "seed": seed, "run_id": f"{scene}/{method}/seed{seed}",
+                             "status": "ok", "sweep": None, "views": views, "train": {}, "render": {}})
+    results = {"protocol": {"name": "multi", "baseline": "depth-baseline", "iterations": 10, "seeds": [0, 1, 2],
+                            "primary_metrics": ["psnr"]},
+               "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+               "runs": runs}
+    (entry,) = [e for e in report.across_scenes(results) if e["metric"] == "psnr"]
+    assert entry["scene_differences"] == pytest.approx({"a": 1.0, "b": 2.0, "c": 3.0})  # seeds' jitter averages out
+    # mean 2, sd 1 over 3 scenes: 2 -+ t(0.975, 2) * 1 / sqrt(3) = 2 -+ 4.303 * 0.5774
+    assert entry["mean_difference"] == pytest.approx(2.0)
+    assert (entry["ci_low"], entry["ci_high"]) == pytest.approx((2.0 - 2.4841, 2.0 + 2.4841), abs=1e-3)
+    table = report.across_scenes_table(results)
+    assert "| depth-soft | psnr | a +1.00, b +2.00, c +3.00 | +2.00 [-0.48, +4.48] |" in table
+    assert "## Across scenes" in report.render_markdown(results)
+    one_scene = {**results, "runs": [r for r in runs if r["scene"] == "a"]}
+    assert report.across_scenes(one_scene) == [] and "## Across scenes" not in report.render_markdown(one_scene)

@@ -1,4 +1,7 @@
-"""The four registered methods, as data: one base ``TrainerConfig`` and three derived with ``replace``.
+"""The seven registered methods, as data: four strategies (:data:`STRATEGIES`) and three variants of them for depth
+as users have it (:data:`VARIANTS`), each derived from one base ``TrainerConfig`` with ``replace``
+(:func:`derive`); nerfstudio's ``depth-nerfacto`` is registered besides them as a reference
+(:data:`REFERENCE_NAME`). The strategies:
 
 =================  ====================================  ===================================================
 method             sampling during training              extra loss
@@ -56,13 +59,15 @@ def shipped_configs() -> List[str]:
     return sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 LAMBDA_SOFT = 0.03
-"""lambda_soft: weight of the soft depth loss, averaged over the 3 sampling levels (2 proposal + NeRF). Version
-0.2 summed the levels with 0.01, the study's seed setting: the same total weight."""
+"""lambda_soft: weight of the soft depth loss, averaged over the 3 sampling levels (2 proposal + NeRF): the study's
+seed setting, 0.01 summed over the levels, as a mean, the same total weight (docs/decisions.md, "Loss weights per
+level")."""
 LAMBDA_HARD = 0.015
-"""lambda_hard: weight of L_free + L_surf on surface rays, averaged over the 3 levels (0.005 summed in 0.2)."""
+"""lambda_hard: weight of L_free + L_surf on surface rays, averaged over the 3 levels: the study's seed setting,
+0.005 summed over the levels, as a mean (docs/decisions.md, "Loss weights per level")."""
 LAMBDA_EMPTY = LAMBDA_HARD
 """lambda_empty: weight of L_free on known-empty rays (mask supervision), averaged over the 3 levels; part of
-depth-hard and depth-hybrid, which applied L_free to empty rays with lambda_hard until version 0.2."""
+depth-hard and depth-hybrid, at lambda_hard's value (docs/decisions.md, "Mask supervision")."""
 HARD_GUIDED_FRACTION = 0.75
 """Share of NeRF samples placed around the surface by depth-hard (the study's seed setting)."""
 HYBRID_GUIDED_FRACTION = 0.5
@@ -145,9 +150,9 @@ SIGMA_WINDOW_MULT = 3.0
 """k of the uncertainty-aware variants: eps = max(eps_min, 3 sigma) covers 99.7 % of Gaussian depth errors."""
 MAX_TRUSTED_HALF_WIDTH = 0.6
 """Widest window (Blender units) at which the uncertainty-aware variant still uses a ray's depth: twice the narrowest
-window (0.3), i.e. sigma <= 0.2 at k = 3. Chosen after the variant's second version was measured on lego-10
-(README, "Robustness"): it helped where the depth's sigma was at most 0.12 (3 % noise) and hurt where it was 0.23
-or more (10 % noise, every monocular level); a limit between the two, not tuned further."""
+window (0.3), i.e. sigma <= 0.2 at k = 3: a limit between the sigma where the variant's second version helped on
+lego-10 and the sigma where it fell below the baseline, chosen after seeing those runs and not tuned further
+(docs/decisions.md, "depth-hybrid-uncertain")."""
 ROBUST_PENALTY_SCALE = 0.1
 """delta of the uncertainty-aware variant's Cauchy penalty, Blender units: a third of eps_min (0.3), so residuals
 inside the guided window are penalised almost as the l2, and depth further off than the window pulls little."""
@@ -175,8 +180,8 @@ METHOD_FIELDS: Dict[str, Dict[str, Any]] = {
     **STRATEGIES,
     **{name: {**STRATEGIES[base], **fields} for name, (base, fields) in VARIANTS.items()},
 }
-"""Every registered method's model fields (the four strategies and their variants): what each is declared to change
-from ``depth-baseline``."""
+"""Every registered method's model fields (the four strategies and their three variants): what each is declared to
+change from ``depth-baseline``."""
 
 DESCRIPTIONS: Dict[str, str] = {
     "depth-baseline": "nerfacto for object scenes, RGB only: the reference for every depth strategy.",

@@ -1,8 +1,19 @@
 """Old module path of :mod:`depth_strategies.core.model`, kept because runs made before version 0.2 name it in
 their ``config.yml`` (nerfstudio stores class paths there): ``ns-eval``, ``ns-render`` and ``ns-viewer`` load
 those runs through it. It re-exports exactly the classes such a file names; new code imports
-:mod:`depth_strategies.core.model`."""
+:mod:`depth_strategies.core.model`.
+
+Deprecated: importing it warns (``DeprecationWarning``), and it is removed in version 1.0."""
+
+import warnings
 
 from depth_strategies.core.model import DepthStrategyModel, DepthStrategyModelConfig
 
 __all__ = ["DepthStrategyModel", "DepthStrategyModelConfig"]
+
+warnings.warn(
+    "depth_strategies.model is deprecated and will be removed in version 1.0: import from "
+    "depth_strategies.core.model instead (this old path is kept only so that runs made before version 0.2 load)",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -3,13 +3,16 @@
 nerfstudio writes the module path of every config and model class into a run's ``config.yml``. Version 0.1 had a
 flat package (``depth_strategies.training``, ``.data``, ``.model``, ``.reference``); the classes now live in
 ``depth_strategies.core``. ``tests/data/pre_layout_runs`` holds the ``config.yml`` of two runs made with the old
-layout (its README says how); these tests load them as nerfstudio's tools do.
+layout (its README says how); these tests load them as nerfstudio's tools do. The old paths are deprecated: importing
+one warns, naming its new home and version 1.0, which removes them.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,9 @@ from depth_strategies.methods import REFERENCE_NAME
 from tests.conftest import TEST_DATA, console_script, free_port, run_cli, stop, wait_for_http
 
 OLD_RUNS = TEST_DATA / "pre_layout_runs"
+OLD_MODULES = {f"depth_strategies.{name}": f"depth_strategies.core.{name}"
+               for name in ("model", "data", "training", "reference")}
+"""Each old module path and the module that now holds its classes."""
 MODELS = {
     "depth-hybrid": (DepthStrategyModelConfig, DepthStrategyModel),
     "depth-nerfacto-object": (OfflineDepthNerfactoModelConfig, OfflineDepthNerfactoModel),
@@ -72,6 +78,34 @@ def test_old_config_names_the_old_module_paths_and_loads_into_the_current_classe
     assert all(type(o["scheduler"]) is FloatExponentialDecaySchedulerConfig for o in config.optimizers.values()
                if o["scheduler"] is not None)
     assert config.pipeline.datamanager.data == tmp_path / "data"
+
+
+@pytest.mark.parametrize("old", sorted(OLD_MODULES))
+def test_the_old_module_paths_warn_and_name_their_new_home(old, monkeypatch):
+    """Importing an old path warns, naming the new module and the version that removes the old one, and still
+    gives the very classes of the new module (so old runs' config.yml files load)."""
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    with pytest.warns(DeprecationWarning) as record:
+        module = importlib.import_module(old)
+    messages = [str(w.message) for w in record if issubclass(w.category, DeprecationWarning)]
+    assert any(old in m and OLD_MODULES[old] in m and "removed in version 1.0" in m for m in messages), messages
+    new = importlib.import_module(OLD_MODULES[old])
+    assert module.__all__ and all(getattr(module, name) is getattr(new, name) for name in module.__all__)
+
+
+def test_the_package_itself_never_imports_the_old_module_paths():
+    """Every other module of the package imports without touching an old path, so only old runs' config files
+    trigger the deprecation warning (a fresh interpreter: this test session may have imported them already)."""
+    code = (
+        "import importlib, pkgutil, sys, depth_strategies\n"
+        f"old = {sorted(OLD_MODULES)!r}\n"
+        "for info in pkgutil.walk_packages(depth_strategies.__path__, 'depth_strategies.'):\n"
+        "    if info.name not in old:\n"
+        "        importlib.import_module(info.name)\n"
+        "print(sorted(name for name in old if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 
 
 @pytest.mark.slow

@@ -384,9 +384,10 @@ class DepthDataManagerConfig(VanillaDataManagerConfig):
     10, 5 and 1 cm."""
     depth_consistency: bool = True
     """Measure how far each training image's depth disagrees with its nearest views (reprojected surface points
-    landing in front of what the neighbours see: :mod:`depth_strategies.core.consistency`; a few hundredths of a
-    second for 10 views), handed to the model, where the strategies with ``consistency_sigma`` read it as a lower
-    bound on the depth's sigma (monocular scale and shift per image, a wrong unit). Off: not measured."""
+    landing in front of what the neighbours see: :mod:`depth_strategies.core.consistency`; computed once, when the
+    data is loaded; its cost: docs/decisions.md, "depth-hybrid-uncertain"),
+    handed to the model, where the strategies with ``consistency_sigma`` read it as a lower bound on the depth's
+    sigma (monocular scale and shift per image, a wrong unit). Off: not measured."""
 
 
 SCENE_TYPE_KEY = "scene_type"

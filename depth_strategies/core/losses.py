@@ -43,8 +43,8 @@ def termination_variance(
 
     This is a geometric variance (units: distance squared): small when the weight sits in a thin shell at
     the surface, large when it is smeared along the ray. (The variance of the raw weight *values* across
-    samples, which the seed code used, is not: it is maximal for a sharp surface and says nothing about
-    where along the ray the weight is.)
+    samples is not: it is maximal for a sharp surface and says nothing about where along the ray the weight is;
+    docs/decisions.md, "The surface loss".)
     """
     return torch.sum(weights * (t_mid - center[..., None, :]) ** 2, dim=-2)
 

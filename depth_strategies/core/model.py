@@ -1,6 +1,7 @@
-"""The one model behind all four methods: nerfacto for Blender-style object scenes, plus depth strategies.
+"""The one model behind every registered method: nerfacto for Blender-style object scenes, plus depth strategies.
 
-Config fields select how depth is used (see ``methods.py`` for the four settings):
+Config fields select how depth is used (see ``methods.py`` for the settings of the four strategies and of their
+three variants):
 
 * ``guided_fraction``: share of the NeRF-level samples placed around the known surface while training
   (:mod:`depth_strategies.core.sampling`); 0 keeps nerfacto's proposal sampler.
@@ -136,22 +137,22 @@ class HashGridOptions:
     fused_hash_grids: bool = True
     """Compute the torch hash grids of the field and the proposal networks with
     :func:`depth_strategies.core.hash_grid.hash_encode`: bit-identical forward values to nerfstudio's torch hash
-    grid in fewer, larger kernels (on a 2-core CPU, ds-bench: a training step 1.75x, an eager 200x200 render 1.9x
-    faster), gradients equal up to summation order (tested to 1e-5). Parameters and checkpoints are unchanged.
-    False: nerfstudio's own torch hash grid. No effect on tiny-cuda-nn grids."""
+    grid in fewer, larger kernels, so training steps and renders are faster (docs/decisions.md, "Hash grids";
+    docs/speed.md), gradients equal up to summation order (tested to 1e-5). Parameters and checkpoints are
+    unchanged. False: nerfstudio's own torch hash grid. No effect on tiny-cuda-nn grids."""
     compile_hash_grids: bool = False
     """Run the torch hash grids of the field and the proposal networks through ``torch.compile``
     (:func:`~depth_strategies.core.hash_grid.compile_hash_grids`), in training and rendering: identical forward
     values, gradients equal within the tested 1e-4; the first step of each process compiles for about half a
-    minute. Faster than nerfstudio's grid code, but on a 2-core CPU a training step with compiled fused grids took
-    1.33x the eager fused step (ds-bench), so it is off by default."""
+    minute. Faster than nerfstudio's grid code, but on the CPU a training step with compiled fused grids is slower
+    than the eager fused step, so it is off by default (docs/decisions.md, "Hash grids")."""
     compile_for_rendering: bool = False
     """Compile the hash grids (as ``compile_hash_grids``) only for passes without gradients: evaluation, ns-eval,
     ns-render and the viewer; training stays eager. Forward values are bit-identical to the eager grids on the
-    CPU, so renders and metrics are unchanged; a 200x200 px view at the 'cpu' sizes rendered 2.47x faster than
-    with the eager fused grids on a 2-core CPU (ds-bench --render), after a compilation of about half a minute per
-    process. On in the 'cpu' size profile; off by default (not measured on
-    a GPU, where the compiler may contract multiply-adds and change the last bits)."""
+    CPU, so renders and metrics are unchanged; on the CPU a view renders faster than with the eager fused grids
+    (docs/decisions.md, "Hash grids"), after a compilation of about half a minute per process. On in the 'cpu'
+    size profile; off by default (not measured on a GPU, where the compiler may contract multiply-adds and change
+    the last bits)."""
 
 
 @dataclass
@@ -162,7 +163,7 @@ class ColourOptions:
     random_training_background: bool = False
     """In training, composite the render and the ground truth over the same random colour, drawn per ray and step
     (instant-ngp's training of synthetic scenes, Mueller et al. 2022); at test time, and in every metric, over
-    ``background_color`` as before (:class:`RandomTrainingBackgroundRenderer`). On an object scene in front of a
+    ``background_color`` as without it (:class:`RandomTrainingBackgroundRenderer`). On an object scene in front of a
     white background, a fixed white lets the model explain almost every pixel by colouring everything white, and
     the colour head then runs into the saturated tail of its sigmoid, where no gradient brings it back: the run
     renders white (the baseline: empty; the guided strategies: the right shape, white) or in one flat colour
@@ -212,8 +213,8 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions, ColourOptio
     average_init_density: Optional[float] = None
     """Average initial density of the fields. None: the scene type's: object 1.0, nerfstudio's model default
     (nerfacto's method config lowers it to 0.01 for unbounded captures; on object scenes in front of a white
-    background that start learns geometry far more slowly: on the built-in scene, 300 iterations at the 'tiny' size
-    gave depth L1 0.62 vs 0.15); unbounded 0.01."""
+    background that start learns geometry far more slowly: docs/decisions.md, "Object and unbounded scenes");
+    unbounded 0.01."""
     optimize_cameras: Optional[bool] = None
     """Refine the camera poses with nerfacto's camera optimiser (``camera_optimizer``; "SO3xR3" when its mode is
     "off"). None: the scene type's (object: off, synthetic poses are exact; unbounded: on, captured poses are not)."""
@@ -243,8 +244,8 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions, ColourOptio
     surface_variance_mult: Optional[float] = None
     """lambda in L_surf = |D_pred - D_gt| + lambda * a * Var(p), in 1 / data units (Var in data units squared, a the
     detached accumulation). None: the scene type's: 1.0 for object scenes, 0 for unbounded ones, where Var(p) is
-    minimised by gathering the weight into any one wide far bin of the contracted space: on the generated room
-    (room-quick sizes, one seed) depth-hard's depth L1 was 55.7 m with it and 0.13 m without."""
+    minimised by gathering the weight into any one wide far bin of the contracted space, which ruins the depth
+    (docs/decisions.md, "Object and unbounded scenes")."""
     sigma_window_mult: float = 0.0
     """k of the uncertainty-aware strategies: on a ray whose depth has a reported standard deviation sigma (the
     degradation's noise model, ``depth_sigma`` in the batch), the guided window and the free-space margin are
@@ -273,11 +274,10 @@ class DepthStrategyModelConfig(NerfactoModelConfig, HashGridOptions, ColourOptio
     mask_follows_trust: bool = False
     """With ``max_trusted_half_width`` > 0: weight the mask loss (``empty_space_mult``) of each known-empty ray by the
     share of its image's rays with depth in the batch whose depth is trusted (:func:`depth_strategies.core.losses.
-    image_trust_share`; 1 where the batch holds none). The mask is L_free on rays known to be empty, a constraint that
-    pays together with depth: on lego-fewview (3 seeds, README) the mask added to hard and hybrid's gains, but on its
-    own (``depth-baseline+mask``) it made the depth error slightly worse (+0.003, significant) and PSNR no better.
-    So an image whose depth is trusted nowhere trains exactly like the RGB-only baseline. False: every known-empty
-    ray keeps its mask loss."""
+    image_trust_share`; 1 where the batch holds none). The mask is L_free on rays known to be empty, a constraint
+    meant to work together with depth: on lego-fewview the mask showed no gain on its own, without depth
+    (``depth-baseline+mask``; docs/decisions.md, "Mask supervision"). So an image whose depth is trusted nowhere
+    trains exactly like the RGB-only baseline. False: every known-empty ray keeps its mask loss."""
     depth_penalty: losses.Penalty = "l2"
     """How the soft loss penalises the residual D_pred - D_gt: "l2", or the robust "huber" or "cauchy" (equal to
     the l2 for residuals well below ``depth_penalty_scale``; :func:`depth_strategies.core.losses.robust_penalty`),

@@ -33,6 +33,7 @@ from depth_strategies.methods import (
     method_config,
     nerfstudio_reference,
 )
+from depth_strategies.study.ops import count_training_step
 
 DEFAULT_SIZES = "default"
 """``--sizes default``: the methods' own (GPU) sizes, no profile applied."""
@@ -155,6 +156,17 @@ def render_benchmark(
     return interleaved(methods, rounds, lambda name: render_seconds(timers[name]))
 
 
+def op_counts(data: Path, methods: List[str], size_profile: str, device: str, warmup: int
+              ) -> Dict[str, Dict[str, object]]:
+    """Per method: the aten ops and host syncs of one training step after ``warmup`` steps
+    (:func:`depth_strategies.study.ops.count_training_step`), with the syncs by op name."""
+    counts = {}
+    for name, loop in build_timers(data, methods, size_profile, device, warmup).items():
+        count = count_training_step(loop)
+        counts[name] = {"ops": count.ops, "syncs": count.total_syncs, "sync_ops": dict(count.syncs)}
+    return counts
+
+
 def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
     """Whether ``name`` meets its target: a strategy <= TARGET_RATIO x depth-baseline; depth-baseline <=
     BASELINE_TARGET x nerfacto (when nerfacto was timed); references have none."""
@@ -226,6 +238,10 @@ class BenchArgs:
     """Interleaved rounds (rotated order); medians over rounds are reported. With --render, one view per round."""
     output: Optional[Path] = None
     """Also write the measurements as JSON here."""
+    ops: bool = False
+    """Also count, for one training step of each method after the warm-up, the aten ops it dispatches and the
+    host-device synchronisations among them (:mod:`depth_strategies.study.ops`; the same on every device), beside
+    the time."""
 
 
 def entrypoint() -> None:
@@ -247,6 +263,7 @@ def entrypoint() -> None:
             times = render_benchmark(data, methods, args.sizes, args.device, args.warmup, args.rounds)
         else:
             times = benchmark(data, methods, args.sizes, args.device, args.warmup, args.iterations, args.rounds)
+        counts = op_counts(data, methods, args.sizes, args.device, args.warmup) if args.ops else {}
     result = ratios(times)
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
@@ -255,6 +272,11 @@ def entrypoint() -> None:
     print(f"ds-bench on {device_name}, sizes '{args.sizes}', {what}")
     for line in report_lines(result, render=args.render):
         print(line)
+    if counts:
+        base = counts["depth-baseline"]["ops"]
+        print(f"{'method':<30} {'aten ops/step':>13} {'ratio':>7} {'host syncs/step':>15}")
+        for name, count in counts.items():
+            print(f"{name:<30} {count['ops']:13d} {count['ops'] / base:7.3f} {count['syncs']:15d}")
     if args.output is not None:
         payload = {
             "device": device_name,
@@ -263,5 +285,6 @@ def entrypoint() -> None:
             "times": times,
             "ratios": {k: v[1] for k, v in result.items()},
             "verdicts": {} if args.render else {k: verdict(k, result) for k in result},
+            "op_counts": counts,
         }
         write_text_atomic(args.output, json.dumps(payload, indent=2))

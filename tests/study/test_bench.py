@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.study.bench import REFERENCES, bench_config, benchmark, ratios, report_lines, verdict
+from tests.conftest import run_cli
 
 
 def test_ratios_are_medians_of_same_round_ratios_so_machine_drift_cancels():
@@ -66,3 +69,15 @@ def test_variants_and_references_override_the_size_profile(tiny_scene):
     v02 = models["depth-baseline/v0.2"]
     assert not (v02.compile_for_rendering or v02.fused_hash_grids or v02.sample_inside_box)
     assert not (models["nerfacto"].compile_for_rendering or models["nerfacto"].fused_hash_grids)
+
+
+def test_ds_bench_ops_counts_each_methods_aten_ops_and_host_syncs_beside_the_time(tiny_scene, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_cli(["ds-bench", "--data", str(tiny_scene), "--sizes", "tiny", "--methods", "depth-hard",
+                    "--references", "--warmup", "1", "--iterations", "1", "--rounds", "1", "--ops",
+                    "--output", str(out)], cwd=tmp_path)
+    counts = json.loads(out.read_text())["op_counts"]
+    assert set(counts) == {"depth-baseline", "depth-hard"}
+    assert counts["depth-hard"]["ops"] > counts["depth-baseline"]["ops"]  # the guide and the losses are extra ops
+    assert counts["depth-hard"]["syncs"] == counts["depth-baseline"]["syncs"]  # but no extra sync
+    assert "aten ops/step" in proc.stdout and "host syncs/step" in proc.stdout

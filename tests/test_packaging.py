@@ -63,7 +63,8 @@ def test_the_installed_package_is_the_wheel_and_finds_its_protocols_from_elsewhe
     module, protocols, lego = run([wheel_venv / "bin" / "python", "-c", code], cwd=tmp_path).stdout.splitlines()
     assert module.startswith(str(wheel_venv)), f"imported {module}, not the installed wheel"
     not_protocols = ("sizes.yaml", "speeds.yaml")
-    assert protocols == str(sorted(n.removesuffix(".yaml") for n in SHIPPED if n not in not_protocols)).replace('"', "'")
+    expected = sorted(n.removesuffix(".yaml") for n in SHIPPED if n not in not_protocols)
+    assert protocols == str(expected).replace('"', "'")
     assert lego.startswith(str(wheel_venv)) and lego.endswith("configs/lego.yaml")
 
 

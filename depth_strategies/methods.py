@@ -34,6 +34,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from depth_strategies.core.config_checks import check_model_config
 from depth_strategies.core.data import DepthDataManagerConfig
 from depth_strategies.core.model import DepthStrategyModelConfig, default_implementation
 from depth_strategies.core.reference import OfflineDepthNerfactoModelConfig, OfflineNerfactoModelConfig
@@ -200,10 +201,12 @@ DESCRIPTIONS: Dict[str, str] = {
 def derive(base: TrainerConfig, method_name: str, **model_fields: Any) -> TrainerConfig:
     """A copy of ``base`` named ``method_name`` with ``model_fields`` replaced in the model config.
 
-    A method that uses depth in any way requires depth for its training split.
+    A method that uses depth in any way requires depth for its training split. Model fields that do nothing without
+    another are refused (:func:`depth_strategies.core.config_checks.check_model_config`).
     """
     base = copy.deepcopy(base)
     model = dataclasses.replace(base.pipeline.model, **model_fields)
+    check_model_config(model)
     uses_depth = model.uses_training_depth()
     datamanager = dataclasses.replace(
         base.pipeline.datamanager, train_depth="required" if uses_depth else base.pipeline.datamanager.train_depth

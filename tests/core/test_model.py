@@ -266,6 +266,15 @@ def one_step(loop: TrainingLoop, step: int = 0):
                                                                     pipeline.model.get_metrics_dict(outputs, batch))
 
 
+def losses_again(model, outputs, batch):
+    """The loss terms of the same rendered batch under the model's current config: the per-ray depth that the step
+    prepared under the old config is dropped, so the losses prepare it again from the batch."""
+    from depth_strategies.core.model import RAY_DEPTH_OUTPUT
+
+    outputs = {k: v for k, v in outputs.items() if k != RAY_DEPTH_OUTPUT}
+    return model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+
+
 def test_the_uncertain_variant_widens_the_window_to_three_sigma_and_down_weights_noisy_rays(tiny_scene):
     from depth_strategies.core.data import SIGMA_KEY
 
@@ -282,7 +291,7 @@ def test_the_uncertain_variant_widens_the_window_to_three_sigma_and_down_weights
     assert (half_width[valid] > 0.3 * scale * 1.5).all()  # every surface ray of the scene (D in [2, 6]) is wider
     # the same batch through depth-hybrid (the fixed window, equal weights) gives larger depth losses
     loop.pipeline.model.config.sigma_window_mult = 0.0
-    fixed = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    fixed = losses_again(model, outputs, batch)
     assert loss_dict["surface_loss"] < fixed["surface_loss"]
     for value in loss_dict.values():
         assert torch.isfinite(value)
@@ -320,7 +329,7 @@ def test_inconsistent_monocular_depth_widens_the_uncertain_windows_and_thins_the
     assert valid.sum() < 0.5 * surface.sum() and float(trust[surface].mean()) < 0.5
     # without the inconsistency (the variant as first defined), the same batch pulls harder on this depth
     model.image_consistency = None
-    fixed = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    fixed = losses_again(model, outputs, batch)
     assert loss_dict["surface_loss"] < fixed["surface_loss"]
 
 
@@ -339,10 +348,10 @@ def test_depth_too_uncertain_for_the_widest_trusted_window_trains_like_a_ray_wit
         assert loss_dict[name].item() == 0.0, name  # the mask follows the trust in the image's depth: none here
     # the mask loss without mask_follows_trust; without the limit, the same batch is guided and pulled by the depth
     model.config.mask_follows_trust = False
-    masked = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    masked = losses_again(model, outputs, batch)
     assert masked["empty_space_loss"].item() > 0.0 and masked["surface_loss"].item() == 0.0
     model.config.max_trusted_half_width = 0.0
-    unlimited = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+    unlimited = losses_again(model, outputs, batch)
     assert unlimited["surface_loss"].item() > 0.0 and unlimited["soft_depth_loss"].item() > 0.0
     assert unlimited["empty_space_loss"].item() == masked["empty_space_loss"].item()
 
@@ -470,3 +479,86 @@ def test_every_method_trains_on_a_capture_without_alpha_as_an_unbounded_scene(na
         depth, valid, half_width = model._training_guide(ray_bundle)
         assert depth is not None and valid.any()
     loop.run(2)
+
+
+# ------------------------------------------------------------------------------------ fields that need another
+def _rule_cases():
+    """Per rule: the fields that break it (on depth-hybrid-uncertain, which sets every trust field) and the ones
+    that would mend it."""
+    return {
+        "consistency_sigma_needs_sigma_window_mult": ({"sigma_window_mult": 0.0, "guide_by_trust": False,
+                                                       "max_trusted_half_width": 0.0, "mask_follows_trust": False},
+                                                      {"sigma_window_mult": 3.0}),
+        "guide_by_trust_needs_sigma_window_mult": ({"sigma_window_mult": 0.0, "consistency_sigma": False,
+                                                    "max_trusted_half_width": 0.0, "mask_follows_trust": False},
+                                                   {"sigma_window_mult": 3.0}),
+        "guide_by_trust_needs_guided_fraction": ({"guided_fraction": 0.0}, {"guided_fraction": 0.5}),
+        "max_trusted_half_width_needs_sigma_window_mult": ({"sigma_window_mult": 0.0, "consistency_sigma": False,
+                                                            "guide_by_trust": False},
+                                                           {"sigma_window_mult": 3.0}),
+        "mask_follows_trust_needs_max_trusted_half_width": ({"max_trusted_half_width": 0.0},
+                                                            {"max_trusted_half_width": 0.6}),
+        "mask_follows_trust_needs_empty_space_mult": ({"empty_space_mult": 0.0}, {"empty_space_mult": 0.015}),
+        "alignment_momentum_needs_depth_alignment": ({"alignment_momentum": 0.5}, {"depth_alignment": "scale-shift"}),
+        "alignment_warmup_needs_depth_alignment": ({"alignment_warmup": 10}, {"depth_alignment": "scale-shift"}),
+        "alignment_min_rays_needs_depth_alignment": ({"alignment_min_rays": 2}, {"depth_alignment": "scale-shift"}),
+        "random_training_background_steps_needs_random_training_background": (
+            {"random_training_background": False, "random_training_background_steps": None},
+            {"random_training_background": True}),
+        "soft_depth_loss_needs_soft_depth_mult": ({"soft_depth_loss": "urf", "soft_depth_mult": 0.0,
+                                                   "depth_penalty": "l2", "depth_penalty_scale": 0.1},
+                                                  {"soft_depth_mult": 0.03}),
+        "soft_depth_sigma_needs_soft_depth_loss": ({"soft_depth_sigma": 0.05}, {"soft_depth_loss": "ds-nerf",
+                                                                                "depth_penalty": "l2",
+                                                                                "depth_penalty_scale": 0.1}),
+        "depth_penalty_needs_soft_depth_mult": ({"soft_depth_mult": 0.0}, {"soft_depth_mult": 0.03}),
+        "depth_penalty_needs_soft_depth_loss": ({"soft_depth_loss": "ds-nerf"}, {"soft_depth_loss": "l2"}),
+        "depth_penalty_scale_needs_depth_penalty": ({"depth_penalty": "l2", "depth_penalty_scale": 0.5},
+                                                    {"depth_penalty": "huber"}),
+        "appearance_check_from_needs_appearance_check_every": ({"appearance_check_every": 0,
+                                                                "appearance_check_from": 50},
+                                                               {"appearance_check_every": 100}),
+    }
+
+
+def test_every_config_rule_has_a_test():
+    from depth_strategies.core.config_checks import RULES
+
+    assert {rule.name for rule in RULES} == set(_rule_cases())
+
+
+@pytest.mark.parametrize("rule", list(_rule_cases()))
+def test_a_field_that_does_nothing_without_another_is_refused(rule):
+    from depth_strategies.core.config_checks import RULES, check_model_config
+    from depth_strategies.methods import derive, method_config
+
+    (checked,) = [r for r in RULES if r.name == rule]
+    broken, mend = _rule_cases()[rule]
+    config = dataclasses.replace(method_config("depth-hybrid-uncertain").pipeline.model, **broken)
+    with pytest.raises(ValueError) as error:
+        check_model_config(config)
+    message = str(error.value)
+    assert checked.field in message and checked.needs in message and checked.fix in message
+    assert checked.fix.startswith("--pipeline.model." + checked.needs.replace("_", "-"))
+    check_model_config(dataclasses.replace(config, **mend))  # the flag the message names mends it
+    with pytest.raises(ValueError, match=checked.field):  # a method config cannot be made with it either
+        derive(method_config("depth-hybrid-uncertain"), "broken", **broken)
+
+
+def test_every_registered_method_passes_the_config_rules_on_either_scene_type():
+    from depth_strategies.core.config_checks import check_model_config
+    from depth_strategies.core.model import resolve_scene
+    from depth_strategies.methods import method_config
+
+    for name in METHODS:
+        for kind in ("object", "unbounded"):
+            check_model_config(resolve_scene(method_config(name).pipeline.model, {"scene_type": kind}))
+
+
+def test_the_model_refuses_a_field_without_the_one_it_needs_when_built(tiny_scene):
+    # left to the scene type, random_training_background is decided only when the model is built
+    config = tiny_config("depth-baseline", tiny_scene, **{"pipeline.model.random_training_background_steps": None,
+                                                          "pipeline.model.scene_type": "unbounded",
+                                                          "pipeline.model.background_color": "white"})
+    with pytest.raises(ValueError, match="random_training_background_steps.*random-training-background True"):
+        TrainingLoop(config, "cpu")

@@ -1,6 +1,6 @@
 """Budget curves of ``ds-compare`` results: for each method, the training steps each seed's run needed to reach the
 final PSNR (or ``--metric``) of the baseline's run of the same seed, from the evaluations during training
-(``eval_every``), as the report's "Budget" section gives it (:func:`depth_strategies.study.report.budget_table`).
+(``eval_every``), as the report's "Budget" section gives it (:func:`depth_strategies.study.tables.budget_table`).
 For results files written before that section existed, without regenerating their reports.
 
 Usage (from the repository root)::
@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_strategies.study.report import budget_table
+from depth_strategies.study.tables import budget_table
 
 
 def main() -> None:

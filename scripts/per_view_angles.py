@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from depth_strategies.scenes.split import plan_split
-from depth_strategies.study.report import per_view
+from depth_strategies.study.comparisons import per_view
 
 
 def camera_centres(source: Path, split: str) -> Dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import List
 
-from depth_strategies.study import report, stats
+from depth_strategies.study import comparisons, stats
 
 
 def _num(value: float, signed: bool = True) -> str:
@@ -32,8 +32,8 @@ def main(argv: List[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = json.loads((args.output / "results.json").read_text())
     baseline = args.baseline or results["protocol"]["baseline"]
-    groups = report.group_runs(report.main_runs(results))
-    means = {key: report.seed_means(runs, args.metric) for key, runs in groups.items()}
+    groups = comparisons.group_runs(comparisons.main_runs(results))
+    means = {key: comparisons.seed_means(runs, args.metric) for key, runs in groups.items()}
     seeds = sorted({s for by_seed in means.values() for s in by_seed}, key=str)
     print("| scene | method | " + " | ".join(f"seed {s}" for s in seeds)
           + " | gap between seeds | mean | 95% t interval | paired t p |")
@@ -45,7 +45,7 @@ def main(argv: List[str] | None = None) -> None:
             continue
         if (scene, baseline) not in groups:
             continue
-        diffs = report.seed_differences(groups[(scene, method)], groups[(scene, baseline)], args.metric)
+        diffs = comparisons.seed_differences(groups[(scene, method)], groups[(scene, baseline)], args.metric)
         test = stats.paired_t(list(diffs.values()))
         cells = [_num(diffs.get(s, math.nan)) for s in seeds]
         gap = max(diffs.values()) - min(diffs.values()) if len(diffs) > 1 else math.nan

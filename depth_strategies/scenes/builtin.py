@@ -7,7 +7,9 @@ Blender's Z pass), float32 OpenEXR.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,36 @@ GENERATOR_VERSION: int = 1
 
 MARKER_NAME: str = ".ds-make-scene"
 """Marker file written first into an output folder, so an interrupted run can be overwritten by a rerun."""
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """The settings of a generated scene (``ds-make-scene``'s options), and their defaults in one place:
+    :data:`DEFAULTS` for :func:`make_scene` and ``ds-make-scene``, :data:`PROTOCOL_DEFAULTS` for a protocol's
+    ``generate`` block."""
+
+    resolution: int = 128
+    """Image width and height in pixels."""
+    views_train: int = 50
+    """Number of training views."""
+    views_val: int = 10
+    """Number of validation views (nerfstudio's periodic evaluation)."""
+    views_test: int = 20
+    """Number of held-out test views."""
+    seed: int = 0
+    """Seed of the camera poses (same seed, same files)."""
+    supersample: int = 2
+    """Sub-pixel rays per pixel side for colour and alpha (supersample^2 rays per pixel)."""
+    scene: str = "builtin"
+    """Which object: "builtin" (the test scene) or "thin" (dark, a few % of a view: docs/appearance-collapse.md)."""
+
+
+DEFAULTS = SceneOptions()
+"""The canonical defaults: :func:`make_scene` and ``ds-make-scene``."""
+PROTOCOL_DEFAULTS = dataclasses.replace(DEFAULTS, resolution=64, views_train=30, views_val=1, views_test=4)
+"""The defaults of a protocol's ``generate`` block (:class:`depth_strategies.study.protocol.GenerateSpec`): a scene
+small enough for a CPU study. They apply only to the keys a protocol leaves out (every shipped protocol states its
+resolution, views and seed), and stay what they were so that a protocol generates the same scene as before."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -82,13 +114,13 @@ def is_previous_output(out: Path) -> bool:
 
 def make_scene(
     out: Path,
-    resolution: int = 128,
-    views_train: int = 50,
-    views_val: int = 10,
-    views_test: int = 20,
-    seed: int = 0,
-    supersample: int = 2,
-    scene: str = "builtin",
+    resolution: int = DEFAULTS.resolution,
+    views_train: int = DEFAULTS.views_train,
+    views_val: int = DEFAULTS.views_val,
+    views_test: int = DEFAULTS.views_test,
+    seed: int = DEFAULTS.seed,
+    supersample: int = DEFAULTS.supersample,
+    scene: str = DEFAULTS.scene,
 ) -> Path:
     """Write the built-in scene (or another of :data:`~depth_strategies.scenes.geometry.SCENES`) as a
     Blender/NeRF-synthetic dataset with z-depth EXRs into ``out``.
@@ -166,43 +198,22 @@ def make_scene(
 
 def make_scene_cli(
     out: tyro.conf.Positional[Path],
-    resolution: int = 128,
-    views_train: int = 50,
-    views_val: int = 10,
-    views_test: int = 20,
-    seed: int = 0,
-    supersample: int = 2,
-    scene: str = "builtin",
+    options: tyro.conf.OmitArgPrefixes[SceneOptions] = DEFAULTS,
 ) -> None:
     """Write the built-in analytic test scene as a Blender/NeRF-synthetic dataset with z-depth EXR maps.
 
     Args:
         out: Output folder (created; must be empty, new, or a previous ds-make-scene output).
-        resolution: Image width and height in pixels.
-        views_train: Number of training views.
-        views_val: Number of validation views.
-        views_test: Number of test views.
-        seed: Seed of the camera poses (same seed, same files).
-        supersample: Sub-pixel rays per pixel side for colour and alpha (supersample^2 rays per pixel).
-        scene: Which object: "builtin" (the default test scene) or "thin" (a thin dark object covering a few per
-            cent of each view, on which appearance collapse happens: docs/appearance-collapse.md).
+        options: The scene.
     """
     try:
-        make_scene(
-            out,
-            resolution=resolution,
-            views_train=views_train,
-            views_val=views_val,
-            views_test=views_test,
-            seed=seed,
-            supersample=supersample,
-            scene=scene,
-        )
+        make_scene(out, **dataclasses.asdict(options))
     except (FileExistsError, ValueError) as e:
         raise SystemExit(f"ds-make-scene: error: {e}") from None
+    o = options
     print(
-        f"ds-make-scene: wrote {out} (train {views_train} / val {views_val} / test {views_test} views, "
-        f"{resolution}x{resolution}, supersample {supersample}, seed {seed})"
+        f"ds-make-scene: wrote {out} (train {o.views_train} / val {o.views_val} / test {o.views_test} views, "
+        f"{o.resolution}x{o.resolution}, supersample {o.supersample}, seed {o.seed})"
     )
 
 

@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.metrics import EVALUATION_PROTOCOL
 from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
-from depth_strategies.study import provenance, report
+from depth_strategies.study import comparisons, provenance, report
 from depth_strategies.study.executors import (
     Events,
     Executor,
@@ -49,12 +49,11 @@ from depth_strategies.study.executors import (
 from depth_strategies.study.protocol import (
     Protocol,
     ProtocolError,
-    RunSpec,
     SceneSpec,
-    expand_runs,
     load_protocol,
     resolve_path,
 )
+from depth_strategies.study.runs import RunSpec, expand_runs
 
 CONSOLE = Console()
 RESULTS_SCHEMA_VERSION = 1
@@ -93,15 +92,7 @@ def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
         g = scene.generate
         if target.exists():
             shutil.rmtree(target)
-        make_scene(
-            target,
-            resolution=g.resolution,
-            views_train=g.views_train,
-            views_val=g.views_val,
-            views_test=g.views_test,
-            seed=g.seed,
-            scene=g.scene,
-        )
+        make_scene(target, **dataclasses.asdict(g))  # supersampling: ds-make-scene's default
     else:
         from depth_strategies.scenes.split import split_scene
 
@@ -374,7 +365,7 @@ def assemble_results(
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "protocol": _protocol_dict(protocol),
-        "metrics": report.metric_specs(protocol.metrics, dict(protocol.metrics)),
+        "metrics": comparisons.metric_specs(protocol.metrics, dict(protocol.metrics)),
         "evaluation": dict(EVALUATION_PROTOCOL),
         "command": command,
         "machine": machine_description(device),
@@ -382,7 +373,7 @@ def assemble_results(
         "wall_time_s": wall_time_s,
         "runs": runs,
     }
-    results["comparisons"] = report.compare_to_baseline(results)
+    results["comparisons"] = comparisons.compare_to_baseline(results)
     return results
 
 
@@ -392,11 +383,11 @@ def condition_entries(protocol: Protocol, spec: RunSpec, entry: Dict[str, Any]) 
     if not protocol.conditions:
         return [entry]
     if spec.condition is not None:
-        return [{**entry, "scene": report.condition_label(spec.scene, spec.condition), "base_scene": spec.scene,
+        return [{**entry, "scene": comparisons.condition_label(spec.scene, spec.condition), "base_scene": spec.scene,
                  "condition": spec.condition}]
     return [
-        {**entry, "scene": report.condition_label(spec.scene, c.name), "base_scene": spec.scene, "condition": c.name,
-         "shared": True}
+        {**entry, "scene": comparisons.condition_label(spec.scene, c.name), "base_scene": spec.scene,
+         "condition": c.name, "shared": True}
         for c in protocol.conditions
     ]
 
@@ -484,7 +475,7 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
     none without it)."""
     if args.report_only and args.output is not None:  # the results hold their protocol: it need not be shipped
         results = json.loads((args.output / "results.json").read_text())
-        results["comparisons"] = report.compare_to_baseline(results)  # recomputed, never reused
+        results["comparisons"] = comparisons.compare_to_baseline(results)  # recomputed, never reused
         return _finish(results, args.output, time.perf_counter(), figures)
     protocol = load_protocol(args.protocol)
     if args.seeds is not None:
@@ -496,7 +487,7 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
         out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         results = json.loads((out / "results.json").read_text())
-        results["comparisons"] = report.compare_to_baseline(results)  # recomputed, never reused
+        results["comparisons"] = comparisons.compare_to_baseline(results)  # recomputed, never reused
         return _finish(results, out, time.perf_counter(), figures)
     start = time.perf_counter()
     device = resolve_device(protocol.device)

@@ -18,6 +18,7 @@ from nerfstudio.pipelines.base_pipeline import Pipeline
 
 from depth_strategies.core.atomic import atomic_path
 from depth_strategies.core.metrics import DEPTH_KEY, STATE_KEY, ground_truth_rgb, image_metrics
+from depth_strategies.core.model import scene_scale
 
 
 @dataclass
@@ -34,11 +35,6 @@ class ViewResult:
     """Wall time of rendering the view."""
     arrays: Optional[Path] = field(default=None)
     """``.npz`` with the rendered and ground-truth arrays, when saved."""
-
-
-def scene_scale_of(pipeline: Pipeline) -> float:
-    """The dataparser's scale factor (Blender units -> model units) of a pipeline's training data."""
-    return float(pipeline.datamanager.train_dataparser_outputs.dataparser_scale)  # type: ignore[attr-defined]
 
 
 def view_names(pipeline: Pipeline) -> List[str]:
@@ -64,7 +60,7 @@ def evaluate_views(
     pipeline.eval()
     loader = pipeline.datamanager.fixed_indices_eval_dataloader  # type: ignore[attr-defined]
     names = view_names(pipeline)
-    scale = scene_scale_of(pipeline)
+    scale = scene_scale(pipeline.model)
     lpips = getattr(pipeline.model, "lpips", None)
     chosen = range(len(names)) if indices is None else indices
     results = []

@@ -28,7 +28,8 @@ import yaml
 
 from depth_strategies.methods import SPEEDS_FILE, shipped_config, size_profile
 from depth_strategies.study import provenance
-from depth_strategies.study.protocol import Protocol, RunSpec
+from depth_strategies.study.protocol import Protocol
+from depth_strategies.study.runs import RunSpec
 
 
 def measured_wall_times(out: Path) -> Dict[str, List[float]]:

@@ -1,5 +1,5 @@
 """Comparison protocols as data: a YAML file under ``configs/`` declares scenes, methods, budgets, sweeps and
-metrics; this module validates it against one schema and expands it into runs.
+metrics; this module validates it against one schema (:mod:`depth_strategies.study.runs` expands it into runs).
 
 Schema (every key optional unless marked; unknown keys are errors that name the key path)::
 
@@ -40,8 +40,6 @@ directory.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -59,6 +57,7 @@ from depth_strategies.methods import (
     shipped_config,
     shipped_configs,
 )
+from depth_strategies.scenes.builtin import PROTOCOL_DEFAULTS
 from depth_strategies.scenes.room import Room as RoomSpec
 
 EXTERNAL_METHODS = ("depth-nerfacto", "depth-nerfacto-nerfstudio-data")
@@ -73,19 +72,20 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class GenerateSpec:
-    """A built-in scene made by ``ds-make-scene``."""
+    """A built-in scene made by ``ds-make-scene``; a key left out takes its value from
+    :data:`depth_strategies.scenes.builtin.PROTOCOL_DEFAULTS` (supersampling: ds-make-scene's default)."""
 
-    resolution: int = 64
+    resolution: int = PROTOCOL_DEFAULTS.resolution
     """Image width and height in pixels."""
-    views_train: int = 30
+    views_train: int = PROTOCOL_DEFAULTS.views_train
     """Training views."""
-    views_val: int = 1
+    views_val: int = PROTOCOL_DEFAULTS.views_val
     """Validation views (nerfstudio's periodic evaluation)."""
-    views_test: int = 4
+    views_test: int = PROTOCOL_DEFAULTS.views_test
     """Held-out test views that are scored."""
-    seed: int = 0
+    seed: int = PROTOCOL_DEFAULTS.seed
     """Camera seed of ds-make-scene."""
-    scene: str = "builtin"
+    scene: str = PROTOCOL_DEFAULTS.scene
     """Which object ds-make-scene renders (``--scene``): "builtin" or "thin"."""
 
 
@@ -475,123 +475,3 @@ def resolve_path(path: str, data_root: Path) -> Path:
             f"({data_root.resolve()}): run from the folder they are relative to or pass --data-root DIR"
         )
     return resolved
-
-
-# ------------------------------------------------------------------------------------------- runs
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run: a method (maybe a sweep point) on a scene with a seed."""
-
-    scene: str
-    """Scene name."""
-    method: str
-    """Method name in the protocol (for a sweep point: ``<method>@<field>=<value>``)."""
-    base: Optional[str]
-    """Registered method the config comes from (None for an external method)."""
-    external: Optional[str]
-    """External method name, if any."""
-    overrides: Tuple[Tuple[str, Any], ...]
-    """Dotted config overrides of this run, in order: size profile, protocol, method, condition, sweep."""
-    seed: int
-    """Machine seed of the run."""
-    iterations: int
-    """Training iterations."""
-    sweep: Optional[Tuple[str, str, Any]] = None
-    """(sweep name, field, value) for ablation runs."""
-    condition: Optional[str] = None
-    """Name of the protocol condition of the training depth, if any."""
-
-    @property
-    def run_id(self) -> str:
-        """Folder name under ``runs/``: scene/method/seedN, or scene/condition/method/seedN."""
-        safe = self.method.replace("/", "_").replace("=", "-")
-        middle = f"{self.condition}/" if self.condition else ""
-        return f"{self.scene}/{middle}{safe}/seed{self.seed}"
-
-    def fingerprint(self) -> str:
-        """Hash of everything that determines the run; a finished run is reused only if it matches. (A run without
-        a condition hashes exactly as before conditions existed, so earlier results stay reusable.)"""
-        fields = dataclasses.asdict(self)
-        if fields["condition"] is None:
-            del fields["condition"]
-        payload = json.dumps(fields, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-DEGRADATIONS_FIELD = "pipeline.datamanager.depth_degradations"
-"""The config field a condition sets."""
-DEGRADATION_SEED_FIELD = "pipeline.datamanager.degradation_seed"
-"""The seed of a condition's degradations: the run's seed."""
-
-
-def expand_runs(protocol: Protocol, only_methods: Optional[List[str]] = None) -> List[RunSpec]:
-    """Every (scene, condition, method or sweep point, seed) run of the protocol; ``only_methods`` filters by name.
-    Condition-free methods run once per scene and seed, without a condition."""
-    sizes = list(load_size_profile(protocol.sizes).items()) if protocol.sizes else []
-    common = sizes + list(protocol.overrides.items())
-    methods = {m.name: m for m in protocol.methods}
-    if only_methods:
-        unknown = [m for m in only_methods if m not in methods]
-        if unknown:
-            raise ProtocolError(f"--methods: {unknown[0]!r} is not in protocol {protocol.name} ({', '.join(methods)})")
-        keep = set(only_methods) | {protocol.baseline}
-    else:
-        keep = set(methods)
-    conditions: List[Optional[ConditionSpec]] = list(protocol.conditions) or [None]
-    runs: List[RunSpec] = []
-    for scene in protocol.scenes:
-        for seed in protocol.seeds:
-            for m in protocol.methods:
-                if m.name not in keep or m.name not in protocol.condition_free:
-                    continue
-                runs.append(_method_run(scene.name, m, common, seed, protocol.iterations, None))
-            for condition in conditions:
-                for m in protocol.methods:
-                    if m.name not in keep or m.name in protocol.condition_free:
-                        continue
-                    runs.append(_method_run(scene.name, m, common, seed, protocol.iterations, condition))
-                for sweep in protocol.sweeps:
-                    if sweep.method not in keep:
-                        continue
-                    m = methods[sweep.method]
-                    for value in sweep.values:
-                        run = _method_run(scene.name, m, common, seed, protocol.iterations, condition)
-                        runs.append(
-                            dataclasses.replace(
-                                run,
-                                method=f"{m.name}@{sweep.name}={value}",
-                                overrides=run.overrides + ((sweep.field, value),),
-                                sweep=(sweep.name, sweep.field, value),
-                            )
-                        )
-    return runs
-
-
-def _method_run(
-    scene: str, m: MethodSpec, common: List[Tuple[str, Any]], seed: int, iterations: int,
-    condition: Optional[ConditionSpec],
-) -> RunSpec:
-    overrides = common + list(m.overrides.items())
-    if condition is not None:
-        overrides += list(condition.overrides.items())
-        iterations = condition.iterations or iterations
-    if condition is not None and condition.degradations:
-        overrides.append((DEGRADATIONS_FIELD, list(condition.degradations)))
-        # one noise realisation per seed, the same for every method of that seed (a run is paired with the
-        # baseline's and the other methods' runs of its seed; the seeds replicate the degradation too)
-        overrides.append((DEGRADATION_SEED_FIELD, seed))
-    return RunSpec(
-        scene,
-        m.name,
-        None if m.external else (m.base or m.name),
-        m.external,
-        tuple(overrides),
-        seed,
-        iterations,
-        condition=condition.name if condition is not None else None,
-    )
-
-
-def condition_of(protocol: Mapping[str, Any], name: Optional[str]) -> Optional[Mapping[str, Any]]:
-    """The condition called ``name`` in a protocol as stored in results.json, or None."""
-    return next((c for c in protocol.get("conditions") or [] if c["name"] == name), None)

@@ -1,6 +1,6 @@
 """Where a run came from: the code and the fully resolved config that trained it (``docs/statistics.md``).
 
-A run's fingerprint hashes its spec (:meth:`depth_strategies.study.protocol.RunSpec.fingerprint`), the hash of its
+A run's fingerprint hashes its spec (:meth:`depth_strategies.study.runs.RunSpec.fingerprint`), the hash of its
 resolved method config (:func:`config_hash`) and the hash of the training code (:func:`source_hash`), so a changed
 method default or a changed model makes a finished run *stale*: ``ds-compare`` names it and trains it again unless
 told to reuse it (``--reuse-stale``). Every ``result.json`` and ``job.json`` records the pieces (:func:`expected`).
@@ -116,7 +116,7 @@ def git_state(package_dir: Path = PACKAGE_DIR) -> Dict[str, Any]:
 
 
 def resolved_config(run: Mapping[str, Any]) -> TrainerConfig:
-    """A run's method config with its overrides (``run``: a :class:`~depth_strategies.study.protocol.RunSpec` as a
+    """A run's method config with its overrides (``run``: a :class:`~depth_strategies.study.runs.RunSpec` as a
     dict), before the worker adds its data and bookkeeping: what decides how the run trains."""
     if run["external"] == "depth-nerfacto":
         config = depth_nerfacto_reference()

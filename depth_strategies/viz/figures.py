@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 import numpy as np
 from matplotlib.transforms import blended_transform_factory
 
-from depth_strategies.study.report import per_view, robustness_summary
+from depth_strategies.study.comparisons import per_view
+from depth_strategies.study.robustness import robustness_summary
 from depth_strategies.study.stats import CONFIDENCE, bootstrap_mean_ci
 from depth_strategies.viz.drawing import (
     FAILED_COLOUR,
@@ -425,7 +426,7 @@ def _draw_robustness(results: Mapping[str, Any], entries: Sequence[Mapping[str, 
 
 def plot_robustness(results: dict, out_dir: Path) -> List[Path]:
     """Per scene and kind of degradation, ``robustness_<scene>_<kind>.png``: each primary metric against the level
-    (:func:`depth_strategies.study.report.robustness_summary`), one line per method, the baseline dashed; a filled
+    (:func:`depth_strategies.study.robustness.robustness_summary`), one line per method, the baseline dashed; a filled
     marker where the difference to the baseline under that condition is significant."""
     return run_jobs(_robustness_jobs(results, out_dir))
 

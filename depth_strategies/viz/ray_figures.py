@@ -29,7 +29,7 @@ from depth_strategies.core.colour import (
     to_uint8,
 )
 from depth_strategies.core.metrics import SURFACE
-from depth_strategies.study.evaluation import scene_scale_of
+from depth_strategies.core.model import scene_scale
 from depth_strategies.viz.drawing import new_figure, save_figure
 from depth_strategies.viz.video import finished_runs, load_pipeline
 
@@ -48,7 +48,7 @@ def termination_profile(pipeline: Pipeline, camera: Cameras, pixel: Tuple[int, i
     samples, _, _ = model.proposal_sampler(bundle, density_fns=model.density_fns)
     field_outputs = model.field(samples)
     weights = samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
-    scale = scene_scale_of(pipeline)
+    scale = scene_scale(pipeline.model)
     mids = ((samples.frustums.starts + samples.frustums.ends) / 2 / scale)[0, :, 0].cpu().numpy()
     return mids, weights[0, :, 0].cpu().numpy()
 

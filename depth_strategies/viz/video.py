@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from depth_strategies.core.atomic import atomic_path
 from depth_strategies.core.colour import FOREGROUND_ACCUMULATION, DepthRange, colourise_depth, depth_range, to_uint8
-from depth_strategies.study.evaluation import scene_scale_of
+from depth_strategies.core.model import scene_scale
 from depth_strategies.viz.camera_path import DEFAULT_ELEVATION_DEG, orbit_poses, scene_camera_geometry
 
 LABEL_HEIGHT = 18
@@ -87,7 +87,7 @@ def orbit_cameras(scene: Path, frames: int, width: int, elevation: float, scale:
 @torch.no_grad()
 def render_frames(pipeline: Pipeline, cameras: Cameras) -> List[Dict[str, np.ndarray]]:
     """RGB, depth (Blender units) and accumulation of every camera."""
-    scale = scene_scale_of(pipeline)
+    scale = scene_scale(pipeline.model)
     frames = []
     for i in range(len(cameras)):
         outputs = pipeline.model.get_outputs_for_camera(cameras[i : i + 1].to(pipeline.device))
@@ -252,7 +252,8 @@ def make_videos(args: VideoArgs) -> List[Path]:
         for run in scene_runs:
             pipeline = load_pipeline(Path(run["config"]))
             scene_dir = Path(pipeline.datamanager.get_datapath())  # type: ignore[attr-defined]
-            cameras = orbit_cameras(scene_dir, args.frames, args.resolution, args.elevation, scene_scale_of(pipeline))
+            scale = scene_scale(pipeline.model)
+            cameras = orbit_cameras(scene_dir, args.frames, args.resolution, args.elevation, scale)
             print(f"ds-video: rendering {args.frames} frames of {run['method']} on {scene}", flush=True)
             frames_by_method[run["method"]] = render_frames(pipeline, cameras)
             del pipeline

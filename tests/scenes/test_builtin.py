@@ -152,3 +152,20 @@ def test_refuses_to_overwrite_a_foreign_non_empty_folder(tmp_path: Path) -> None
     proc = subprocess.run([*_cli(), str(foreign), "--resolution", "8"], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "refusing to overwrite" in proc.stderr
     assert sorted(p.name for p in foreign.iterdir()) == ["precious.txt"]
+
+
+def test_the_scene_defaults_have_one_source():
+    """make_scene and ds-make-scene take DEFAULTS; a protocol's generate block takes PROTOCOL_DEFAULTS."""
+    import dataclasses
+    import inspect
+
+    from depth_strategies.scenes.builtin import DEFAULTS, PROTOCOL_DEFAULTS, make_scene_cli
+    from depth_strategies.study.protocol import GenerateSpec
+
+    defaults = {k: p.default for k, p in inspect.signature(make_scene).parameters.items() if k != "out"}
+    assert defaults == dataclasses.asdict(DEFAULTS)
+    assert inspect.signature(make_scene_cli).parameters["options"].default is DEFAULTS
+    generate = dataclasses.asdict(GenerateSpec())
+    assert generate == {k: v for k, v in dataclasses.asdict(PROTOCOL_DEFAULTS).items() if k in generate}
+    assert generate == {"resolution": 64, "views_train": 30, "views_val": 1, "views_test": 4, "seed": 0,
+                        "scene": "builtin"}  # what protocols that leave keys out have always generated

@@ -18,7 +18,7 @@ from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import load_size_profile
 from depth_strategies.scenes.nerfstudio_data import MILLIMETRES_PER_UNIT, to_nerfstudio_data, z_depth_millimetres
 from depth_strategies.study.evaluation import evaluate_views
-from depth_strategies.study.protocol import RunSpec
+from depth_strategies.study.runs import RunSpec
 from depth_strategies.study.worker import build_config
 from tests.conftest import run_cli
 

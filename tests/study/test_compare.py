@@ -19,16 +19,15 @@ import yaml
 from scipy import stats as sp_stats
 
 from depth_strategies.methods import OBJECT_SETTINGS
-from depth_strategies.study import report, stats
+from depth_strategies.study import comparisons, report, robustness, stats, tables
 from depth_strategies.study.executors import parse_progress, run_in_subprocess
 from depth_strategies.study.protocol import (
     ProtocolError,
-    RunSpec,
-    expand_runs,
     load_protocol,
     parse_protocol,
     resolve_path,
 )
+from depth_strategies.study.runs import RunSpec, expand_runs
 from tests.conftest import TEST_DATA, console_script
 
 TINY_PROTOCOL = TEST_DATA / "tiny_protocol.yaml"
@@ -198,14 +197,14 @@ def condition_results(gains):
     return {
         "protocol": {"name": "rob", "baseline": "depth-baseline", "iterations": 10, "seeds": [0, 1, 2],
                      "primary_metrics": ["psnr"], "conditions": conditions, "condition_free": ["depth-baseline"]},
-        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "metrics": comparisons.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
         "runs": runs,
     }
 
 
 def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_helping():
     results = condition_results({"clean": 1.0, "n1": 0.5, "n3": -0.2})
-    (entry,) = report.robustness_summary(results)
+    (entry,) = robustness.robustness_summary(results)
     assert (entry["scene"], entry["kind"], entry["metric"]) == ("s", "noise", "psnr")
     assert [lvl["condition"] for lvl in entry["levels"]] == ["clean", "n1", "n3"]
     soft = entry["methods"]["depth-soft"]
@@ -214,11 +213,11 @@ def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_
     assert entry["stops_helping"]["depth-soft"] == 0.3
     assert entry["kept_at_mildest"]["depth-soft"] == pytest.approx(0.5)  # +0.5 at level 0.1 of +1.0 on clean depth
     assert entry["worse_at"]["depth-soft"] == [0.3]  # -0.2 in every seed: significantly worse there
-    assert report.robustness_summary(condition_results({"clean": 1.0, "n1": 0.5, "n3": 0.1}))[0]["stops_helping"][
+    assert robustness.robustness_summary(condition_results({"clean": 1.0, "n1": 0.5, "n3": 0.1}))[0]["stops_helping"][
         "depth-soft"] is None
-    no_clean_gain = report.robustness_summary(condition_results({"clean": -1.0, "n1": 0.5, "n3": 0.1}))[0]
+    no_clean_gain = robustness.robustness_summary(condition_results({"clean": -1.0, "n1": 0.5, "n3": 0.1}))[0]
     assert no_clean_gain["kept_at_mildest"]["depth-soft"] is None and no_clean_gain["worse_at"]["depth-soft"] == [0]
-    ((title, table),) = report.robustness_tables(results)
+    ((title, table),) = robustness.robustness_tables(results)
     assert "noise" in title
     assert "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) | 0.3 | 50 % | 0.3 |" in table
     md = report.render_markdown(results)
@@ -230,9 +229,9 @@ def test_a_factor_of_the_training_regime_gets_a_regime_table_without_the_degrada
     for condition in results["protocol"]["conditions"]:  # the same levels, now a regime factor (samples per ray)
         if condition["kind"] != "clean":
             condition.update(kind="nerf_samples", overrides={"pipeline.model.num_nerf_samples_per_ray": 48})
-    (entry,) = report.robustness_summary(results)
+    (entry,) = robustness.robustness_summary(results)
     assert entry["axis"] == "regime"
-    ((title, table),) = report.robustness_tables(results)
+    ((title, table),) = robustness.robustness_tables(results)
     assert title.startswith("Regime on `s`: nerf_samples")
     assert "stops helping" not in table and "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) |" in table
     assert "## Regimes: each factor against its level" in report.render_markdown(results)
@@ -242,10 +241,10 @@ def test_a_condition_whose_seeds_pair_across_platforms_only_shows_no_difference_
     results = condition_results({"clean": 1.0, "n1": 0.5, "n3": -0.2})
     for run in results["runs"]:  # the shared baseline on one machine, depth-soft under n1 on another
         run["platform"] = "B" if (run["method"] == "depth-soft" and run["condition"] == "n1") else "A"
-    (entry,) = report.robustness_summary(results)
+    (entry,) = robustness.robustness_summary(results)
     assert entry["methods"]["depth-soft"][1]["difference"] is None
     assert entry["kept_at_mildest"]["depth-soft"] is None  # nothing kept to compute, not nan
-    ((_, table),) = report.robustness_tables(results)
+    ((_, table),) = robustness.robustness_tables(results)
     assert "nan" not in table and "| 20.85 |" in table  # the mean, with no difference beside it
 
 
@@ -301,20 +300,20 @@ def hand_results():
 
     results = {
         "protocol": {"name": "hand", "baseline": "depth-baseline", "iterations": 10, "seeds": [0]},
-        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "metrics": comparisons.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
         "runs": [
             run("depth-baseline", [20.0, 21.0, 22.0], [0.5, 0.4, 0.6]),
             run("depth-soft", [21.0, 23.0, 22.0], [0.2, 0.1, 0.3]),
             run("depth-hard", [], [], status="failed", error="ValueError: boom"),
         ],
     }
-    results["comparisons"] = report.compare_to_baseline(results)
+    results["comparisons"] = comparisons.compare_to_baseline(results)
     return results
 
 
 def test_summary_and_differences_from_hand_written_results():
     results = hand_results()
-    rows = {r["method"]: r for r in report.summarize(results)}
+    rows = {r["method"]: r for r in comparisons.summarize(results)}
     assert rows["depth-baseline"]["psnr"] == {"mean": 21.0, "std": 1.0, "n": 3, "seeds": 1, "seed_std": None}
     assert rows["depth-soft"]["psnr"]["mean"] == pytest.approx(22.0)
     assert rows["depth-soft"]["depth_l1"]["mean"] == pytest.approx(0.2)
@@ -325,7 +324,8 @@ def test_summary_and_differences_from_hand_written_results():
     # one seed: the views describe the run (3 paired, std of (+1, +2, 0) = 1), but there is no run-level test
     assert comp[("depth-soft", "psnr")]["n"] == 3 and comp[("depth-soft", "psnr")]["view_std"] == pytest.approx(1.0)
     assert comp[("depth-soft", "depth_l1")]["seeds"] == 1 and math.isnan(comp[("depth-soft", "depth_l1")]["p_value"])
-    assert comp[("depth-soft", "depth_l1")]["p_holm"] == 1.0 and not report.significant(comp[("depth-soft", "psnr")])
+    assert comp[("depth-soft", "depth_l1")]["p_holm"] == 1.0
+    assert not comparisons.significant(comp[("depth-soft", "psnr")])
 
 
 def test_the_header_names_the_platforms_and_code_that_trained_the_runs():
@@ -348,7 +348,7 @@ def test_a_seed_whose_two_runs_came_from_different_platforms_is_left_out_of_the_
     results = seed_results([-0.8, -1.0, -1.1, -0.9, -1.2])
     for run in results["runs"]:
         run["platform"] = "Linux-B" if (run["seed"] == 4 and run["method"] == "depth-soft") else "Linux-A"
-    soft = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(results)}[("depth-soft", "psnr")]
+    soft = {(c["method"], c["metric"]): c for c in comparisons.compare_to_baseline(results)}[("depth-soft", "psnr")]
     assert soft["seeds"] == 4 and soft["left_out_seeds"] == ["4"] and "4" not in soft["seed_differences"]
     assert soft["mean_difference"] == pytest.approx(-0.95)
     assert "Left out of the pairs (the two runs of the seed were trained on different platforms): depth-soft seed 4" \
@@ -389,7 +389,7 @@ def test_markdown_table_has_arrows_bold_best_differences_and_failures():
     assert "| depth-baseline | 21.00 ± 1.00 | 0.500 ± 0.100 |" in md
     assert "**failed**: ValueError: boom" in md
     # sequential wall-clock timings are labelled as such and never turned into speed ratios between methods
-    assert "train s/iter (wall)" in md and report.WALL_TIME_CAVEAT in md and "×" not in md
+    assert "train s/iter (wall)" in md and tables.WALL_TIME_CAVEAT in md and "×" not in md
     csv_text = report.render_csv(hand_results())
     assert "s,depth-soft,ok,psnr,higher,22.0,1.0,3," in csv_text
 
@@ -407,17 +407,17 @@ def many_view_results(seeds=(0,), soft_gain=1.0, methods=("depth-baseline", "dep
     return {
         "protocol": {"name": "many", "baseline": "depth-baseline", "iterations": 10, "seeds": list(seeds),
                      "primary_metrics": ["psnr"]},
-        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "metrics": comparisons.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
         "runs": runs,
     }
 
 
 def test_the_replicates_of_a_comparison_are_seeds_and_the_views_describe_them():
     results = many_view_results(seeds=(0, 1, 2))
-    comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(results)}
+    comp = {(c["method"], c["metric"]): c for c in comparisons.compare_to_baseline(results)}
     assert comp[("depth-soft", "psnr")]["n"] == 8  # 8 views described, not 24 pairs
     assert comp[("depth-soft", "psnr")]["seeds"] == 3  # the test's replicates
-    row = {r["method"]: r for r in report.summarize(results)}["depth-soft"]["psnr"]
+    row = {r["method"]: r for r in comparisons.summarize(results)}["depth-soft"]["psnr"]
     assert row["n"] == 8 and row["seeds"] == 3 and row["seed_std"] > 0
 
 
@@ -434,13 +434,13 @@ def seed_results(offsets):
     return {
         "protocol": {"name": "seeds", "baseline": "depth-baseline", "iterations": 10,
                      "seeds": list(range(len(offsets))), "primary_metrics": ["psnr"]},
-        "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+        "metrics": comparisons.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
         "runs": runs,
     }
 
 
 def test_each_seeds_difference_is_the_mean_over_views_of_that_seeds_pair_of_runs():
-    comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([0.5, -1.0]))}
+    comp = {(c["method"], c["metric"]): c for c in comparisons.compare_to_baseline(seed_results([0.5, -1.0]))}
     soft = comp[("depth-soft", "psnr")]
     assert soft["seed_differences"] == {"0": pytest.approx(0.5), "1": pytest.approx(-1.0)}
     assert soft["mean_difference"] == pytest.approx(-0.25)
@@ -448,21 +448,21 @@ def test_each_seeds_difference_is_the_mean_over_views_of_that_seeds_pair_of_runs
 
 def test_the_test_is_students_paired_t_over_the_seeds_whatever_the_number_of_views():
     # per-seed differences -0.2, -1.0: mean -0.6, s = 0.566, t = -1.5 on 1 df: p = 0.374 (t table)
-    comp = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(seed_results([-0.2, -1.0]))}
+    comp = {(c["method"], c["metric"]): c for c in comparisons.compare_to_baseline(seed_results([-0.2, -1.0]))}
     soft = comp[("depth-soft", "psnr")]
     assert soft["p_value"] == pytest.approx(0.3743, abs=1e-4)
     # 95 % interval: -0.6 -+ 12.706 * 0.4
     assert (soft["ci_low"], soft["ci_high"]) == (pytest.approx(-0.6 - 12.7062 * 0.4, abs=1e-3),
                                                  pytest.approx(-0.6 + 12.7062 * 0.4, abs=1e-3))
-    assert not report.significant(soft)  # every view moved the same way in both seeds: two runs are two runs
-    five = {(c["method"], c["metric"]): c for c in report.compare_to_baseline(
+    assert not comparisons.significant(soft)  # every view moved the same way in both seeds: two runs are two runs
+    five = {(c["method"], c["metric"]): c for c in comparisons.compare_to_baseline(
         seed_results([-0.8, -1.0, -1.1, -0.9, -1.2]))}[("depth-soft", "psnr")]
-    assert five["seeds"] == 5 and five["p_holm"] < 0.05 and report.significant(five)
+    assert five["seeds"] == 5 and five["p_holm"] < 0.05 and comparisons.significant(five)
     md = report.render_markdown(seed_results([0.5, -1.0]))
     assert "(-0.25)" in md and "(-0.25†)" not in md
     assert "| +0.50 / -1.00 (disagree) |" in md
     assert "(-1.00†)" in report.render_markdown(seed_results([-0.8, -1.0, -1.1, -0.9, -1.2]))
-    assert not report.significant({"in_family": False, "p_holm": None, "p_value": 0.001, "mean_difference": -1.0,
+    assert not comparisons.significant({"in_family": False, "p_holm": None, "p_value": 0.001, "mean_difference": -1.0,
                                    "seed_differences": {"0": -1.0, "1": -2.0}})  # exploratory rows are never marked
 
 
@@ -470,8 +470,8 @@ def test_holm_runs_over_the_declared_family_of_every_scene_together():
     one = seed_results([-0.8, -1.0, -1.1, -0.9, -1.2])
     two = seed_results([-0.8, -1.0, -1.1, -0.9, -1.2])
     two["runs"] += [dict(run, scene="t", run_id=run["run_id"].replace("s/", "t/")) for run in two["runs"]]
-    p_one = {c["scene"]: c["p_holm"] for c in report.compare_to_baseline(one) if c["metric"] == "psnr"}
-    p_two = {c["scene"]: c["p_holm"] for c in report.compare_to_baseline(two) if c["metric"] == "psnr"}
+    p_one = {c["scene"]: c["p_holm"] for c in comparisons.compare_to_baseline(one) if c["metric"] == "psnr"}
+    p_two = {c["scene"]: c["p_holm"] for c in comparisons.compare_to_baseline(two) if c["metric"] == "psnr"}
     assert p_two["s"] == pytest.approx(min(1.0, 2 * p_one["s"])) and p_two["t"] == pytest.approx(p_two["s"])
 
 
@@ -479,21 +479,22 @@ def test_view_differences_use_only_the_seeds_both_methods_have():
     results = seed_results([0.5, -1.0])
     baseline_seed_1 = [r for r in results["runs"] if r["method"] == "depth-baseline" and r["seed"] == 1]
     results["runs"].remove(baseline_seed_1[0])
-    groups = report.group_runs(report.main_runs(results))
-    diff = report.paired_view_differences(groups[("s", "depth-soft")], groups[("s", "depth-baseline")], "psnr")
+    groups = comparisons.group_runs(comparisons.main_runs(results))
+    diff = comparisons.paired_view_differences(groups[("s", "depth-soft")], groups[("s", "depth-baseline")], "psnr")
     assert diff == pytest.approx([0.5] * 8)  # seed 1 of depth-soft has no partner: left out, not averaged in
 
 
 def test_the_declared_family_does_not_change_with_the_runs_that_exist():
-    two = report.compare_to_baseline(many_view_results())
-    three = report.compare_to_baseline(many_view_results(methods=("depth-baseline", "depth-soft", "depth-hard")))
+    two = comparisons.compare_to_baseline(many_view_results())
+    three = comparisons.compare_to_baseline(many_view_results(methods=("depth-baseline", "depth-soft", "depth-hard")))
     p_two = {c["method"]: c["p_holm"] for c in two if c["metric"] == "psnr"}
     p_three = {c["method"]: c["p_holm"] for c in three if c["metric"] == "psnr"}
     # the protocol records no method list here, so the family is the methods run: declared in a real protocol
     assert p_two["depth-soft"] <= p_three["depth-soft"]
     declared = many_view_results()
     declared["protocol"]["compared"] = ["depth-soft", "depth-hard"]  # depth-hard declared but not run: p = 1
-    with_missing = {c["method"]: c["p_holm"] for c in report.compare_to_baseline(declared) if c["metric"] == "psnr"}
+    with_missing = {c["method"]: c["p_holm"]
+                    for c in comparisons.compare_to_baseline(declared) if c["metric"] == "psnr"}
     assert with_missing["depth-soft"] == pytest.approx(p_three["depth-soft"])
     assert all(c["p_holm"] is None for c in two if c["metric"] == "depth_l1")  # not primary: exploratory
 
@@ -520,7 +521,7 @@ def test_results_record_and_print_the_evaluation_protocol_and_the_run_to_run_spr
 def test_a_protocol_declares_its_family_with_known_names():
     base = {"name": "p", "scenes": [{"name": "b", "generate": {}}], "methods": ["depth-baseline", "depth-soft"]}
     protocol = parse_protocol({**base, "primary_metrics": ["psnr"], "compared": ["depth-soft"]}, "p.yaml")
-    assert report.declared_family(dataclasses.asdict(protocol)) == [("depth-soft", "psnr")]
+    assert comparisons.declared_family(dataclasses.asdict(protocol)) == [("depth-soft", "psnr")]
     with pytest.raises(ProtocolError, match="primary_metrics"):
         parse_protocol({**base, "primary_metrics": ["nope"]}, "p.yaml")
     with pytest.raises(ProtocolError, match="compared"):
@@ -705,7 +706,7 @@ def test_the_report_states_how_each_method_uses_depth_with_its_lambdas():
     protocol = load_protocol("lego-fewview")
     results = many_view_results()
     results["protocol"] = json.loads(json.dumps(dataclasses.asdict(protocol), default=str))
-    lines = report.depth_use_lines(results["protocol"])
+    lines = tables.depth_use_lines(results["protocol"])
     assert "- depth-baseline: no depth (RGB only)" in lines
     assert "- depth-hard-nomask: guided_fraction 0.75, hard_depth_mult 0.015" in lines
     assert "- depth-baseline+mask: empty_space_mult 0.015" in lines
@@ -797,15 +798,15 @@ def test_across_scenes_the_unit_is_the_scene_each_scenes_run_level_mean_differen
                              "status": "ok", "sweep": None, "views": views, "train": {}, "render": {}})
     results = {"protocol": {"name": "multi", "baseline": "depth-baseline", "iterations": 10, "seeds": [0, 1, 2],
                             "primary_metrics": ["psnr"]},
-               "metrics": report.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
+               "metrics": comparisons.metric_specs(["psnr", "depth_l1"], {"psnr": "higher", "depth_l1": "lower"}),
                "runs": runs}
-    (entry,) = [e for e in report.across_scenes(results) if e["metric"] == "psnr"]
+    (entry,) = [e for e in comparisons.across_scenes(results) if e["metric"] == "psnr"]
     assert entry["scene_differences"] == pytest.approx({"a": 1.0, "b": 2.0, "c": 3.0})  # seeds' jitter averages out
     # mean 2, sd 1 over 3 scenes: 2 -+ t(0.975, 2) * 1 / sqrt(3) = 2 -+ 4.303 * 0.5774
     assert entry["mean_difference"] == pytest.approx(2.0)
     assert (entry["ci_low"], entry["ci_high"]) == pytest.approx((2.0 - 2.4841, 2.0 + 2.4841), abs=1e-3)
-    table = report.across_scenes_table(results)
+    table = tables.across_scenes_table(results)
     assert "| depth-soft | psnr | a +1.00, b +2.00, c +3.00 | +2.00 [-0.48, +4.48] |" in table
     assert "## Across scenes" in report.render_markdown(results)
     one_scene = {**results, "runs": [r for r in runs if r["scene"] == "a"]}
-    assert report.across_scenes(one_scene) == [] and "## Across scenes" not in report.render_markdown(one_scene)
+    assert comparisons.across_scenes(one_scene) == [] and "## Across scenes" not in report.render_markdown(one_scene)

@@ -14,7 +14,8 @@ import yaml
 
 from depth_strategies.study.compare import execute
 from depth_strategies.study.executors import Events, LocalExecutor, Request
-from depth_strategies.study.protocol import expand_runs, load_protocol
+from depth_strategies.study.protocol import load_protocol
+from depth_strategies.study.runs import expand_runs
 from tests.conftest import TEST_DATA, console_script
 
 

@@ -12,7 +12,8 @@ import torch
 from depth_strategies.core.colliders import BoxNearFarCollider
 from depth_strategies.core.training import TrainingLoop
 from depth_strategies.methods import METHOD_FIELDS, OBJECT_SETTINGS
-from depth_strategies.study.protocol import RunSpec, expand_runs, load_protocol, shipped_protocols
+from depth_strategies.study.protocol import load_protocol, shipped_protocols
+from depth_strategies.study.runs import RunSpec, expand_runs
 from depth_strategies.study.worker import build_config
 
 SIGNATURE_FIELDS: Dict[str, Tuple[str, ...]] = {

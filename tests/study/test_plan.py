@@ -9,7 +9,8 @@ import pytest
 
 from depth_strategies.study import provenance
 from depth_strategies.study.plan import plan_rows, render_plan
-from depth_strategies.study.protocol import expand_runs, load_protocol, shipped_protocols
+from depth_strategies.study.protocol import load_protocol, shipped_protocols
+from depth_strategies.study.runs import expand_runs
 from tests.conftest import run_cli
 
 

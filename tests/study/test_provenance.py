@@ -9,7 +9,7 @@ from pathlib import Path
 
 from depth_strategies import methods
 from depth_strategies.study import provenance
-from depth_strategies.study.protocol import RunSpec
+from depth_strategies.study.runs import RunSpec
 
 
 def spec(method="depth-soft", overrides=()):
@@ -75,7 +75,8 @@ def test_staleness_names_what_changed():
 def test_rerunning_a_finished_study_after_a_method_default_changed_reports_its_runs_stale(tmp_path, monkeypatch,
                                                                                          capsys):
     from depth_strategies.study.compare import execute
-    from depth_strategies.study.protocol import expand_runs, load_protocol
+    from depth_strategies.study.protocol import load_protocol
+    from depth_strategies.study.runs import expand_runs
 
     protocol = load_protocol("quick")
     runs = [r for r in expand_runs(protocol) if r.method == "depth-soft"][:1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from depth_strategies.study.report import COLLAPSED, collapsed_runs, main_table, run_appearance, summarize
+from depth_strategies.study.comparisons import COLLAPSED, collapsed_runs, run_appearance, summarize
+from depth_strategies.study.tables import main_table
 
 OK_VIEW = {"object_pixels": 500.0, "object_coverage": 0.95, "colour_spread_ratio": 0.8}
 FLAT_VIEW = {"object_pixels": 500.0, "object_coverage": 0.99, "colour_spread_ratio": 0.0}
@@ -47,7 +48,7 @@ def test_a_method_with_a_collapsed_run_is_marked_and_not_bold_even_with_the_best
 
 
 def test_the_step_a_curve_reaches_a_target_is_interpolated_between_the_evaluations_around_the_crossing():
-    from depth_strategies.study.report import first_reaching_step
+    from depth_strategies.study.comparisons import first_reaching_step
 
     curve = [{"step": 1, "psnr": 8.0}, {"step": 250, "psnr": 20.0}, {"step": 500, "psnr": 22.0}]
     assert first_reaching_step(curve, "psnr", 21.0, "higher") == pytest.approx(375.0)  # halfway from 20 to 22
@@ -58,7 +59,8 @@ def test_the_step_a_curve_reaches_a_target_is_interpolated_between_the_evaluatio
 
 
 def test_the_budget_pairs_each_run_with_the_baselines_run_of_its_seed():
-    from depth_strategies.study.report import budget_summary, budget_table, metric_specs
+    from depth_strategies.study.comparisons import budget_summary, metric_specs
+    from depth_strategies.study.tables import budget_table
 
     def curve_run(method, seed, values):
         return {"scene": "s", "method": method, "seed": seed, "status": "ok", "run_id": f"s/{method}/seed{seed}",

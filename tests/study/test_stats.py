@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp_stats
 
-from depth_strategies.study import report, stats
+from depth_strategies.study import comparisons, stats
 
 RUN_SD = 0.3
 """Run-to-run std of a method's mean PSNR (dB): the middle of the spreads measured in the committed studies'
@@ -54,7 +54,7 @@ def simulated_study(rng: np.random.Generator, effect: float, run_sd: float = RUN
                          "views": [{"index": i, "metrics": {"psnr": float(v)}} for i, v in enumerate(psnr)]})
     return {"protocol": {"name": "sim", "baseline": "depth-baseline", "iterations": 1, "seeds": list(range(seeds)),
                          "primary_metrics": ["psnr"], "methods": [{"name": "depth-baseline"}, {"name": "depth-soft"}]},
-            "metrics": report.metric_specs(["psnr"], {"psnr": "higher"}), "runs": runs}
+            "metrics": comparisons.metric_specs(["psnr"], {"psnr": "higher"}), "runs": runs}
 
 
 def marked_rate(effect: float, run_sd: float = RUN_SD, seed: int = 0):
@@ -64,10 +64,11 @@ def marked_rate(effect: float, run_sd: float = RUN_SD, seed: int = 0):
     marked = view_level = 0
     for _ in range(SIMULATIONS):
         results = simulated_study(rng, effect, run_sd)
-        (comparison,) = report.compare_to_baseline(results)
-        marked += report.significant(comparison)
-        groups = report.group_runs(results["runs"])
-        views = report.paired_view_differences(groups[("s", "depth-soft")], groups[("s", "depth-baseline")], "psnr")
+        (comparison,) = comparisons.compare_to_baseline(results)
+        marked += comparisons.significant(comparison)
+        groups = comparisons.group_runs(results["runs"])
+        views = comparisons.paired_view_differences(groups[("s", "depth-soft")], groups[("s", "depth-baseline")],
+                                                    "psnr")
         view_level += stats.wilcoxon_p(views) < stats.ALPHA
     return marked / SIMULATIONS, view_level / SIMULATIONS
 
@@ -106,7 +107,7 @@ def test_the_projects_own_a_a_pair_gets_no_mark():
     all, so its run differs from the baseline's only in its random numbers; over 20 views it scored +0.48 dB with a
     Wilcoxon p of 1.9e-6. One seed is one pair of runs: no run-level test, no mark."""
     path = Path(__file__).parents[2] / "docs/results/v0.3/robustness-uncertain-mask/results.json"
-    comparisons = report.compare_to_baseline(json.loads(path.read_text()))
-    pair = next(c for c in comparisons if c["method"] == "depth-hybrid-uncertain" and c["metric"] == "psnr")
+    found = comparisons.compare_to_baseline(json.loads(path.read_text()))
+    pair = next(c for c in found if c["method"] == "depth-hybrid-uncertain" and c["metric"] == "psnr")
     assert pair["mean_difference"] > 0.4 and pair["seeds"] == 1
-    assert not any(report.significant(c) for c in comparisons)
+    assert not any(comparisons.significant(c) for c in found)

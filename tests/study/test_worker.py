@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from depth_strategies.methods import load_size_profile
-from depth_strategies.study.protocol import RunSpec
+from depth_strategies.study.runs import RunSpec
 from depth_strategies.study.worker import run_job
 
 

@@ -73,9 +73,13 @@ def robustness_summary(results: Dict[str, Any],
                         })
                     entry["methods"][method] = cells
                     if method != baseline:
+                        # a level without a paired seed (e.g. every pair across platforms) says nothing either way
                         entry["stops_helping"][method] = next(
                             (lvl["level"] for lvl, cell in zip(entry["levels"], cells)
-                             if cell["difference"] is None or not _helps(cell["difference"], direction)), None)
+                             if cell["difference"] is not None and not _helps(cell["difference"], direction)), None)
+                        entry.setdefault("unpaired_at", {})[method] = [
+                            lvl["level"] for lvl, cell in zip(entry["levels"], cells)
+                            if cell["difference"] is None and cell["mean"] is not None]
                         entry["worse_at"][method] = [
                             lvl["level"] for lvl, cell in zip(entry["levels"], cells)
                             if cell["significant"] and cell["difference"] is not None
@@ -130,7 +134,14 @@ def robustness_tables(results: Dict[str, Any],
                 stop, kept, worse = "(the RGB-only reference)", "", ""
             else:
                 level = entry["stops_helping"].get(method)
-                stop = "helps at every level" if level is None else f"{level:g}"
+                unpaired = entry.get("unpaired_at", {}).get(method, [])
+                if level is not None:
+                    stop = f"{level:g}"
+                elif len(unpaired) == len(cells):
+                    stop = "– (no paired seed)"
+                else:
+                    missing = ", ".join(f"{lvl:g}" for lvl in unpaired)
+                    stop = "helps at every level" + (f" with a paired seed (none at {missing})" if unpaired else "")
                 share = entry["kept_at_mildest"].get(method)
                 kept = "–" if share is None else f"{100 * share:.0f} %"
                 worse = ", ".join(f"{lvl:g}" for lvl in entry["worse_at"].get(method, [])) or "never"

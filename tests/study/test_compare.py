@@ -246,6 +246,17 @@ def test_a_condition_whose_seeds_pair_across_platforms_only_shows_no_difference_
     assert entry["kept_at_mildest"]["depth-soft"] is None  # nothing kept to compute, not nan
     ((_, table),) = robustness.robustness_tables(results)
     assert "nan" not in table and "| 20.85 |" in table  # the mean, with no difference beside it
+    # an unpaired level says nothing either way: depth-soft still stops helping at 0.3, where it is paired and worse
+    assert entry["stops_helping"]["depth-soft"] == 0.3 and entry["unpaired_at"]["depth-soft"] == [0.1]
+    clean_gain_only = condition_results({"clean": 1.0, "n1": 0.5, "n3": 0.2})
+    for run in clean_gain_only["runs"]:
+        run["platform"] = "B" if (run["method"] == "depth-soft" and run["condition"] == "n1") else "A"
+    ((_, table),) = robustness.robustness_tables(clean_gain_only)
+    assert "helps at every level with a paired seed (none at 0.1)" in table
+    for run in clean_gain_only["runs"]:  # every depth-soft run on another machine than the baseline
+        run["platform"] = "B" if run["method"] == "depth-soft" else "A"
+    ((_, table),) = robustness.robustness_tables(clean_gain_only)
+    assert "– (no paired seed)" in table
 
 
 # ------------------------------------------------------------------------------------------- statistics

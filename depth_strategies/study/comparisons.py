@@ -335,7 +335,8 @@ def first_reaching_step(curve: Iterable[Mapping[str, Any]], metric: str, target:
 def budget_summary(results: Dict[str, Any], metric: str = "psnr") -> List[Dict[str, Any]]:
     """Per scene and method: the training steps each seed's run needed to reach the final ``metric`` of the
     baseline's run of the same seed, read off the curves evaluated during training (``eval_every``, on the
-    ``curve_views`` test views, not the whole test set). None for a seed whose run never reached it."""
+    ``curve_views`` test views, not the whole test set). None for a seed whose run never reached it; seeds whose
+    two runs were trained on different platforms are left out, as in the tests (:func:`cross_platform_seeds`)."""
     baseline = results["protocol"]["baseline"]
     direction = better(results, metric)
     groups = group_runs(r for r in main_runs(results) if r["status"] == "ok" and r.get("curve"))
@@ -348,8 +349,9 @@ def budget_summary(results: Dict[str, Any], metric: str = "psnr") -> List[Dict[s
             final = max(run["curve"], key=lambda p: p["step"])
             if final.get(metric) is not None:
                 targets[run["seed"]] = (float(final[metric]), int(final["step"]))
+        unpaired = set(cross_platform_seeds(runs, groups[(scene, baseline)]))  # as the tests pair seeds
         steps = {run["seed"]: first_reaching_step(run["curve"], metric, targets[run["seed"]][0], direction)
-                 for run in runs if run["seed"] in targets}
+                 for run in runs if run["seed"] in targets and run["seed"] not in unpaired}
         if steps:
             summary.append({"scene": scene, "method": method, "metric": metric, "steps": steps,
                             "baseline_steps": {seed: t[1] for seed, t in targets.items() if seed in steps}})

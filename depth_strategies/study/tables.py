@@ -182,10 +182,15 @@ def stats_table(results: Dict[str, Any], scene: str, comparisons: List[Dict[str,
             f"[{fmt(c['ci_low'], m, True)}, {fmt(c['ci_high'], m, True)}] | "
             f"{_p(c['p_value'])} | {holm_p} | {_seed_cell(c, m)} | {c['n']} | {fmt(c.get('view_std'), m)} |"
         )
-    apart = sorted({(c["method"], seed) for c in rows for seed in c.get("left_out_seeds") or []})
+    scene_comparisons = [c for c in comparisons if c["scene"] == scene]
+    apart = sorted({(c["method"], seed) for c in scene_comparisons for seed in c.get("left_out_seeds") or []})
     if apart:
         lines += ["", "Left out of the pairs (the two runs of the seed were trained on different platforms): "
                   + ", ".join(f"{method} seed {seed}" for method, seed in apart) + "."]
+    unpaired = sorted({c["method"] for c in scene_comparisons if not c["n"] and c.get("left_out_seeds")})
+    if unpaired:
+        lines += ["", "Not in this table, no seed paired with the baseline's (every pair across platforms): "
+                  + ", ".join(unpaired) + "."]
     return "\n".join(lines)
 
 

@@ -257,6 +257,8 @@ def test_a_condition_whose_seeds_pair_across_platforms_only_shows_no_difference_
         run["platform"] = "B" if run["method"] == "depth-soft" else "A"
     ((_, table),) = robustness.robustness_tables(clean_gain_only)
     assert "– (no paired seed)" in table
+    listed = tables.stats_table(clean_gain_only, "s/n1", comparisons.compare_to_baseline(clean_gain_only))
+    assert "| depth-soft |" not in listed and "no seed paired with the baseline's" in listed and "depth-soft" in listed
 
 
 # ------------------------------------------------------------------------------------------- statistics

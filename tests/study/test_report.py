@@ -74,3 +74,21 @@ def test_the_budget_pairs_each_run_with_the_baselines_run_of_its_seed():
     # seed 0 reaches its baseline's 20 at step 100; seed 1 never reaches its baseline's 24 (not seed 0's 20)
     assert entry["steps"] == {0: 100.0, 1: None}
     assert "| s | depth-hard | 100 / never | 1 of 2 seeds reach it | 200 |" in budget_table(results)
+
+
+def test_the_budget_leaves_out_seeds_whose_runs_were_trained_on_different_platforms():
+    from depth_strategies.study.comparisons import budget_summary, metric_specs
+
+    def curve_run(method, seed, values, platform):
+        return {"scene": "s", "method": method, "seed": seed, "status": "ok", "run_id": f"s/{method}/seed{seed}",
+                "curve": [{"step": step, "psnr": v} for step, v in zip((0, 100, 200), values)], "views": [],
+                "platform": platform}
+
+    results = {"protocol": {"name": "b", "baseline": "depth-baseline"},
+               "metrics": metric_specs(["psnr"], {"psnr": "higher"}),
+               "runs": [curve_run("depth-baseline", 0, (10, 18, 20), "A"),
+                        curve_run("depth-baseline", 1, (10, 20, 24), "A"),
+                        curve_run("depth-hard", 0, (10, 20, 22), "A"),
+                        curve_run("depth-hard", 1, (10, 21, 23), "B")]}  # seed 1 is not a pair
+    (entry,) = budget_summary(results)
+    assert entry["steps"] == {0: 100.0}

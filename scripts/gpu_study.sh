@@ -75,7 +75,8 @@ python - "$out" "$status" "$start" <<'PY'
 import json, sys, time
 from pathlib import Path
 out, status, start = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-from depth_strategies.study.protocol import expand_runs, load_protocol
+from depth_strategies.study.protocol import load_protocol
+from depth_strategies.study.runs import expand_runs
 expected = [spec.run_id for spec in expand_runs(load_protocol(str(out / "protocol.yaml")))]
 runs = {}
 for run_id in expected:

@@ -79,7 +79,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
     ]
     if protocol.get("methods"):
         out += ["How each method uses depth (each lambda weighs a mean over rays and over the sampling levels):", "",
-                *depth_use_lines(protocol), ""]
+                *depth_use_lines(protocol, {str(r["method"]) for r in results.get("runs", [])} or None), ""]
     if results.get("evaluation"):
         out += ["Evaluation protocol:", "", *evaluation_lines(results), ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):

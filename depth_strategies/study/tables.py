@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from depth_strategies.study import stats
 from depth_strategies.study.comparisons import (
@@ -239,14 +239,18 @@ def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-def depth_use_lines(protocol: Mapping[str, Any]) -> List[str]:
-    """One bullet per method of the protocol: how it uses depth (guided fraction and the lambdas, each weighting a
-    mean over rays and over the sampling levels), from the registered method and the protocol's overrides."""
+def depth_use_lines(protocol: Mapping[str, Any], present: Optional[Iterable[str]] = None) -> List[str]:
+    """One bullet per method of the protocol (only those in ``present``, when given: the methods that have runs):
+    how it uses depth (guided fraction and the lambdas, each weighting a mean over rays and over the sampling
+    levels), from the registered method and the protocol's overrides."""
     from depth_strategies.methods import METHOD_FIELDS
 
     common = dict(protocol.get("overrides") or {})
+    shown = None if present is None else set(present)
     lines = []
     for method in protocol.get("methods") or []:
+        if shown is not None and method["name"] not in shown:
+            continue
         if method.get("external"):
             lines.append(f"- {method['name']}: nerfstudio's {method['external']} (its own DS-NeRF depth loss)")
             continue

@@ -725,6 +725,8 @@ def test_the_report_states_how_each_method_uses_depth_with_its_lambdas():
     assert "- depth-baseline+mask: empty_space_mult 0.015" in lines
     assert any(line.startswith("- depth-nerfacto-nsdata: nerfstudio's") for line in lines)
     assert "How each method uses depth" in report.render_markdown(results)
+    # a study run with --methods lists only the methods it ran
+    assert tables.depth_use_lines(results["protocol"], {"depth-baseline"}) == ["- depth-baseline: no depth (RGB only)"]
 
 
 @pytest.mark.slow

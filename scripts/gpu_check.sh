@@ -19,20 +19,7 @@ sizes="${GPU_CHECK_SIZES:-default}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-python - "$out/environment.json" "$device" <<'PY'
-import json, platform, sys
-import torch
-from nerfstudio.utils.external import TCNN_EXISTS
-env = {
-    "python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
-    "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
-    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "tiny_cuda_nn": TCNN_EXISTS,
-}
-print(json.dumps(env, indent=2))
-json.dump(env, open(sys.argv[1], "w"), indent=2)
-if sys.argv[2] == "cuda" and not env["cuda_available"]:
-    sys.exit("gpu_check: no CUDA device: this check is for a machine with a GPU (GPU_CHECK_DEVICE=cpu to smoke-test)")
-PY
+python "$(dirname "$0")/gpu_environment.py" "$out/environment.json" "$device" gpu_check GPU_CHECK_DEVICE=cpu
 
 echo "== ds-bench, sizes $sizes, with reference rows"
 ds-make-scene "$out/scene128" --resolution 128 --views-train 20 --views-val 1 --views-test 2 >/dev/null

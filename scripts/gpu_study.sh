@@ -29,27 +29,15 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 start=$(date +%s)
 
-# the environment, and the protocol as run (the smoke-test overrides applied), into OUT
+# the environment, then the protocol as run (the smoke-test overrides applied), into OUT
+python "$(dirname "$0")/gpu_environment.py" "$out/environment.json" "$device" gpu_study GPU_STUDY_DEVICE=cpu
 python - "$protocol" "$out" "$device" <<'PY'
-import json, os, platform, subprocess, sys
+import os, sys
 from pathlib import Path
-import torch, yaml
-from nerfstudio.utils.external import TCNN_EXISTS
+import yaml
 from depth_strategies.study.protocol import load_protocol
 
 name, out, device = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-try:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-except (OSError, subprocess.CalledProcessError):
-    commit = None
-env = {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
-       "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
-       "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "tiny_cuda_nn": TCNN_EXISTS,
-       "cpu_count": os.cpu_count(), "git_commit": commit}
-(out / "environment.json").write_text(json.dumps(env, indent=2))
-print(json.dumps(env, indent=2))
-if device == "cuda" and not env["cuda_available"]:
-    sys.exit("gpu_study: no CUDA device: this script is for a machine with a GPU (GPU_STUDY_DEVICE=cpu to smoke-test)")
 protocol = load_protocol(name)
 raw = yaml.safe_load(Path(str(protocol.source)).read_text())
 raw["device"] = device

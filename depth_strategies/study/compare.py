@@ -93,6 +93,12 @@ def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         make_scene(target, **dataclasses.asdict(g))  # supersampling: ds-make-scene's default
+    elif scene.rgbd is not None:
+        from depth_strategies.scenes.rgbd import ImportOptions, import_rgbd
+
+        r = scene.rgbd
+        options = {k: v for k, v in dataclasses.asdict(r).items() if k != "source"}
+        import_rgbd(resolve_path(r.source, data_root), target, ImportOptions(**options))
     else:
         from depth_strategies.scenes.split import split_scene
 

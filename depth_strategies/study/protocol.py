@@ -5,13 +5,15 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
 
     name: quick                       # required: used in messages and results.json
     description: "..."
-    scenes:                           # required, at least one; each exactly one of generate / path / split
+    scenes:                           # required; each exactly one of generate / room / path / split / rgbd
       - name: builtin
         generate: {resolution: 64, views_train: 30, views_val: 1, views_test: 4, seed: 0}   # ds-make-scene
       - name: lego
         path: ../shared/data/lego     # an existing Blender-format folder (relative: see below)
       - name: lego-100
         split: {source: ../shared/data/lego, from_split: test, n_train: 100, n_val: 5, n_test: 20, seed: 0}
+      - name: kitchen
+        rgbd: {source: ../shared/data/redkitchen, downscale: 4, test_every: 8}   # ds-import-rgbd
     methods:                          # required: registered names, variants, or nerfstudio's depth-nerfacto
       - depth-baseline
       - {name: depth-soft-dsnerf, base: depth-soft, overrides: {pipeline.model.soft_depth_loss: ds-nerf}}
@@ -31,10 +33,10 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
     primary_metrics: [psnr, depth_l1] # the declared test family: primary_metrics x compared methods (Holm)
     compared: []                      # methods tested against the baseline (empty: all but the baseline)
 
-Relative scene paths (``path``, ``split.source``) are resolved from the data root: ``ds-compare --data-root DIR``,
-by default the current directory (the repository root for the shipped lego protocols, whose data lies in
-``../shared/data``). Shipped protocols are package data (``depth_strategies/configs/``), found by name from any
-directory.
+Relative scene paths (``path``, ``split.source``, ``rgbd.source``) are resolved from the data root:
+``ds-compare --data-root DIR``, by default the current directory (the repository root for the shipped lego and
+redkitchen protocols, whose data lies in ``../shared/data``). Shipped protocols are package data
+(``depth_strategies/configs/``), found by name from any directory.
 """
 
 from __future__ import annotations
@@ -108,8 +110,27 @@ class SplitSpec:
 
 
 @dataclass(frozen=True)
+class RgbdSpec:
+    """A real RGB-D capture (7-Scenes or TUM RGB-D layout) imported by ``ds-import-rgbd``
+    (:func:`depth_strategies.scenes.rgbd.import_rgbd`); a key left out takes the importer's default."""
+
+    source: str
+    """The capture's folder (relative to the data root, or absolute); read in place, never copied."""
+    stride: int = 1
+    """Import every Nth frame."""
+    downscale: int = 1
+    """Integer factor for images, depth and intrinsics."""
+    test_every: int = 8
+    """Every Kth frame along the trajectory is a test view, never trained on (>= 2)."""
+    max_depth: Optional[float] = None
+    """Depth beyond this many metres is unknown (null: keep every reading)."""
+    depth_scale: Optional[float] = None
+    """Depth PNG units per metre (null: the layout's default, 1000 for 7-Scenes, 5000 for TUM)."""
+
+
+@dataclass(frozen=True)
 class SceneSpec:
-    """One scene of the protocol: exactly one of ``generate``, ``room``, ``path`` and ``split``."""
+    """One scene of the protocol: exactly one of ``generate``, ``room``, ``path``, ``split`` and ``rgbd``."""
 
     name: str
     """Name of the scene in results and tables."""
@@ -122,6 +143,8 @@ class SceneSpec:
     e.g. ``ns-process-data record3d|polycam`` output, with a ``depth_file_path`` per frame)."""
     split: Optional[SplitSpec] = None
     """Make a ds-split-scene of a source folder."""
+    rgbd: Optional[RgbdSpec] = None
+    """Import a real RGB-D capture with ds-import-rgbd."""
 
 
 @dataclass(frozen=True)
@@ -272,7 +295,17 @@ def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
 
             if value not in SCENES:
                 raise _fail(source, sub, f"unknown scene {value!r}; use one of {', '.join(SCENES)}")
-        elif cls in (GenerateSpec, RoomSpec) or (cls is SplitSpec and name not in ("source", "from_split")):
+        elif cls is RgbdSpec and name in ("max_depth", "depth_scale"):
+            if value is not None:
+                _expect(value, (int, float), source, sub, "a number")
+                if value <= 0:
+                    raise _fail(source, sub, f"must be > 0, got {value}")
+        elif cls is RgbdSpec and name == "test_every":
+            _expect(value, int, source, sub, "an integer")
+            if value < 2:
+                raise _fail(source, sub, f"must be >= 2 (every Kth frame is a test view), got {value}")
+        elif cls in (GenerateSpec, RoomSpec, RgbdSpec) and name != "source" or (
+                cls is SplitSpec and name not in ("source", "from_split")):
             if value is not None or name not in ("n_train", "n_test"):
                 _expect(value, int, source, sub, "an integer")
                 if value < (0 if name == "seed" else 1):
@@ -285,7 +318,7 @@ def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
 
 
 def _parse_scene(data: Any, source: str, path: str) -> SceneSpec:
-    _expect(data, dict, source, path, "a mapping with name and one of generate / room / path / split")
+    _expect(data, dict, source, path, "a mapping with name and one of generate / room / path / split / rgbd")
     data = dict(data)
     if "generate" in data:
         data["generate"] = _parse_dataclass(GenerateSpec, data["generate"] or {}, source, f"{path}.generate")
@@ -293,10 +326,12 @@ def _parse_scene(data: Any, source: str, path: str) -> SceneSpec:
         data["split"] = _parse_dataclass(SplitSpec, data["split"], source, f"{path}.split")
     if "room" in data:
         data["room"] = _parse_dataclass(RoomSpec, data["room"] or {}, source, f"{path}.room")
+    if "rgbd" in data:
+        data["rgbd"] = _parse_dataclass(RgbdSpec, data["rgbd"], source, f"{path}.rgbd")
     scene = _parse_dataclass(SceneSpec, data, source, path)
-    chosen = [k for k in ("generate", "room", "path", "split") if getattr(scene, k) is not None]
+    chosen = [k for k in ("generate", "room", "path", "split", "rgbd") if getattr(scene, k) is not None]
     if len(chosen) != 1:
-        raise _fail(source, path, f"give exactly one of generate, room, path, split (got {chosen or 'none'})")
+        raise _fail(source, path, f"give exactly one of generate, room, path, split, rgbd (got {chosen or 'none'})")
     return scene
 
 

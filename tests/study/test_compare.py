@@ -20,6 +20,7 @@ from scipy import stats as sp_stats
 
 from depth_strategies.methods import OBJECT_SETTINGS
 from depth_strategies.study import comparisons, report, robustness, stats, tables
+from depth_strategies.study.compare import prepare_scene
 from depth_strategies.study.executors import parse_progress, run_in_subprocess
 from depth_strategies.study.protocol import (
     ProtocolError,
@@ -38,7 +39,7 @@ MINIMAL = {"name": "t", "scenes": [{"name": "s", "generate": {"resolution": 16}}
 @pytest.mark.parametrize(
     "name",
     ["quick", "lego", "lego-fewview", "ablation", "robustness-quick", "robustness", "room-quick", "nerf-synthetic-gpu",
-     "lego-fewview-gpu", "regime-factors"],
+     "lego-fewview-gpu", "regime-factors", "redkitchen"],
 )
 def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -54,6 +55,10 @@ def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(nam
         ({"scenes": [{"name": "s", "generate": {"resolutoin": 16}}]}, "scenes[0].generate.resolutoin", "unknown key"),
         ({"scenes": [{"generate": {}}]}, "scenes[0].name", "required"),
         ({"scenes": [{"name": "s", "generate": {}, "path": "x"}]}, "scenes[0]", "exactly one"),
+        ({"scenes": [{"name": "s", "rgbd": {"source": "k", "test_every": 1}}]}, "scenes[0].rgbd.test_every", ">= 2"),
+        ({"scenes": [{"name": "s", "rgbd": {"source": "k", "max_depth": 0}}]}, "scenes[0].rgbd.max_depth", "> 0"),
+        ({"scenes": [{"name": "s", "rgbd": {"source": "k", "strid": 2}}]}, "scenes[0].rgbd.strid", "unknown key"),
+        ({"scenes": [{"name": "s", "rgbd": {"stride": 2}}]}, "scenes[0].rgbd.source", "required"),
         ({"methods": ["depth-magic"]}, "methods[0].name", "unknown method"),
         ({"methods": [{"name": "v", "base": "nope"}]}, "methods[0].base", "unknown method"),
         ({"methods": [{"name": "r", "external": "instant-ngp"}]}, "methods[0].external", "unknown external"),
@@ -825,3 +830,33 @@ def test_across_scenes_the_unit_is_the_scene_each_scenes_run_level_mean_differen
     assert "## Across scenes" in report.render_markdown(results)
     one_scene = {**results, "runs": [r for r in runs if r["scene"] == "a"]}
     assert comparisons.across_scenes(one_scene) == [] and "## Across scenes" not in report.render_markdown(one_scene)
+
+
+def test_an_rgbd_scene_is_imported_in_place_from_the_data_root_with_the_protocol_options(tmp_path):
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA} is absent (the redkitchen capture lies there)")
+    kitchen = SHARED_DATA / "redkitchen"
+    assert kitchen.is_dir(), f"{SHARED_DATA} exists but holds no redkitchen/ folder"
+    capture = tmp_path / "data" / "capture"  # 12 frames of the capture, linked (never copied)
+    capture.mkdir(parents=True)
+    (capture / "camera-intrinsics.txt").symlink_to(kitchen / "camera-intrinsics.txt")
+    for i in range(0, 60, 5):
+        for kind in ("color.jpg", "depth.png", "pose.txt"):
+            (capture / f"frame-{i:06d}.{kind}").symlink_to(kitchen / f"frame-{i:06d}.{kind}")
+    protocol = parse_protocol({**MINIMAL, "scenes": [
+        {"name": "k", "rgbd": {"source": "capture", "stride": 2, "downscale": 4, "test_every": 3}}]}, "t.yaml")
+    scene = protocol.scenes[0]
+
+    folder = prepare_scene(scene, tmp_path / "out", tmp_path / "data")
+
+    transforms = json.loads((folder / "transforms.json").read_text())
+    assert transforms["generator"]["stride"] == 2 and transforms["generator"]["downscale"] == 4
+    assert (transforms["w"], transforms["h"]) == (160, 120)
+    assert len(transforms["frames"]) == 6  # frames 0, 10, ..., 50
+    assert len(transforms["test_filenames"]) == 2  # the 1st and 4th imported frame (every 3rd)
+    assert not set(transforms["test_filenames"]) & set(transforms["train_filenames"])
+    written = (folder / "transforms.json").stat().st_mtime_ns
+    assert prepare_scene(scene, tmp_path / "out", tmp_path / "data") == folder  # same recipe: not imported again
+    assert (folder / "transforms.json").stat().st_mtime_ns == written

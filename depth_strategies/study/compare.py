@@ -147,6 +147,18 @@ def _finished(run_dir: Path, wanted: Dict[str, str]) -> Tuple[Optional[Dict[str,
     return (result if state else None), reason
 
 
+def panel_indices(protocol: Protocol, views: int) -> List[int]:
+    """The test views whose renders a run keeps for the panels: the first ``panel_views`` of the scene's ``views``
+    test views, or the protocol's list of indices (each must exist)."""
+    if isinstance(protocol.panel_views, int):
+        return list(range(min(protocol.panel_views, views)))
+    missing = [i for i in protocol.panel_views if i >= views]
+    if missing:
+        raise ProtocolError(f"protocol {protocol.name}: panel_views names test view {missing[0]}, but the scene has "
+                            f"{views} test views (indices 0 to {views - 1}); remove it or use a count")
+    return list(protocol.panel_views)
+
+
 def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, views: int, run_dir: Path, device: str,
          wanted: Dict[str, str]) -> Dict[str, Any]:
     """The worker's job of one run; ``views``: the scene's number of test views (:func:`test_view_count`);
@@ -162,7 +174,7 @@ def _job(spec: RunSpec, protocol: Protocol, scene_dir: Path, views: int, run_dir
         "device": device,
         "eval_every": protocol.eval_every,
         "curve_views": protocol.curve_views,
-        "panel_indices": list(range(min(protocol.panel_views, views))),
+        "panel_indices": panel_indices(protocol, views),
         "condition_free": spec.method in protocol.condition_free,
     }
 

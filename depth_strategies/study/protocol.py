@@ -26,7 +26,7 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
     device: auto                      # auto | cpu | cuda
     eval_every: 100                   # periodic test-view evaluation for the curves (0: only at the end)
     curve_views: 2                    # test views used by the periodic evaluation
-    panel_views: 3                    # test views shown in the comparison panels
+    panel_views: 3                    # test views shown in the comparison panels (or a list of test-view indices)
     sweeps:                           # grids over config fields of one method -> ablation table and plot
       - {name: lambda_soft, method: depth-soft, field: pipeline.model.soft_depth_mult, values: [0.003, 0.03, 0.3]}
     metrics: {psnr: higher, ssim: higher, lpips: lower, depth_l1: lower}   # reported metrics and direction
@@ -235,8 +235,9 @@ class Protocol:
     """Evaluate curve views every this many iterations (0: only at the end)."""
     curve_views: int = 2
     """Test views in the periodic evaluation (the first ones)."""
-    panel_views: int = 3
-    """Test views in the comparison panels."""
+    panel_views: Union[int, Tuple[int, ...]] = 3
+    """Test views whose renders are kept for the comparison panels: a count (the first N test views), or a list of
+    test-view indices (0-based, in the scene's test order), e.g. the views where an earlier run differed most."""
     sweeps: Tuple[SweepSpec, ...] = ()
     """Ablations."""
     metrics: Mapping[str, Literal["higher", "lower"]] = field(
@@ -411,8 +412,17 @@ def parse_protocol(data: Any, source: str) -> Protocol:
             conditions.append(dataclasses.replace(condition, degradations=tuple(condition.degradations),
                                                   overrides=dict(condition.overrides)))
         data["conditions"] = tuple(conditions)
+    if isinstance(data.get("panel_views"), list):
+        indices = data["panel_views"]
+        for i, index in enumerate(indices):
+            _expect(index, int, source, f"panel_views[{i}]", "a test-view index (an integer)")
+            if index < 0:
+                raise _fail(source, f"panel_views[{i}]", f"must be >= 0, got {index}")
+        if len(set(indices)) != len(indices):
+            raise _fail(source, "panel_views", f"test-view indices must be unique, got {indices}")
+        data["panel_views"] = tuple(indices)
     for key in ("iterations", "eval_every", "curve_views", "panel_views"):
-        if key in data:
+        if key in data and not (key == "panel_views" and isinstance(data[key], tuple)):
             _expect(data[key], int, source, key, "an integer")
             if data[key] < (1 if key == "iterations" else 0):
                 raise _fail(source, key, f"must be >= {1 if key == 'iterations' else 0}, got {data[key]}")

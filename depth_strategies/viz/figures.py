@@ -433,6 +433,13 @@ def plot_robustness(results: dict, out_dir: Path) -> List[Path]:
 
 # --------------------------------------------------------------------------------------------------- all
 
+def panel_count(results: Mapping[str, Any]) -> int:
+    """How many views the panels show: as many as the protocol kept renders of (its ``panel_views``: a count or a
+    list of test-view indices), :data:`DEFAULT_PANEL_VIEWS` for results without it."""
+    kept = (results.get("protocol") or {}).get("panel_views", DEFAULT_PANEL_VIEWS)
+    return len(kept) if isinstance(kept, (list, tuple)) else int(kept)
+
+
 def make_all_figures(results: dict, out: Path) -> List[Path]:
     """Every figure: plots into ``out/plots/``, panels into ``out/panels/``; returns the paths written.
 
@@ -447,7 +454,7 @@ def make_all_figures(results: dict, out: Path) -> List[Path]:
         ("scatter", lambda: _scatter_jobs(results, plots, CURVE_METRICS)),
         ("sweeps", lambda: _sweep_jobs(results, plots)),
         ("robustness", lambda: _robustness_jobs(results, plots)),
-        ("panels", lambda: panel_jobs(results, out, panels, None, DEFAULT_PANEL_VIEWS)),
+        ("panels", lambda: panel_jobs(results, out, panels, None, panel_count(results))),
     ]
     written: List[Path] = []
     for family, jobs in families:

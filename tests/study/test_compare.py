@@ -20,7 +20,7 @@ from scipy import stats as sp_stats
 
 from depth_strategies.methods import OBJECT_SETTINGS
 from depth_strategies.study import comparisons, report, robustness, stats, tables
-from depth_strategies.study.compare import prepare_scene
+from depth_strategies.study.compare import panel_indices, prepare_scene
 from depth_strategies.study.executors import parse_progress, run_in_subprocess
 from depth_strategies.study.protocol import (
     ProtocolError,
@@ -59,6 +59,9 @@ def test_shipped_protocols_validate_and_are_found_by_name_from_any_directory(nam
         ({"scenes": [{"name": "s", "rgbd": {"source": "k", "max_depth": 0}}]}, "scenes[0].rgbd.max_depth", "> 0"),
         ({"scenes": [{"name": "s", "rgbd": {"source": "k", "strid": 2}}]}, "scenes[0].rgbd.strid", "unknown key"),
         ({"scenes": [{"name": "s", "rgbd": {"stride": 2}}]}, "scenes[0].rgbd.source", "required"),
+        ({"panel_views": [1, -2]}, "panel_views[1]", ">= 0"),
+        ({"panel_views": [1, 1]}, "panel_views", "unique"),
+        ({"panel_views": [1, "a"]}, "panel_views[1]", "test-view index"),
         ({"methods": ["depth-magic"]}, "methods[0].name", "unknown method"),
         ({"methods": [{"name": "v", "base": "nope"}]}, "methods[0].base", "unknown method"),
         ({"methods": [{"name": "r", "external": "instant-ngp"}]}, "methods[0].external", "unknown external"),
@@ -860,3 +863,16 @@ def test_an_rgbd_scene_is_imported_in_place_from_the_data_root_with_the_protocol
     written = (folder / "transforms.json").stat().st_mtime_ns
     assert prepare_scene(scene, tmp_path / "out", tmp_path / "data") == folder  # same recipe: not imported again
     assert (folder / "transforms.json").stat().st_mtime_ns == written
+
+
+def test_panel_views_keep_the_first_n_test_views_or_the_listed_ones_and_the_panels_show_as_many():
+    from depth_strategies.viz.figures import panel_count
+
+    counted = parse_protocol({**MINIMAL, "panel_views": 3}, "t.yaml")
+    listed = parse_protocol({**MINIMAL, "panel_views": [4, 15, 9]}, "t.yaml")
+    assert panel_indices(counted, 20) == [0, 1, 2] and panel_indices(counted, 2) == [0, 1]
+    assert panel_indices(listed, 20) == [4, 15, 9]
+    with pytest.raises(ProtocolError, match="test view 15, but the scene has 10 test views"):
+        panel_indices(listed, 10)
+    assert panel_count({"protocol": {"panel_views": [4, 15, 9, 11]}}) == 4
+    assert panel_count({"protocol": {"panel_views": 5}}) == 5

@@ -1,4 +1,5 @@
-"""``ds-camera-path``: an orbit camera path for Blender scenes, in nerfstudio's camera-path JSON.
+"""``ds-camera-path``: an orbit camera path for Blender scenes, in nerfstudio's camera-path JSON; and the path
+along a capture's own recorded trajectory (:func:`trajectory_poses`) that ``ds-video`` takes for captures.
 
 Blender scenes ship no camera path; ``ns-render camera-path`` needs one. The orbit matches the dataset: its
 radius is the mean distance of the training cameras from the origin, its field of view comes from
@@ -16,7 +17,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tyro
+from jaxtyping import Float
 from PIL import Image
+from scipy.spatial.transform import Rotation, Slerp
 
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.scenes.render import look_at
@@ -57,6 +60,21 @@ def orbit_poses(radius: float, elevation_deg: float, frames: int) -> List[np.nda
         )
         poses.append(look_at(eye))
     return poses
+
+
+def trajectory_poses(c2w: Float[np.ndarray, "n 3 4"], frames: int) -> Float[np.ndarray, "frames 3 4"]:
+    """``frames`` camera-to-world poses along a recorded trajectory (a capture's cameras in the order they were
+    recorded): evenly spaced in the cameras' index from the first camera to the last, each position linearly
+    interpolated and each rotation spherically (slerp, Shoemake 1985) between the two recorded cameras around it."""
+    if len(c2w) < 2:
+        raise ValueError(f"a trajectory needs at least 2 cameras, got {len(c2w)}")
+    if frames < 2:
+        raise ValueError(f"a trajectory video needs at least 2 frames, got {frames}")
+    recorded = np.arange(len(c2w), dtype=float)
+    at = np.linspace(0.0, len(c2w) - 1.0, frames)
+    rotations = Slerp(recorded, Rotation.from_matrix(c2w[:, :3, :3]))(at).as_matrix()
+    positions = np.stack([np.interp(at, recorded, c2w[:, axis, 3]) for axis in range(3)], axis=-1)
+    return np.concatenate([rotations, positions[:, :, None]], axis=-1)
 
 
 def orbit_camera_path(

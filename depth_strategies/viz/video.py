@@ -1,6 +1,7 @@
 """Videos from a ``ds-compare`` output folder, and the loading and rendering that ``ds-figures`` shares.
 
-* ``ds-video OUT``: renders an orbit (:mod:`depth_strategies.viz.camera_path`) with every method's trained model and
+* ``ds-video OUT``: renders an orbit around an object scene, or a walk along a capture's own recorded trajectory
+  (:mod:`depth_strategies.viz.camera_path`), with every method's trained model and
   writes one video per method (RGB | depth) and a side-by-side comparison (a labelled column per method, an RGB
   row and a depth row on one shared depth colour range). MP4 through ffmpeg (Debian: ``apt install ffmpeg``);
   without ffmpeg, an animated GIF, and the command says so.
@@ -17,7 +18,7 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -30,7 +31,12 @@ from PIL import Image, ImageDraw, ImageFont
 from depth_strategies.core.atomic import atomic_path
 from depth_strategies.core.colour import FOREGROUND_ACCUMULATION, DepthRange, colourise_depth, depth_range, to_uint8
 from depth_strategies.core.model import scene_scale
-from depth_strategies.viz.camera_path import DEFAULT_ELEVATION_DEG, orbit_poses, scene_camera_geometry
+from depth_strategies.viz.camera_path import (
+    DEFAULT_ELEVATION_DEG,
+    orbit_poses,
+    scene_camera_geometry,
+    trajectory_poses,
+)
 
 LABEL_HEIGHT = 18
 """Pixels of the label strip above each column of the comparison video."""
@@ -82,6 +88,39 @@ def orbit_cameras(scene: Path, frames: int, width: int, elevation: float, scale:
         height=height,
         camera_type=CameraType.PERSPECTIVE,
     )
+
+
+def trajectory_cameras(pipeline: Pipeline, frames: int, width: int) -> Cameras:
+    """Cameras along the training cameras' recorded trajectory (:func:`trajectory_poses`), in the pipeline's world
+    frame, with the first training camera's intrinsics scaled to ``width`` pixels: a walk through a capture."""
+    train = pipeline.datamanager.train_dataset.cameras  # type: ignore[attr-defined]
+    poses = torch.from_numpy(trajectory_poses(train.camera_to_worlds.cpu().numpy().astype(np.float64), frames))
+    factor = width / float(train.width[0, 0])
+    height = max(1, round(float(train.height[0, 0]) * factor))
+    return Cameras(
+        camera_to_worlds=poses.float(),
+        fx=float(train.fx[0, 0]) * factor,
+        fy=float(train.fy[0, 0]) * factor,
+        cx=float(train.cx[0, 0]) * factor,
+        cy=float(train.cy[0, 0]) * factor,
+        width=width,
+        height=height,
+        camera_type=CameraType.PERSPECTIVE,
+    )
+
+
+def video_cameras(pipeline: Pipeline, path: Literal["auto", "orbit", "trajectory"], frames: int, width: int,
+                  elevation: float) -> Cameras:
+    """The cameras of ``ds-video --path``: an orbit around a Blender-format scene (``auto`` when it has
+    ``transforms_train.json``), otherwise the capture's recorded trajectory."""
+    scene_dir = Path(pipeline.datamanager.get_datapath())  # type: ignore[attr-defined]
+    is_blender = (scene_dir / "transforms_train.json").is_file()
+    if path == "orbit" or (path == "auto" and is_blender):
+        if not is_blender:
+            raise SystemExit(f"ds-video: --path orbit needs a Blender-format scene (transforms_train.json), and "
+                             f"{scene_dir} is a capture; use --path trajectory (the default for captures)")
+        return orbit_cameras(scene_dir, frames, width, elevation, scene_scale(pipeline.model))
+    return trajectory_cameras(pipeline, frames, width)
 
 
 @torch.no_grad()
@@ -222,7 +261,8 @@ def write_animation(frames: List[np.ndarray], stem: Path, fps: int, prefer_mp4: 
 # ------------------------------------------------------------------------------------------- ds-video
 @dataclass(frozen=True)
 class VideoArgs:
-    """Render an orbit with every method of a ds-compare output and write per-method and comparison videos."""
+    """Render an orbit (object scenes) or the recorded trajectory (captures) with every method of a ds-compare output
+    and write per-method and comparison videos."""
 
     out: tyro.conf.Positional[Path]
     """ds-compare output folder (holds results.json)."""
@@ -231,7 +271,10 @@ class VideoArgs:
     methods: Tuple[str, ...] = ()
     """Only these methods (default: every finished method)."""
     frames: int = 48
-    """Frames of the orbit."""
+    """Frames of the video."""
+    path: Literal["auto", "orbit", "trajectory"] = "auto"
+    """Camera path: an orbit around the scene (Blender-format scenes), or along the training cameras' recorded
+    trajectory (captures: nerfstudio-data); auto picks by the scene's format."""
     resolution: int = 96
     """Frame width in pixels (rendering on a CPU is slow: keep it small)."""
     elevation: float = DEFAULT_ELEVATION_DEG
@@ -251,9 +294,7 @@ def make_videos(args: VideoArgs) -> List[Path]:
         frames_by_method = {}
         for run in scene_runs:
             pipeline = load_pipeline(Path(run["config"]))
-            scene_dir = Path(pipeline.datamanager.get_datapath())  # type: ignore[attr-defined]
-            scale = scene_scale(pipeline.model)
-            cameras = orbit_cameras(scene_dir, args.frames, args.resolution, args.elevation, scale)
+            cameras = video_cameras(pipeline, args.path, args.frames, args.resolution, args.elevation)
             print(f"ds-video: rendering {args.frames} frames of {run['method']} on {scene}", flush=True)
             frames_by_method[run["method"]] = render_frames(pipeline, cameras)
             del pipeline

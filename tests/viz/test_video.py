@@ -22,7 +22,8 @@ from depth_strategies.methods import STRATEGIES
 from depth_strategies.scenes.render import CAMERA_ANGLE_X, CAMERA_RADIUS
 from depth_strategies.study.evaluation import evaluate_views
 from depth_strategies.viz import ray_figures, video
-from tests.conftest import run_cli, tiny_config
+from depth_strategies.viz.camera_path import trajectory_poses
+from tests.conftest import capture_config, run_cli, tiny_config
 
 METHODS = tuple(STRATEGIES)
 HAS_FFMPEG = shutil.which("ffmpeg") is not None
@@ -176,3 +177,41 @@ def test_termination_profile_weights_are_a_distribution_along_the_ray(compare_di
     assert t.shape == w.shape and np.all(np.diff(t) > 0)
     assert np.all(w >= 0) and w.sum() <= 1 + 1e-5
     assert t[0] >= 2.0 - 1e-4 and t[-1] <= 6.0 + 1e-4  # inside near/far (Blender units)
+
+
+def test_a_trajectory_passes_through_the_recorded_cameras_and_halfway_interpolates_position_and_rotation():
+    quarter_turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90 degrees about z
+    recorded = np.stack([np.concatenate([np.eye(3), [[0.0], [0.0], [0.0]]], axis=1),
+                         np.concatenate([quarter_turn, [[2.0], [0.0], [0.0]]], axis=1)])
+    poses = trajectory_poses(recorded, 3)
+    assert poses.shape == (3, 3, 4)
+    np.testing.assert_allclose(poses[0], recorded[0], atol=1e-12)
+    np.testing.assert_allclose(poses[2], recorded[1], atol=1e-12)
+    c, s = math.cos(math.pi / 4), math.sin(math.pi / 4)  # halfway: 45 degrees about z, halfway along x
+    np.testing.assert_allclose(poses[1], [[c, -s, 0.0, 1.0], [s, c, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]], atol=1e-12)
+    with pytest.raises(ValueError, match="at least 2 cameras"):
+        trajectory_poses(recorded[:1], 3)
+
+
+def test_ds_video_walks_a_capture_along_its_recorded_trajectory(tiny_capture, tmp_path):
+    out = tmp_path / "compare"
+    run_dir = out / "runs" / "room" / "depth-hybrid" / "seed0"
+    config = capture_config("depth-hybrid", tiny_capture, output_dir=run_dir / "nerfstudio", experiment_name="run",
+                            timestamp="nerfstudio", vis="tensorboard")
+    torch.manual_seed(0)
+    loop = TrainingLoop(config, "cpu", test_mode="test")
+    loop.run(2)
+    train = loop.pipeline.datamanager.train_dataset.cameras
+    cameras = video.trajectory_cameras(loop.pipeline, frames=4, width=32)
+    assert cameras.camera_to_worlds.shape == (4, 3, 4) and int(cameras.height[0, 0]) == 24  # 64x48 at 32 px wide
+    torch.testing.assert_close(cameras.camera_to_worlds[0], train.camera_to_worlds[0].float())  # starts and ends
+    torch.testing.assert_close(cameras.camera_to_worlds[-1], train.camera_to_worlds[-1].float())  # on recorded ones
+    assert float(cameras.fx[0, 0]) == pytest.approx(float(train.fx[0, 0]) / 2)
+    (out / "results.json").write_text(json.dumps({"runs": [
+        {"scene": "room", "method": "depth-hybrid", "seed": 0, "status": "ok", "sweep": None,
+         "run_dir": "runs/room/depth-hybrid/seed0", "config": str(loop.save())}]}))
+    run_cli(["ds-video", str(out), "--frames", "3", "--resolution", "16"], cwd=tmp_path)
+    count, size = _frame_count_and_size(out / "videos" / f"room_depth-hybrid{'.mp4' if HAS_FFMPEG else '.gif'}")
+    assert count == 3 and size == (2 * 16, 12)
+    refused = run_cli(["ds-video", str(out), "--path", "orbit", "--frames", "3"], cwd=tmp_path, check=False)
+    assert refused.returncode != 0 and "--path trajectory" in refused.stderr

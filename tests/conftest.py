@@ -23,6 +23,9 @@ from depth_strategies.scenes.builtin import make_scene
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 LEGO = SHARED_DATA / "lego"
+REDKITCHEN = SHARED_DATA / "redkitchen"
+KITCHEN_FRAMES = range(0, 60, 5)
+"""The real kitchen frames the tests import (12 files; with --stride 2: 6 frames, 10 original frames apart)."""
 TEST_DATA = Path(__file__).resolve().parent / "data"
 """Files the tests read: protocols, config.yml of old runs."""
 
@@ -44,6 +47,31 @@ def lego_dir() -> Path:
         pytest.skip(f"real data not available: {SHARED_DATA} is absent (tests on lego need ../shared/data/lego)")
     assert LEGO.is_dir(), f"{SHARED_DATA} exists but holds no lego/ folder"
     return LEGO
+
+
+@pytest.fixture(scope="session")
+def kitchen_src(tmp_path_factory) -> Path:
+    """A 7-Scenes folder of links to 12 real frames of the kitchen (nothing copied)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA} is absent (the real capture lies in its redkitchen/)")
+    assert REDKITCHEN.is_dir(), f"{SHARED_DATA} exists but holds no redkitchen/ folder"
+    src = tmp_path_factory.mktemp("kitchen") / "src"
+    src.mkdir()
+    (src / "camera-intrinsics.txt").symlink_to(REDKITCHEN / "camera-intrinsics.txt")
+    for i in KITCHEN_FRAMES:
+        for kind in ("color.jpg", "depth.png", "pose.txt"):
+            (src / f"frame-{i:06d}.{kind}").symlink_to(REDKITCHEN / f"frame-{i:06d}.{kind}")
+    return src
+
+
+@pytest.fixture(scope="session")
+def kitchen_tiny(kitchen_src) -> Path:
+    """The 12 real frames with --stride 2 --downscale 8: 6 frames of 80 x 60, frame 0 the test view."""
+    from depth_strategies.scenes.rgbd import ImportOptions, import_rgbd
+
+    out = kitchen_src.parent / "ns-tiny"
+    import_rgbd(kitchen_src, out, ImportOptions(stride=2, downscale=8))
+    return out
 
 
 @pytest.fixture(scope="session")

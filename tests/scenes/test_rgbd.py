@@ -34,14 +34,11 @@ from depth_strategies.scenes.rgbd import (
     register_depth,
     sensor_depth_metres,
 )
-from tests.conftest import SHARED_DATA, capture_config, run_cli
+from tests.conftest import REDKITCHEN, capture_config, run_cli
 from tests.core.test_data import reprojection_errors
 from tests.core.test_model import one_step
 
-REDKITCHEN = SHARED_DATA / "redkitchen"
 """The real capture (7-Scenes redkitchen, every 5th frame), read in place."""
-KITCHEN_FRAMES = range(0, 60, 5)
-"""The real frames the tests import (12 files; with --stride 2: 6 frames, 10 original frames apart)."""
 R45 = math.sqrt(0.5)
 
 
@@ -185,20 +182,6 @@ def test_a_tum_folder_imports_associated_frames_with_interpolated_poses_and_dept
 
 # ------------------------------------------------------------------------------------------ the real frames
 @pytest.fixture(scope="module")
-def kitchen_src(tmp_path_factory) -> Path:
-    """A 7-Scenes folder of links to 12 real frames of the kitchen (nothing copied)."""
-    if not REDKITCHEN.is_dir():
-        pytest.skip(f"real capture not available: {REDKITCHEN} is absent (see issue 27)")
-    src = tmp_path_factory.mktemp("kitchen") / "src"
-    src.mkdir()
-    (src / "camera-intrinsics.txt").symlink_to(REDKITCHEN / "camera-intrinsics.txt")
-    for i in KITCHEN_FRAMES:
-        for kind in ("color.jpg", "depth.png", "pose.txt"):
-            (src / f"frame-{i:06d}.{kind}").symlink_to(REDKITCHEN / f"frame-{i:06d}.{kind}")
-    return src
-
-
-@pytest.fixture(scope="module")
 def kitchen(kitchen_src) -> Path:
     """The 12 real frames imported with --stride 2 --downscale 2 (6 frames, 320 x 240)."""
     out = kitchen_src.parent / "ns"
@@ -319,14 +302,6 @@ def test_ds_import_rgbd_as_a_user_types_it(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- training
-@pytest.fixture(scope="module")
-def kitchen_tiny(kitchen_src) -> Path:
-    """The 12 real frames with --stride 2 --downscale 8: 6 frames of 80 x 60, frame 0 the test view."""
-    out = kitchen_src.parent / "ns-tiny"
-    import_rgbd(kitchen_src, out, ImportOptions(stride=2, downscale=8))
-    return out
-
-
 @pytest.mark.parametrize("name", (*METHOD_FIELDS, "depth-nerfacto"))
 def test_every_method_trains_on_the_imported_kitchen_with_no_extra_flag(name, kitchen_tiny):
     torch.manual_seed(0)

@@ -835,24 +835,12 @@ def test_across_scenes_the_unit_is_the_scene_each_scenes_run_level_mean_differen
     assert comparisons.across_scenes(one_scene) == [] and "## Across scenes" not in report.render_markdown(one_scene)
 
 
-def test_an_rgbd_scene_is_imported_in_place_from_the_data_root_with_the_protocol_options(tmp_path):
-    from tests.conftest import SHARED_DATA
-
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not available: {SHARED_DATA} is absent (the redkitchen capture lies there)")
-    kitchen = SHARED_DATA / "redkitchen"
-    assert kitchen.is_dir(), f"{SHARED_DATA} exists but holds no redkitchen/ folder"
-    capture = tmp_path / "data" / "capture"  # 12 frames of the capture, linked (never copied)
-    capture.mkdir(parents=True)
-    (capture / "camera-intrinsics.txt").symlink_to(kitchen / "camera-intrinsics.txt")
-    for i in range(0, 60, 5):
-        for kind in ("color.jpg", "depth.png", "pose.txt"):
-            (capture / f"frame-{i:06d}.{kind}").symlink_to(kitchen / f"frame-{i:06d}.{kind}")
-    protocol = parse_protocol({**MINIMAL, "scenes": [
-        {"name": "k", "rgbd": {"source": "capture", "stride": 2, "downscale": 4, "test_every": 3}}]}, "t.yaml")
+def test_an_rgbd_scene_is_imported_in_place_from_the_data_root_with_the_protocol_options(kitchen_src, tmp_path):
+    protocol = parse_protocol({**MINIMAL, "scenes": [  # kitchen_src: 12 real frames (0, 5, ..., 55), linked
+        {"name": "k", "rgbd": {"source": kitchen_src.name, "stride": 2, "downscale": 4, "test_every": 3}}]}, "t.yaml")
     scene = protocol.scenes[0]
 
-    folder = prepare_scene(scene, tmp_path / "out", tmp_path / "data")
+    folder = prepare_scene(scene, tmp_path / "out", kitchen_src.parent)
 
     transforms = json.loads((folder / "transforms.json").read_text())
     assert transforms["generator"]["stride"] == 2 and transforms["generator"]["downscale"] == 4
@@ -861,7 +849,7 @@ def test_an_rgbd_scene_is_imported_in_place_from_the_data_root_with_the_protocol
     assert len(transforms["test_filenames"]) == 2  # the 1st and 4th imported frame (every 3rd)
     assert not set(transforms["test_filenames"]) & set(transforms["train_filenames"])
     written = (folder / "transforms.json").stat().st_mtime_ns
-    assert prepare_scene(scene, tmp_path / "out", tmp_path / "data") == folder  # same recipe: not imported again
+    assert prepare_scene(scene, tmp_path / "out", kitchen_src.parent) == folder  # same recipe: not imported again
     assert (folder / "transforms.json").stat().st_mtime_ns == written
 
 

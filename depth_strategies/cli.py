@@ -93,3 +93,8 @@ def video() -> None:
 def figures() -> None:
     """``ds-figures``."""
     _run("depth_strategies.viz.ray_figures", "figures_entrypoint")
+
+
+def inspect() -> None:
+    """``ds-inspect``."""
+    _run("depth_strategies.inspect.command")

@@ -217,7 +217,7 @@ def pick(rows: Sequence[Mapping[str, Any]], metric: str) -> Dict[str, Any]:
 
 def _where(row: Mapping[str, Any]) -> Dict[str, Any]:
     return {"study": row["study"], "protocol": row["protocol"], "scene": row["scene"], "condition": row["condition"],
-            "regime": row["regime"]}
+            "regime": row["regime"], "note": row.get("note", "")}
 
 
 def build(root: Path) -> Dict[str, Any]:

@@ -29,8 +29,12 @@ CONTACT_FRAMES = 4
 """Training images on the contact sheet, evenly spread over the split."""
 ERROR_SATURATION = 0.1
 """Relative reprojection error at which the error map saturates (10 % of the depth)."""
-PANEL_INCHES = 1.6
-"""Size of one panel of the contact sheet."""
+PANEL_INCHES = 1.4
+"""Width of one panel of the contact sheet."""
+TITLE_INCHES = 0.25
+"""Height of a panel's title."""
+SUMMARY_FRAMES = 12
+"""Images listed one by one in the terminal summary (evenly spread; inspect.json lists every one)."""
 
 
 def sampled(count: int, wanted: int = CONTACT_FRAMES) -> List[int]:
@@ -51,7 +55,8 @@ def contact_sheet(data: LoadedData, path: Path, frames: Optional[Sequence[int]] 
     shown = [train[i] for i in frames]
     range_ = colour.depth_range(np.concatenate([f.depth.ravel() for f in shown]),
                                 np.concatenate([surface[i].ravel() for i in frames]))
-    fig = new_figure(3 * PANEL_INCHES, len(frames) * PANEL_INCHES + 0.3)
+    h, w = shown[0].depth.shape if shown else (1, 1)
+    fig = new_figure(3 * PANEL_INCHES, len(frames) * (PANEL_INCHES * h / w + TITLE_INCHES))
     axes = fig.subplots(len(frames), 3, squeeze=False)
     for row, i in enumerate(frames):
         frame = train[i]
@@ -140,10 +145,12 @@ def summary(console: Console, data: LoadedData, m: Measurements, findings: Seque
                   f"1-99 %: [{_num(m.depth_range[0] if m.depth_range else None)}, "
                   f"{_num(m.depth_range[1] if m.depth_range else None)}] scene units; coverage {_pct(m.coverage)} of "
                   f"the expected pixels")
-    quality = Table(title="Quality of the training depth")
+    listed = ("" if len(m.frames) <= SUMMARY_FRAMES
+              else f" ({SUMMARY_FRAMES} of {len(m.frames)} images; all in inspect.json)")
+    quality = Table(title="Quality of the training depth" + listed)
     for column in ("image", "coverage", "noise", "reproj. error median", "p90", "scale vs neighbours", "flying"):
         quality.add_column(column)
-    for f in m.frames:
+    for f in [m.frames[i] for i in sampled(len(m.frames), SUMMARY_FRAMES)]:
         quality.add_row(f.image, _pct(f.coverage), _pct(f.noise), _pct(f.consistency_median),
                         _pct(f.consistency_p90), _num(f.scale), _pct(f.flying))
     quality.add_row("[bold]all[/bold]", _pct(m.coverage), _pct(m.noise), _pct(m.consistency_median),
@@ -164,7 +171,8 @@ def summary(console: Console, data: LoadedData, m: Measurements, findings: Seque
                       f"{', condition ' + row['condition'] if row.get('condition') else ''}; {regime['sizes']} "
                       f"sizes, {regime['iterations']} iterations, seeds {regime['seeds']}, {regime['device']})")
     if rec.other_kinds:
-        console.print(f"  also found: {', '.join(rec.other_kinds)} (no study combined them with {rec.kind})")
+        console.print(f"  also found: {', '.join(rec.other_kinds)}; the study's depth there: "
+                      f"{row['note'] if row and row.get('note') else 'one kind at a time'}")
     if rec.command:
         console.print(f"[bold]Train:[/bold] {rec.command}")
     for path in written:

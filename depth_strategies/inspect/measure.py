@@ -141,6 +141,19 @@ def relative_noise(depth: Float[np.ndarray, "h w"], state: Int[np.ndarray, "h w"
     return float(MAD_TO_SIGMA * np.median(np.abs(d2 / centre)) / math.sqrt(SECOND_DIFFERENCE_VARIANCE)), int(d2.size)
 
 
+def stored_grid(
+    shape: Tuple[int, int], stored: Tuple[int, int]
+) -> Tuple[Int[np.ndarray, "sh"], Int[np.ndarray, "sw"]]:  # noqa: F821
+    """Rows and columns of an image of ``shape`` that sit at the centres of the pixels of a depth map stored at
+    ``stored`` size: a depth map that training brought up to the image's size by picking
+    (``core.data.upsample_depth``) holds its stored values there, so noise is measured on them, not on the copies
+    (which would make every second difference inside a block 0)."""
+    (h, w), (sh, sw) = shape, stored
+    rows = np.minimum(((np.arange(sh) + 0.5) * h / sh).astype(int), h - 1)
+    cols = np.minimum(((np.arange(sw) + 0.5) * w / sw).astype(int), w - 1)
+    return rows, cols
+
+
 def neighbour_differences(depth: Float[np.ndarray, "h w"], state: Int[np.ndarray, "h w"]) -> Float[np.ndarray, "n"]:  # noqa: F821
     """|D[x+1] - D[x]| between horizontal and vertical neighbours that are both :func:`smooth_surface` pixels."""
     smooth = smooth_surface(depth, state)

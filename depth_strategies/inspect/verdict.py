@@ -159,9 +159,14 @@ def measure_data(data: LoadedData) -> Measurements:
     step = measure.quantisation_step(np.concatenate([measure.neighbour_differences(f.depth, f.state) for f in frames]),
                                      typical)
     rounding = step / math.sqrt(12.0) / typical if step is not None else 0.0  # a rounding error's sigma: q / sqrt(12)
+    train = next(s for s in data.splits if s.split == "train")
     per_frame = []
     for k, f in enumerate(frames):
-        noise, _ = measure.relative_noise(f.depth, f.state)
+        if train.depth_hw and train.depth_hw[1] < f.depth.shape[1]:  # stored smaller: measure the stored values
+            grid = np.ix_(*measure.stored_grid(f.depth.shape, train.depth_hw))
+            noise, _ = measure.relative_noise(f.depth[grid], f.state[grid])
+        else:
+            noise, _ = measure.relative_noise(f.depth, f.state)
         median = float(np.median(f.depth[surface[k]])) if surface[k].any() else float("nan")
         errors = np.concatenate([m.relative_error for m in matches if m.i == k] or [np.empty(0)])
         per_frame.append(FrameMeasures(
@@ -184,7 +189,6 @@ def measure_data(data: LoadedData) -> Measurements:
         kinks.setdefault(f.depth.shape, []).append(measure.kink_profiles(f.depth, f.state))
     largest = max(kinks.values(), key=len)
     kink_factor = measure.upsampling_factor([k[0] for k in largest], [k[1] for k in largest])
-    train = next(s for s in data.splits if s.split == "train")
     file_factor = None
     if train.depth_hw and train.image_hw and train.depth_hw[1] < train.image_hw[1]:
         file_factor = train.image_hw[1] / train.depth_hw[1]
@@ -194,9 +198,9 @@ def measure_data(data: LoadedData) -> Measurements:
         frames=per_frame,
         coverage=float(sum(int(s.sum()) for s in surface) / expected) if expected else float("nan"),
         neighbours=[float(v) for v in np.nanmean([pf.neighbours for pf in per_frame], axis=0)],
-        noise=float(np.nanmedian([pf.noise for pf in per_frame])),
-        noise_units=float(np.nanmedian([pf.noise_units for pf in per_frame])),
-        flying=float(np.nanmean([pf.flying for pf in per_frame])),
+        noise=_finite(np.median, [pf.noise for pf in per_frame]),
+        noise_units=_finite(np.median, [pf.noise_units for pf in per_frame]),
+        flying=_finite(np.mean, [pf.flying for pf in per_frame]),
         quantisation_step=step,
         upsampling_factor=file_factor or kink_factor,
         file_factor=file_factor,
@@ -207,6 +211,12 @@ def measure_data(data: LoadedData) -> Measurements:
         depth_range=[float(v) for v in np.percentile(all_depth, [1, 99])] if all_depth.size else [],
         confidence_maps=train.with_confidence,
     )
+
+
+def _finite(statistic, values: Sequence[float]) -> float:
+    """``statistic`` of the finite ``values``; NaN when none is (sparse depth with no three pixels in a row)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(statistic(finite)) if finite else float("nan")
 
 
 @dataclass

@@ -177,3 +177,9 @@ def test_unreadable_depth_stops_ds_inspect_with_the_training_message(scene64, tm
     proc = run_cli(["ds-inspect", str(data), "--output", str(tmp_path / "out")], cwd=tmp_path, check=False)
     assert proc.returncode == 1
     assert str(training.value).splitlines()[0] in proc.stderr
+
+
+def test_noise_of_low_resolution_phone_depth_is_measured_on_its_stored_pixels(tiny_capture):
+    _, measured, findings = inspect_in_process(tiny_capture, ["noise(b=0.03)"])
+    assert measured.noise == pytest.approx(0.03, rel=TOLERANCE)
+    assert findings[0].kind == "phone" and "noise" in [f.kind for f in findings]

@@ -108,3 +108,9 @@ def test_scale_range_of_log_uniform_scales_is_their_range():
     log_scales = np.linspace(-math.log(r), math.log(r), 2001)  # uniform in log
     assert measure.scale_range(log_scales) == pytest.approx(r, rel=1e-3)
     assert measure.scale_range(np.zeros(10)) == 1.0
+
+
+def test_stored_grid_picks_the_centres_of_the_stored_depth_pixels():
+    rows, cols = measure.stored_grid((48, 64), (12, 16))
+    np.testing.assert_array_equal(rows, np.arange(12) * 4 + 2)
+    np.testing.assert_array_equal(cols, np.arange(16) * 4 + 2)

@@ -80,6 +80,7 @@ def entrypoint(argv: Optional[Sequence[str]] = None) -> None:
     command = [sys.executable, str(SCRIPT), "--", str(out), *source, *views.options_argv(options)]
     code = subprocess.call(command)
     if code < 0:
-        raise SystemExit(f"{PROG}: error: Blender crashed (signal {-code}); its output is in "
-                         f"{Path(out) / render_scene.LOG_FILE}; with --engine eevee, try --engine cycles")
+        print(f"{PROG}: error: Blender crashed (signal {-code}); its output is in {Path(out) / render_scene.LOG_FILE}; "
+              "with --engine eevee, render with --engine cycles, which runs on any CPU", file=sys.stderr)
+        code = 2
     raise SystemExit(code)

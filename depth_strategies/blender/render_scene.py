@@ -63,6 +63,8 @@ OPTIONS_FILE = "render_options.json"
 """In OUT: the options the views there were rendered with (a rerun with others is refused)."""
 LOG_FILE = "blender.log"
 """In OUT: Blender's own output (a line per render tile and file saved)."""
+BACKGROUND = 1e10
+"""Depth where nothing is hit, Blender units: what Cycles' Z pass writes (the loader treats >= 1e9 as background)."""
 
 
 # --- the scene (bpy from here on) ---------------------------------------------------------------------------------
@@ -168,8 +170,9 @@ def _apply(scene, settings: PassSettings, compositing: bool) -> None:
     scene.render.use_compositing = compositing
 
 
-def _depth_compositor(scene):
-    """A compositor graph that writes the Z pass as a one-channel float32 EXR; returns its File Output node."""
+def _depth_compositor(scene, background: bool):
+    """A compositor graph that writes the Z pass as a one-channel float32 EXR (with ``background``: 1e10 where the
+    depth pass's alpha is below 0.5); returns its File Output node."""
     import bpy
 
     group = bpy.data.node_groups.new("ds_depth", "CompositorNodeTree")
@@ -184,8 +187,25 @@ def _depth_compositor(scene):
     fmt.color_depth = "32"
     fmt.exr_codec = "ZIP"
     out.file_output_items.new("FLOAT", "depth")
-    group.links.new(layers.outputs["Depth"], out.inputs["depth"])
+    depth = layers.outputs["Depth"]
+    if background:  # EEVEE writes its far clip where nothing is hit: 1e10 there, as Cycles
+        hit = _math(group, "GREATER_THAN", layers.outputs["Alpha"], 0.5)
+        miss = _math(group, "LESS_THAN", layers.outputs["Alpha"], 0.5)
+        depth = _math(group, "ADD", _math(group, "MULTIPLY", depth, hit), _math(group, "MULTIPLY", miss, BACKGROUND))
+    group.links.new(depth, out.inputs["depth"])
     return out
+
+
+def _math(group, operation: str, a, b):
+    """A math node of the compositor graph ``group`` on two inputs (sockets or numbers); returns its output."""
+    node = group.nodes.new("ShaderNodeMath")
+    node.operation = operation
+    for socket, value in zip(node.inputs, (a, b)):
+        if isinstance(value, (int, float)):
+            socket.default_value = value
+        else:
+            group.links.new(value, socket)
+    return node.outputs[0]
 
 
 def prepare_scene(options: views.RenderOptions):
@@ -227,7 +247,7 @@ def prepare_scene(options: views.RenderOptions):
     camera = bpy.data.objects.new("ds_camera", data)
     scene.collection.objects.link(camera)
     scene.camera = camera
-    return scene, camera, _depth_compositor(scene), centre, scale
+    return scene, camera, _depth_compositor(scene, background=options.engine == "eevee"), centre, scale
 
 
 def _render(log_fd: int) -> None:

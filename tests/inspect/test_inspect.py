@@ -112,7 +112,7 @@ def test_monocular_depth_with_random_scale_and_shift_is_reported_relative(scene6
 
 def studied_conditions() -> List[Tuple[str, float, List[str]]]:
     rows = []
-    for kind in verdict.CLEAN_LEVEL:
+    for kind in ("clean", *verdict.CLEAN_LEVEL):
         for entry in mapping.shipped_mapping()["kinds"][kind]["levels"]:
             if entry["rows"]:
                 rows.append((kind, entry["level"], entry["rows"][0]["degradations"]))
@@ -128,12 +128,18 @@ def test_recommendation_for_each_studied_condition_is_the_readme_pick(scene64, k
     assert rec.kind == kind and rec.studied_level == level
     entry = next(e for e in shipped["kinds"][kind]["levels"] if e["level"] == level)
     assert rec.images["method"] == entry["pick"]["psnr"]["method"]
+    assert_readme_pick(kind, entry, rec)
+
+
+def assert_readme_pick(kind: str, entry: Dict, rec: verdict.Recommendation) -> None:
+    """The README's line for ``kind`` at ``entry``'s level is the mapping's and names the recommended method."""
     readme = (REPO / "README.md").read_text()
-    line = next(row for row in mapping.readme_table(shipped).splitlines()
-                if f"(`{kind}`)" in row and ", ".join(entry["conditions"]) in row)
+    line = next(row for row in mapping.readme_table(mapping.shipped_mapping()).splitlines()
+                if f"(`{kind}`)" in row and (", ".join(entry["conditions"]) or "–") in row)
     assert line in readme, "the README's per-kind table is not the one the mapping gives"
     assert f"`{rec.images['method']}`" in line.split("|")[3]
-    assert rec.command.startswith(f"ns-train {rec.images['method']} $(ds-flags cpu)")
+    sizes = rec.images["row"]["regime"]["sizes"]
+    assert rec.command.startswith(f"ns-train {rec.images['method']} $(ds-flags {sizes})")
 
 
 def test_room_capture_reports_metric_depth_with_confidence_maps(tiny_capture):
@@ -147,7 +153,9 @@ def test_room_capture_reports_metric_depth_with_confidence_maps(tiny_capture):
     assert measured.upsampling_factor == pytest.approx(4.0)
     assert verdict.beyond_noise(measured.scale_range, measured.noise) < 1.05
     rec = verdict.recommend(findings, mapping.shipped_mapping(), loaded.dataparser, str(tiny_capture))
-    assert rec.images["method"] == mapping.shipped_mapping()["kinds"]["phone"]["levels"][0]["pick"]["psnr"]["method"]
+    entry = mapping.shipped_mapping()["kinds"]["phone"]["levels"][0]
+    assert rec.images["method"] == entry["pick"]["psnr"]["method"]
+    assert_readme_pick("phone", entry, rec)
 
 
 def tree_digest(folder: Path) -> Dict[str, str]:

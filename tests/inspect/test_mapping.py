@@ -69,3 +69,12 @@ def test_an_established_loss_elsewhere_stays_beside_the_pick():
     loss = row({"a": comparison(5, -1.0, -1.5, -0.5, "loss")}, scene="two")
     choice = mapping.pick([gain, copy.deepcopy(loss)], "psnr")
     assert choice["method"] == "a" and choice["established_losses_elsewhere"][0]["scene"] == "two"
+
+
+def test_the_mapping_is_package_data():
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    path = f"configs/{mapping.MAPPING_FILE}"
+    assert any(fnmatch.fnmatch(path, g) for g in globs["depth_strategies"]), "a wheel would not ship the mapping"

@@ -289,3 +289,12 @@ def test_the_file_renders_without_the_package_as_a_stock_blender_runs_it(tmp_pat
     meta = json.loads((out / "transforms_test.json").read_text())
     assert meta["depth_type"] == "z" and len(meta["frames"]) == 1
     assert (out / "val" / "r_0_depth.exr").is_file() and (out / "train" / "r_1.png").is_file()
+
+
+def test_ds_inspect_calls_the_demos_depth_clean_and_metric(demo, tmp_path):
+    run_cli(["ds-inspect", str(demo), "--output", str(tmp_path / "inspect")], cwd=tmp_path, timeout=600)
+    report = json.loads((tmp_path / "inspect" / "inspect.json").read_text())
+    assert [finding["kind"] for finding in report["findings"]] == ["clean"], report["findings"]
+    assert "metric" in report["findings"][0]["evidence"]
+    assert report["measurements"]["coverage"] == pytest.approx(1.0, abs=0.01)
+    assert report["measurements"]["scale_range"] < 1.1  # one scale for every view: metric, not per-image relative

@@ -359,8 +359,7 @@ def render_all(out: Path, options: views.RenderOptions, scene_name: str) -> Dict
     passes = pass_settings(scene, options)
     _check_resume(out, {**asdict(options), "views": list(options.views), "scene": scene_name,
                         "blender_to_dataset_scale": scale, "centre": list(centre)})
-    note = options.depth_range_note()
-    if note:
+    for note in options.notes():
         print(f"{views.PROG}: note: {note}", file=sys.stderr)
     counts = {"rendered": 0, "kept": 0}
     log_fd = os.open(out / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

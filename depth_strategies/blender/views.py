@@ -9,7 +9,7 @@ import argparse
 import math
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 Vec3 = Tuple[float, float, float]
 Matrix4 = List[List[float]]
@@ -62,7 +62,7 @@ class RenderOptions:
     """Horizontal field of view, degrees (NeRF-synthetic's camera_angle_x, 0.6911 rad)."""
     radius: float = 4.0
     """Distance of every camera from the scene's centre, dataset units (NeRF-synthetic's is 4.03)."""
-    scene_radius: float = 1.5
+    scene_radius: float = SCENE_BOX_HALF
     """Radius of the scene's bounding sphere in the dataset, dataset units: sets the Blender-to-dataset scale."""
     sphere: bool = False
     """Cameras on the whole sphere around the scene; False: on the upper hemisphere (z >= 0), as lego's. Either
@@ -91,13 +91,18 @@ class RenderOptions:
         if self.samples < 1:
             raise RenderError(f"--samples {self.samples}: at least 1")
 
-    def depth_range_note(self) -> Optional[str]:
-        """A note when some depth may fall outside the loader's [2, 6] (kept as unknown there), else None."""
+    def notes(self) -> List[str]:
+        """What the loader will not use with these options, and the flag that changes it (none for the defaults):
+        depth outside its [2, 6] for object scenes is unknown, and a scene larger than the scene box is cut."""
+        notes = []
         low, high = depth_bounds(self.radius, self.scene_radius)
-        if low >= LOADER_NEAR and high <= LOADER_FAR:
-            return None
-        return (f"depth will lie in [{low:g}, {high:g}] dataset units, outside the loader's default [2, 6] for object "
-                f"scenes: train with --pipeline.datamanager.depth-range {max(low, 0.0):g} {high:g}")
+        if low < LOADER_NEAR or high > LOADER_FAR:
+            notes.append(f"depth will lie in [{low:g}, {high:g}] dataset units, outside the loader's default [2, 6] "
+                         f"for object scenes: train with --pipeline.datamanager.depth-range {max(low, 0.0):g} {high:g}")
+        if self.scene_radius > SCENE_BOX_HALF:
+            notes.append(f"a bounding sphere of radius {self.scene_radius:g} reaches beyond blender-data's scene box "
+                         f"[-{SCENE_BOX_HALF:g}, {SCENE_BOX_HALF:g}]^3, outside which nothing is reconstructed")
+        return notes
 
 
 # --- pure math (hand-checked by the tests) --------------------------------------------------------------------

@@ -259,6 +259,10 @@ def test_the_demo_loads_through_the_datamanager_and_trains_depth_hybrid(demo):
     manager = loop.pipeline.datamanager
     assert loop.pipeline.model.config.scene_type == "object"
     train, evaluation = manager.train_dataset, manager.eval_dataset
+    aabb = manager.train_dataparser_outputs.scene_box.aabb
+    assert torch.equal(aabb, torch.tensor([[-1.5] * 3, [1.5] * 3])), aabb  # the box views.SCENE_BOX_HALF names
+    centres = train.cameras.camera_to_worlds[:, :, 3]
+    torch.testing.assert_close(centres.norm(dim=-1), torch.full((6,), 4.0))  # --radius, in the parser's units
     assert len(train) == 6
     states = train.states
     assert (states == DepthState.SURFACE).float().mean() > 0.05, "the demo's depth was not read as surface"

@@ -134,10 +134,13 @@ def test_transforms_resolve_to_the_recorded_encoding_and_name_each_depth_file(tm
     assert encoding == depth_io.DepthEncoding("exr", "z", 1.25, "V")
 
 
-def test_the_default_depth_range_fits_the_loaders_and_a_note_names_the_flag_otherwise():
-    assert RenderOptions().depth_range_note() is None
-    note = RenderOptions(radius=6.0).depth_range_note()
+def test_the_defaults_fit_the_loaders_range_and_box_and_notes_name_the_flag_otherwise():
+    assert RenderOptions().notes() == []
+    assert RenderOptions().scene_radius == views.SCENE_BOX_HALF == 1.5
+    (note,) = RenderOptions(radius=6.0).notes()
     assert "[4.5, 7.5]" in note and "--pipeline.datamanager.depth-range 4.5 7.5" in note
+    notes = RenderOptions(scene_radius=2.5).notes()
+    assert len(notes) == 2 and "[2, 6]" in notes[0] and "scene box [-1.5, 1.5]^3" in notes[1]
 
 
 @pytest.mark.parametrize("change, message", [

@@ -445,8 +445,8 @@ class CompareArgs:
     seeds: Optional[int] = None
     """Number of seeds, overriding the protocol's."""
     report_only: bool = False
-    """Regenerate tables, plots and panels from an existing results.json without training (every statistic is
-    recomputed from the per-run results)."""
+    """Regenerate results.json, tables, plots and panels from the per-run results under the output folder without
+    training (every statistic recomputed; runs not finished yet are listed as missing)."""
     reuse_stale: bool = False
     """Reuse finished runs made by other training code or another method config (stale runs; by default they are
     named and trained again). The report lists the stale runs it used."""
@@ -491,10 +491,9 @@ def command_line(args: CompareArgs) -> str:
 def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figures] = None) -> Dict[str, Any]:
     """Run a comparison; returns the results dictionary. ``figures`` draws the plots and panels (:data:`Figures`;
     none without it)."""
-    if args.report_only and args.output is not None:  # the results hold their protocol: it need not be shipped
-        results = json.loads((args.output / "results.json").read_text())
-        results["comparisons"] = comparisons.compare_to_baseline(results)  # recomputed, never reused
-        return _finish(results, args.output, time.perf_counter(), figures)
+    if args.report_only:
+        return _finish(report_only_results(args), args.output or Path("results") / Path(args.protocol).stem,
+                       time.perf_counter(), figures)
     protocol = load_protocol(args.protocol)
     if args.seeds is not None:
         if args.seeds < 1:
@@ -503,10 +502,6 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
     out = args.output or Path("results") / protocol.name
     if not args.plan:
         out.mkdir(parents=True, exist_ok=True)
-    if args.report_only:
-        results = json.loads((out / "results.json").read_text())
-        results["comparisons"] = comparisons.compare_to_baseline(results)  # recomputed, never reused
-        return _finish(results, out, time.perf_counter(), figures)
     start = time.perf_counter()
     device = resolve_device(protocol.device)
     runs = expand_runs(protocol, list(args.methods) or None)
@@ -530,6 +525,66 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
                        reuse_stale=args.reuse_stale)
     results = assemble_results(protocol, outcomes, out, device, command_line(args), time.perf_counter() - start)
     return _finish(results, out, start, figures)
+
+
+def collect_finished(protocol: Protocol, runs: List[RunSpec], out: Path,
+                     reuse_stale: bool = False) -> Tuple[List[RunOutcome], List[str]]:
+    """What the run folders under ``out/runs`` hold, training nothing: the finished runs made by this code and
+    config (and the stale ones with ``reuse_stale``), the runs that failed (``failed.json``), and the run ids of the
+    protocol's runs with neither (not run yet, unfinished, or stale)."""
+    outcomes, missing = [], []
+    for spec in runs:
+        run_dir = out / "runs" / spec.run_id
+        wanted = provenance.expected(spec)
+        finished, reason = _finished(run_dir, wanted)
+        if finished is not None and (reason is None or reuse_stale):
+            outcomes.append(RunOutcome(spec, {**finished, "stale": reason} if reason else finished, reused=True))
+        elif finished is None and (run_dir / "failed.json").is_file():
+            outcomes.append(RunOutcome(spec, _failure(spec, run_dir, 1, run_dir / "log.txt", wanted["fingerprint"]),
+                                       reused=True))
+        else:
+            missing.append(spec.run_id)
+    return outcomes, missing
+
+
+def report_only_results(args: CompareArgs) -> Dict[str, Any]:
+    """The results of ``--report-only``: recomputed from the per-run results under the output folder, training
+    nothing. The protocol (by name or file, as for a run) says which runs belong to the study; the runs not finished
+    are listed under ``missing`` and in the report. Where the protocol no longer loads, the results.json of the last
+    run is read instead (its runs as recorded, the comparisons recomputed). The machine and wall time stay those of
+    the invocation that trained."""
+    out = args.output or Path("results") / Path(args.protocol).stem
+    previous_path = out / "results.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else None
+    try:
+        protocol = load_protocol(args.protocol)
+    except (ProtocolError, OSError) as err:
+        if previous is None:
+            raise ProtocolError(f"--report-only: {err}; and {previous_path} does not exist to read instead") from None
+        CONSOLE.print(f"[yellow]--report-only: the protocol does not load ({err}); reporting the runs recorded in "
+                      f"{previous_path}[/yellow]")
+        previous["comparisons"] = comparisons.compare_to_baseline(previous)  # recomputed, never reused
+        return previous
+    if args.seeds is not None:
+        protocol = dataclasses.replace(protocol, seeds=tuple(range(args.seeds)))
+    if not (out / "runs").is_dir():
+        raise ProtocolError(f"--report-only: {out / 'runs'} does not exist: no run of protocol {protocol.name} has "
+                            f"finished there; run ds-compare without --report-only first (or check --output)")
+    outcomes, missing = collect_finished(protocol, expand_runs(protocol, list(args.methods) or None), out,
+                                         args.reuse_stale)
+    if missing:
+        CONSOLE.print(f"[yellow]--report-only: {len(missing)} of {len(missing) + len(outcomes)} runs of the "
+                      f"protocol have no finished result (not run yet, unfinished, or stale); reporting the "
+                      f"others[/yellow]")
+    results = assemble_results(protocol, outcomes, out, "cpu", command_line(args), 0.0)
+    if previous is not None:  # the invocation that trained, not this one: its machine, wall time, reused runs
+        results["machine"], results["wall_time_s"] = previous.get("machine"), previous.get("wall_time_s", 0.0)
+        reused = {r.get("run_id"): r.get("reused", True) for r in previous.get("runs", [])}
+        for run in results["runs"]:
+            run["reused"] = reused.get(run["run_id"], True)
+    if missing:
+        results["missing"] = missing
+    return results
 
 
 def _finish(results: Dict[str, Any], out: Path, start: float, figures: Optional[Figures]) -> Dict[str, Any]:

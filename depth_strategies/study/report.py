@@ -38,6 +38,16 @@ from depth_strategies.study.tables import (
 )
 
 
+def missing_lines(results: Dict[str, Any]) -> List[str]:
+    """The runs of the protocol this report lacks (``ds-compare --report-only`` on a study still running)."""
+    missing = results.get("missing") or []
+    if not missing:
+        return []
+    shown = ", ".join(f"`{m}`" for m in missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    return [f"**Incomplete**: {len(missing)} runs of the protocol have no finished result yet ({shown}); the "
+            "tables use the runs that finished, and a method or seed without its runs is left out of the pairs.", ""]
+
+
 def render_markdown(results: Dict[str, Any]) -> str:
     """The whole ``results.md``."""
     protocol = results["protocol"]
@@ -64,6 +74,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
             if k in ("depth_strategies", "nerfstudio", "torch")
         ),
         "",
+        *missing_lines(results),
         *platform_lines(runs),
         f"Mean ± std over test views (each view averaged over seeds first): a description of the views. The tests "
         f"take the training run as the unit: each seed's mean difference between two runs of that seed, Student's "

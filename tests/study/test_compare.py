@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -673,6 +674,16 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
         timeout=300,
     )
     assert (out / "results.md").read_text() == md
+    # --report-only reads the run folders, not the last results.json: a run gone from runs/ is reported missing
+    sweep_run = by_method["depth-hybrid@fraction=0.25"]["run_id"]
+    shutil.rmtree(out / "runs" / sweep_run)
+    subprocess.run([*_compare_cmd(failing_protocol, out), "--report-only"], check=True, capture_output=True,
+                   env=_env(), timeout=300)
+    regenerated = json.loads((out / "results.json").read_text())
+    assert regenerated["missing"] == [sweep_run]
+    assert {r["method"] for r in regenerated["runs"]} == {"depth-baseline", "depth-hybrid", "broken"}
+    assert f"**Incomplete**: 1 runs of the protocol have no finished result yet (`{sweep_run}`)" in (
+        out / "results.md").read_text()
 
 
 @pytest.mark.slow

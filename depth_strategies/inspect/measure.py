@@ -249,9 +249,12 @@ def upsampling_factor(
 
 def flying_share(
     depth: Float[np.ndarray, "h w"], state: Int[np.ndarray, "h w"], noise: float = 0.0
-) -> Tuple[float, int]:
-    """(share, judged): the share of SURFACE pixels that fly (depth between two surfaces, still marked valid), and
-    the number of pixels that could be judged (two SURFACE pixels on at least one side along a row or a column).
+) -> Tuple[float, int, int]:
+    """(share, flying, edges): the share of SURFACE pixels that fly (depth between two surfaces, still marked
+    valid), the number of pixels found flying, and the number of SURFACE pixels on a depth edge or a silhouette
+    (``core.degradation.discontinuities`` with the same relative limit as below): flying pixels sit on edges, so
+    ``flying / edges`` compares images of any resolution (a 64 px view has more of its pixels on edges than a
+    200 px one).
 
     Along each row and column, the surface k pixels to the left of a pixel x, continued to x, lies at
     L_k = D[x-k] + k (D[x-k] - D[x-k-1]) (R_k likewise from the right), for k = 1 .. :data:`FLYING_REACH`. A pixel on a
@@ -264,11 +267,12 @@ def flying_share(
     surface = state == SURFACE
     n = int(surface.sum())
     if n == 0:
-        return float("nan"), 0
+        return float("nan"), 0, 0
     d = np.where(surface, depth.astype(np.float64), np.nan)
     flying = np.zeros_like(surface)
     judged = np.zeros_like(surface)
     limit = max(EDGE_JUMP, JUMP_NOISE_MULT * (noise if math.isfinite(noise) else 0.0))
+    edges = int(discontinuities(np.where(surface, depth, 0.0), state, limit, relative=True).sum())
     pad = FLYING_REACH + 1
     for a, s, flip in ((d, surface, False), (d.T, surface.T, True)):
         found, seen = np.zeros_like(s), np.zeros_like(s)
@@ -297,10 +301,9 @@ def flying_share(
                         seen |= silhouette
         flying |= found.T if flip else found
         judged |= seen.T if flip else seen
-    total = int(judged.sum())
-    if total == 0:
-        return float("nan"), 0
-    return float(flying.sum() / n / (1 - 2 * FLYING_MARGIN)), total
+    if not judged.any():
+        return float("nan"), 0, edges
+    return float(flying.sum() / n / (1 - 2 * FLYING_MARGIN)), int(flying.sum()), edges
 
 
 # ----------------------------------------------------------------------------------------------- across views

@@ -83,8 +83,8 @@ def test_flying_share_counts_a_column_mixed_between_two_planes():
     d = np.full((20, 20), 3.0)
     d[:, 10:] = 5.0
     d[:, 10] = 4.0  # one flying pixel per row, half way between the planes
-    share, judged = measure.flying_share(d, surface(d.shape))
-    assert judged > 0
+    share, flying, edges = measure.flying_share(d, surface(d.shape))
+    assert flying == 20 and edges == 60  # the flying column and the columns on either side of it
     assert share == pytest.approx(20 / 400 / (1 - 2 * measure.FLYING_MARGIN))
     clean = d.copy()
     clean[:, 10] = 5.0

@@ -103,6 +103,8 @@ class LoadedData:
     """Confidence level below which surface pixels are unknown."""
     train: List[Frame]
     """The training split's frames (what the methods train on)."""
+    scene_box: Float[np.ndarray, "2 3"]
+    """The dataparser's scene box (min and max corner, scene units), where the model samples."""
     training_inconsistency: Optional[Float[np.ndarray, "n"]]  # noqa: F821
     """Each training image's multi-view inconsistency as training measures it (``core.consistency``), scene units."""
     splits: List[SplitInventory]
@@ -252,6 +254,7 @@ def load(data: Path, dataparser: Optional[str] = None, degradations: Sequence[st
         depth_range=tuple(float(v) for v in train.source.depth_range),  # type: ignore[arg-type]
         confidence_min=int(train.source.confidence_min),
         train=frames_of(train, "train", scene_type),
+        scene_box=train.scene_box.aabb.double().numpy(),
         training_inconsistency=None if sigma is None else sigma.numpy().astype(np.float64),
         splits=[inventory(dataset, split) for split, dataset in splits.items()],
         warnings=caught,

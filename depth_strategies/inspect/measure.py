@@ -306,6 +306,15 @@ def flying_share(
     return float(flying.sum() / n / (1 - 2 * FLYING_MARGIN)), int(flying.sum()), edges
 
 
+def inside_box(points: Float[np.ndarray, "p 3"], aabb: Float[np.ndarray, "2 3"]) -> float:
+    """Share of ``points`` inside the axis-aligned box ``aabb`` (min corner, max corner), faces included: the
+    part of the depth that lands where the model samples (the dataparser's scene box); NaN without points."""
+    if len(points) == 0:
+        return float("nan")
+    inside = np.all((points >= aabb[0]) & (points <= aabb[1]), axis=1)
+    return float(inside.mean())
+
+
 # ----------------------------------------------------------------------------------------------- across views
 @dataclass(frozen=True)
 class PairMatch:

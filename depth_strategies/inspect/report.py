@@ -144,7 +144,7 @@ def summary(console: Console, data: LoadedData, m: Measurements, findings: Seque
     console.print(f"depth kept in [{data.depth_range[0]:g}, {data.depth_range[1]:g}] data units; surface depth "
                   f"1-99 %: [{_num(m.depth_range[0] if m.depth_range else None)}, "
                   f"{_num(m.depth_range[1] if m.depth_range else None)}] scene units; coverage {_pct(m.coverage)} of "
-                  f"the expected pixels")
+                  f"the expected pixels; {_pct(m.inside_box)} of the surface points inside the scene box")
     listed = ("" if len(m.frames) <= SUMMARY_FRAMES
               else f" ({SUMMARY_FRAMES} of {len(m.frames)} images; all in inspect.json)")
     quality = Table(title="Quality of the training depth" + listed)

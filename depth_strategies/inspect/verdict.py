@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from depth_strategies.core import consistency
 from depth_strategies.inspect import measure
 from depth_strategies.inspect.load import LoadedData, surfaces
 from depth_strategies.inspect.mapping import KINDS, ns_train_line
@@ -97,6 +98,8 @@ class FrameMeasures:
     """The same in scene units, at the image's median depth."""
     flying: float
     """Share of surface pixels found flying."""
+    inside_box: float
+    """Share of its surface points inside the scene box."""
     flying_pixels: int
     """Pixels found flying."""
     edge_pixels: int
@@ -132,6 +135,8 @@ class Measurements:
     """Flying share of the surface pixels, mean over images."""
     flying_edges: float
     """Pixels found flying over edge pixels, over every image."""
+    inside_box: float
+    """Share of the surface points inside the scene box, mean over images."""
     quantisation_step: Optional[float]
     """Step the depth is rounded to, scene units; None: not rounded."""
     upsampling_factor: Optional[float]
@@ -176,6 +181,7 @@ def measure_data(data: LoadedData) -> Measurements:
             noise, _ = measure.relative_noise(f.depth, f.state)
         median = float(np.median(f.depth[surface[k]])) if surface[k].any() else float("nan")
         errors = np.concatenate([m.relative_error for m in matches if m.i == k] or [np.empty(0)])
+        points = consistency.surface_points(f.depth, surface[k], f.c2w, f.intrinsics)
         fly_share, fly_count, edge_count = measure.flying_share(
             f.depth, f.state, max(noise, rounding) if math.isfinite(noise) else rounding)
         per_frame.append(FrameMeasures(
@@ -186,6 +192,7 @@ def measure_data(data: LoadedData) -> Measurements:
             noise=noise,
             noise_units=noise * median,
             flying=fly_share,
+            inside_box=measure.inside_box(points, data.scene_box),
             flying_pixels=fly_count,
             edge_pixels=edge_count,
             median_depth=median,
@@ -211,6 +218,7 @@ def measure_data(data: LoadedData) -> Measurements:
         noise=_finite(np.median, [pf.noise for pf in per_frame]),
         noise_units=_finite(np.median, [pf.noise_units for pf in per_frame]),
         flying=_finite(np.mean, [pf.flying for pf in per_frame]),
+        inside_box=_finite(np.mean, [pf.inside_box for pf in per_frame]),
         flying_edges=(sum(pf.flying_pixels for pf in per_frame) / edges) if (edges := sum(
             pf.edge_pixels for pf in per_frame)) else float("nan"),
         quantisation_step=step,

@@ -102,6 +102,7 @@ def test_clean_depth_is_reported_clean_and_metric(scene, request):
     assert [f.kind for f in findings] == ["clean"]
     assert verdict.beyond_noise(measured.scale_range, measured.noise) < 1.05
     assert measured.coverage == pytest.approx(1.0, abs=0.01)
+    assert measured.inside_box > 0.95, "exact depth of an object scene lands inside its scene box"
 
 
 def test_monocular_depth_with_random_scale_and_shift_is_reported_relative(scene64):

@@ -114,3 +114,9 @@ def test_stored_grid_picks_the_centres_of_the_stored_depth_pixels():
     rows, cols = measure.stored_grid((48, 64), (12, 16))
     np.testing.assert_array_equal(rows, np.arange(12) * 4 + 2)
     np.testing.assert_array_equal(cols, np.arange(16) * 4 + 2)
+
+
+def test_inside_box_counts_points_within_the_corners():
+    aabb = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
+    points = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.5, 0.0, 0.0], [0.0, -2.0, 0.0]])
+    assert measure.inside_box(points, aabb) == 0.5

@@ -290,6 +290,7 @@ def readme_table(mapping: Mapping[str, Any]) -> str:
         entry = mapping["kinds"][kind]
         for level in entry["levels"]:
             cells = []
+            psnr = level["pick"]["psnr"]
             for metric in METRICS:
                 choice = level["pick"][metric]
                 if not choice["method"]:
@@ -299,8 +300,10 @@ def readme_table(mapping: Mapping[str, Any]) -> str:
                 interval = choice.get("interval")
                 if interval and None not in interval:
                     figure += f" [{_num(interval[0])}, {_num(interval[1])}]"
+                where = (choice.get("row") or {}).get("scene")
+                if where and where != (psnr.get("row") or {}).get("scene"):
+                    figure += f" on {where}"  # another study's row than the evidence column names
                 cells.append(f"`{choice['method']}` {figure}, {choice['status']}")
-            psnr = level["pick"]["psnr"]
             row = psnr.get("row")
             seeds = psnr.get("seeds", 0)
             evidence = (f"{row['protocol']}, {row['scene']}, {seeds} paired seed{'s' if seeds != 1 else ''}, "

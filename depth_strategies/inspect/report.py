@@ -163,13 +163,20 @@ def summary(console: Console, data: LoadedData, m: Measurements, findings: Seque
     level = f" at {rec.studied_level:g} ({', '.join(rec.conditions)})" if rec.conditions else ""
     console.print(f"[bold]Verdict:[/bold] {rec.kind}{level}")
     console.print(f"  for images (PSNR, dB): {_figure(rec.images)}")
+    for loss in rec.images.get("established_losses_elsewhere") or []:
+        low, high = loss["interval"]
+        console.print(f"    but on {loss['scene']} ({loss['study']}) it cost {loss['mean']:+.3g} [{low:+.3g}, "
+                      f"{high:+.3g}] over {loss['seeds']} seeds: an established loss")
     console.print(f"  for geometry (depth L1): {_figure(rec.geometry)}")
     row = rec.images.get("row")
-    if row:
-        regime = row["regime"]
-        console.print(f"  rests on: {row['study']} (protocol {row['protocol']}, scene {row['scene']}"
-                      f"{', condition ' + row['condition'] if row.get('condition') else ''}; {regime['sizes']} "
-                      f"sizes, {regime['iterations']} iterations, seeds {regime['seeds']}, {regime['device']})")
+    geometry_row = rec.geometry.get("row")
+    for label, shown in (("rests on", row), ("geometry on", geometry_row if geometry_row != row else None)):
+        if shown:
+            regime = shown["regime"]
+            console.print(f"  {label}: {shown['study']} (protocol {shown['protocol']}, scene {shown['scene']}"
+                          f"{', condition ' + shown['condition'] if shown.get('condition') else ''}; "
+                          f"{regime['sizes']} sizes, {regime['iterations']} iterations, seeds {regime['seeds']}, "
+                          f"{regime['device']})")
     if rec.other_kinds:
         console.print(f"  also found: {', '.join(rec.other_kinds)}; the study's depth there: "
                       f"{row['note'] if row and row.get('note') else 'one kind at a time'}")

@@ -195,3 +195,18 @@ def test_noise_of_low_resolution_phone_depth_is_measured_on_its_stored_pixels(ti
     _, measured, findings = inspect_in_process(tiny_capture, ["noise(b=0.03)"])
     assert measured.noise == pytest.approx(0.03, rel=TOLERANCE)
     assert findings[0].kind == "phone" and "noise" in [f.kind for f in findings]
+
+
+def test_summary_says_where_the_pick_for_exact_depth_was_an_established_loss(scene64, tmp_path):
+    from rich.console import Console
+
+    from depth_strategies.inspect import command
+
+    console = Console(record=True, width=200)
+    payload = command.inspect(scene64, None, tmp_path / "out", console=console)
+    text = console.export_text()
+    losses = payload["verdict"]["images"]["established_losses_elsewhere"]
+    assert losses == mapping.shipped_mapping()["kinds"]["clean"]["levels"][0]["pick"]["psnr"][
+        "established_losses_elsewhere"]
+    for loss in losses:
+        assert f"but on {loss['scene']}" in text and "an established loss" in text

@@ -33,6 +33,9 @@ DATAPARSERS: Tuple[str, ...] = ("blender-data", "nerfstudio-data")
 TRAINING_METHOD = "depth-hybrid"
 """The registered method whose datamanager reads the data: every ``depth-*`` method that reads depth shares it
 (``methods.BASE_CONFIG`` with ``train_depth="required"``)."""
+IMAGES_CACHED = 1
+"""Images the datamanager's ray sampler keeps in memory (nerfstudio's ``*_num_images_to_sample_from``): no ray is
+sampled, so one; a phone capture of 300 frames at 1920x1440 would otherwise hold 10 GB of float images."""
 OTHER_SPLITS = {"blender-data": ("val", "test"), "nerfstudio-data": ("test",)}
 """Splits inventoried besides the training split: nerfstudio-data has one held-out split (its val and test are the
 same frames)."""
@@ -149,6 +152,10 @@ def datamanager(data: Path, dataparser: str, degradations: Sequence[str] = (), s
         data=data,
         depth_degradations=tuple(degradations),
         degradation_seed=seed,
+        # the ray sampler's image cache: training keeps every image in memory, the inspection reads the images it
+        # shows from their files, so it caches one (what is read and how is unchanged)
+        train_num_images_to_sample_from=IMAGES_CACHED,
+        eval_num_images_to_sample_from=IMAGES_CACHED,
     )
     return config.setup(device="cpu", test_mode="test", world_size=1, local_rank=0)
 

@@ -210,3 +210,14 @@ def test_summary_says_where_the_pick_for_exact_depth_was_an_established_loss(sce
         "established_losses_elsewhere"]
     for loss in losses:
         assert f"but on {loss['scene']}" in text and "an established loss" in text
+
+
+def test_real_kinect_capture_reads_as_metric_depth_with_holes(kitchen_tiny):
+    """Five real Kinect frames of 7-Scenes' red kitchen (ds-import-rgbd): one scale for every frame, the views
+    agree to about a per cent, and the sensor's holes are found; no study measured holes, so there is no pick."""
+    loaded, measured, findings = inspect_in_process(kitchen_tiny)
+    assert [f.kind for f in findings] == ["holes"]
+    assert verdict.beyond_noise(measured.scale_range, measured.noise) < 1.05
+    assert measured.consistency_median < 0.02
+    rec = verdict.recommend(findings, mapping.shipped_mapping(), loaded.dataparser, str(kitchen_tiny))
+    assert rec.images["method"] is None and rec.images["status"] == "not studied" and rec.command is None

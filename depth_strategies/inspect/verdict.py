@@ -63,21 +63,19 @@ def _coordinate(kind: str, level: float) -> float:
     return math.log(level) if kind == "monocular" else float(level)
 
 
+def _spacing(kind: str, level: float) -> float:
+    """The quantity whose logarithm spaces a studied kind's levels evenly: the noise's sigma / depth (0.01, 0.03,
+    0.1), the sparse density, 1 - the share without depth (20 %, 5 %, 1 %), the monocular log r (1.1, 1.5, 2)."""
+    value = 1.0 - level if kind == "sparse" else math.log(level) if kind == "monocular" else level
+    return max(value, 1e-12)
+
+
 def nearest_level(kind: str, value: float, studied: Sequence[float]) -> Optional[float]:
-    """The studied level nearest the measured ``value``: on a log scale of each level's distance from clean (noise
-    0.01, 0.03 and 0.1 are spaced evenly there; so are sparse densities 20 %, 5 % and 1 %, monocular log r)."""
+    """The studied level nearest the measured ``value`` on the log scale of :func:`_spacing`."""
     if not studied or not math.isfinite(value):
         return None
-    clean = CLEAN_LEVEL[kind]
-
-    def distance_from_clean(level: float) -> float:
-        return max(abs(_coordinate(kind, level) - _coordinate(kind, clean)), 1e-12)
-
-    if kind == "sparse":  # the share without depth: its complement, the density, is what spaces the levels
-        def distance_from_clean(level: float) -> float:  # noqa: F811
-            return max(1.0 - level, 1e-12)
-    target = math.log(distance_from_clean(value))
-    return min(studied, key=lambda level: abs(math.log(distance_from_clean(level)) - target))
+    target = math.log(_spacing(kind, value))
+    return min(studied, key=lambda level: abs(math.log(_spacing(kind, level)) - target))
 
 
 @dataclass

@@ -221,3 +221,10 @@ def test_real_kinect_capture_reads_as_metric_depth_with_holes(kitchen_tiny):
     assert measured.consistency_median < 0.02
     rec = verdict.recommend(findings, mapping.shipped_mapping(), loaded.dataparser, str(kitchen_tiny))
     assert rec.images["method"] is None and rec.images["status"] == "not studied" and rec.command is None
+
+
+def test_nearest_studied_level_is_taken_on_a_log_scale():
+    assert verdict.nearest_level("noise", 0.018, [0.01, 0.03, 0.1]) == 0.03  # log-midpoint of 1 and 3 % is 1.73 %
+    assert verdict.nearest_level("noise", 0.016, [0.01, 0.03, 0.1]) == 0.01
+    assert verdict.nearest_level("sparse", 0.92, [0.8, 0.95, 0.99]) == 0.95  # density 8 %: nearer 5 % than 20 %
+    assert verdict.nearest_level("monocular", 1.3, [1.1, 1.5, 2.0]) == 1.5

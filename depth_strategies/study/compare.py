@@ -51,6 +51,7 @@ from depth_strategies.study.protocol import (
     ProtocolError,
     SceneSpec,
     load_protocol,
+    protocol_from_results,
     resolve_path,
 )
 from depth_strategies.study.runs import RunSpec, expand_runs
@@ -527,19 +528,18 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
     return _finish(results, out, start, figures)
 
 
-def collect_finished(protocol: Protocol, runs: List[RunSpec], out: Path,
-                     reuse_stale: bool = False) -> Tuple[List[RunOutcome], List[str]]:
-    """What the run folders under ``out/runs`` hold, training nothing: the finished runs made by this code and
-    config (and the stale ones with ``reuse_stale``), the runs that failed (``failed.json``), and the run ids of the
-    protocol's runs with neither (not run yet, unfinished, or stale)."""
+def collect_finished(protocol: Protocol, runs: List[RunSpec], out: Path) -> Tuple[List[RunOutcome], List[str]]:
+    """What the run folders under ``out/runs`` hold, training nothing: the finished runs (by whichever code made
+    them: each records its own provenance, which the report shows), the runs that failed (``failed.json``), and the
+    run ids of the protocol's runs with neither (not run yet, or unfinished)."""
     outcomes, missing = [], []
     for spec in runs:
         run_dir = out / "runs" / spec.run_id
         wanted = provenance.expected(spec)
-        finished, reason = _finished(run_dir, wanted)
-        if finished is not None and (reason is None or reuse_stale):
-            outcomes.append(RunOutcome(spec, {**finished, "stale": reason} if reason else finished, reused=True))
-        elif finished is None and (run_dir / "failed.json").is_file():
+        finished, _ = _finished(run_dir, wanted)
+        if finished is not None:
+            outcomes.append(RunOutcome(spec, finished, reused=True))
+        elif (run_dir / "failed.json").is_file():
             outcomes.append(RunOutcome(spec, _failure(spec, run_dir, 1, run_dir / "log.txt", wanted["fingerprint"]),
                                        reused=True))
         else:
@@ -549,36 +549,50 @@ def collect_finished(protocol: Protocol, runs: List[RunSpec], out: Path,
 
 def report_only_results(args: CompareArgs) -> Dict[str, Any]:
     """The results of ``--report-only``: recomputed from the per-run results under the output folder, training
-    nothing. The protocol (by name or file, as for a run) says which runs belong to the study; the runs not finished
-    are listed under ``missing`` and in the report. Where the protocol no longer loads, the results.json of the last
-    run is read instead (its runs as recorded, the comparisons recomputed). The machine and wall time stay those of
-    the invocation that trained."""
+    nothing. The protocol as the study ran it (from its results.json; before the first report, the protocol named on
+    the command line) says which runs belong to the study; the runs not finished are listed under ``missing`` and in
+    the report (the methods are those the study ran, unless ``--methods`` names others). A run whose folder was not
+    kept is taken as the last results.json recorded it; without any run folder the results.json is read as it is,
+    its comparisons recomputed. The machine,
+    wall time and reused runs stay those of the invocation that trained."""
     out = args.output or Path("results") / Path(args.protocol).stem
     previous_path = out / "results.json"
     previous = json.loads(previous_path.read_text()) if previous_path.is_file() else None
-    try:
-        protocol = load_protocol(args.protocol)
-    except (ProtocolError, OSError) as err:
+    if not (out / "runs").is_dir():
         if previous is None:
-            raise ProtocolError(f"--report-only: {err}; and {previous_path} does not exist to read instead") from None
-        CONSOLE.print(f"[yellow]--report-only: the protocol does not load ({err}); reporting the runs recorded in "
-                      f"{previous_path}[/yellow]")
+            raise ProtocolError(f"--report-only: neither {out / 'runs'} nor {previous_path} exists: nothing has run "
+                                f"there; run ds-compare without --report-only first (or check --output)")
         previous["comparisons"] = comparisons.compare_to_baseline(previous)  # recomputed, never reused
         return previous
+    if previous is not None and previous.get("protocol"):
+        protocol = protocol_from_results(previous["protocol"], str(previous_path))
+    else:
+        protocol = load_protocol(args.protocol)
     if args.seeds is not None:
         protocol = dataclasses.replace(protocol, seeds=tuple(range(args.seeds)))
-    if not (out / "runs").is_dir():
-        raise ProtocolError(f"--report-only: {out / 'runs'} does not exist: no run of protocol {protocol.name} has "
-                            f"finished there; run ds-compare without --report-only first (or check --output)")
-    outcomes, missing = collect_finished(protocol, expand_runs(protocol, list(args.methods) or None), out,
-                                         args.reuse_stale)
+    methods = list(args.methods) or None
+    if methods is None and previous is not None:  # the methods the study ran (ds-compare --methods, if it was given)
+        ran = {r["method"].split("@", 1)[0] for r in previous.get("runs", [])}
+        methods = [m.name for m in protocol.methods if m.name in ran] or None
+    specs = expand_runs(protocol, methods)
+    outcomes, missing = collect_finished(protocol, specs, out)
+    if previous is not None and missing:  # runs whose folders were not kept: as the last results.json recorded them
+        recorded = {r.get("run_id"): r for r in previous.get("runs", []) if r.get("status") in ("ok", "failed")}
+        by_id = {spec.run_id: spec for spec in specs}
+        for run_id in [m for m in missing if m in recorded]:
+            entry = recorded[run_id]
+            outcomes.append(RunOutcome(by_id[run_id], {**entry, "software": {"platform": entry.get("platform")}},
+                                       reused=True))
+            missing.remove(run_id)
+        order = {spec.run_id: i for i, spec in enumerate(specs)}
+        outcomes.sort(key=lambda o: order[o.spec.run_id])
     if missing:
         CONSOLE.print(f"[yellow]--report-only: {len(missing)} of {len(missing) + len(outcomes)} runs of the "
-                      f"protocol have no finished result (not run yet, unfinished, or stale); reporting the "
-                      f"others[/yellow]")
+                      f"protocol have no finished result (not run yet, or unfinished); reporting the others[/yellow]")
     results = assemble_results(protocol, outcomes, out, "cpu", command_line(args), 0.0)
-    if previous is not None:  # the invocation that trained, not this one: its machine, wall time, reused runs
-        results["machine"], results["wall_time_s"] = previous.get("machine"), previous.get("wall_time_s", 0.0)
+    if previous is not None:  # the invocation that trained, not this one: its machine, software, evaluation, ...
+        for key in ("machine", "wall_time_s", "command", "software", "evaluation"):
+            results[key] = previous.get(key, results[key])
         reused = {r.get("run_id"): r.get("reused", True) for r in previous.get("runs", [])}
         for run in results["runs"]:
             run["reused"] = reused.get(run["run_id"], True)

@@ -318,6 +318,14 @@ def _parse_dataclass(cls: type, data: Any, source: str, path: str) -> Any:
     return cls(**kwargs)
 
 
+def protocol_from_results(data: Mapping[str, Any], source: str) -> Protocol:
+    """The protocol as a study ran it, from its ``results.json`` (``dataclasses.asdict`` of the :class:`Protocol`:
+    every scene lists all its kinds, the unused ones null)."""
+    data = {k: v for k, v in data.items() if k != "source"}
+    data["scenes"] = [{k: v for k, v in scene.items() if v is not None} for scene in data.get("scenes", [])]
+    return parse_protocol(data, source)
+
+
 def _parse_scene(data: Any, source: str, path: str) -> SceneSpec:
     _expect(data, dict, source, path, "a mapping with name and one of generate / room / path / split / rgbd")
     data = dict(data)

@@ -674,15 +674,18 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
         timeout=300,
     )
     assert (out / "results.md").read_text() == md
-    # --report-only reads the run folders, not the last results.json: a run gone from runs/ is reported missing
+    # --report-only rebuilds from the run folders: a run whose folder is gone stays as results.json recorded it, and
+    # the runs of a second seed, which never ran, are reported missing
     sweep_run = by_method["depth-hybrid@fraction=0.25"]["run_id"]
     shutil.rmtree(out / "runs" / sweep_run)
-    subprocess.run([*_compare_cmd(failing_protocol, out), "--report-only"], check=True, capture_output=True,
-                   env=_env(), timeout=300)
+    subprocess.run([*_compare_cmd(failing_protocol, out), "--report-only", "--seeds", "2"], check=True,
+                   capture_output=True, env=_env(), timeout=300)
     regenerated = json.loads((out / "results.json").read_text())
-    assert regenerated["missing"] == [sweep_run]
-    assert {r["method"] for r in regenerated["runs"]} == {"depth-baseline", "depth-hybrid", "broken"}
-    assert f"**Incomplete**: 1 runs of the protocol have no finished result yet (`{sweep_run}`)" in (
+    assert {r["method"] for r in regenerated["runs"]} == set(by_method)
+    assert regenerated["missing"] and all(m.endswith("/seed1") for m in regenerated["missing"])
+    assert len(regenerated["missing"]) == len(by_method)
+    sweep_run = regenerated["missing"][0]
+    assert f"**Incomplete**: {len(by_method)} runs of the protocol have no finished result yet (`{sweep_run}`" in (
         out / "results.md").read_text()
 
 

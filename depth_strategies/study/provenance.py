@@ -9,6 +9,7 @@ told to reuse it (``--reuse-stale``). Every ``result.json`` and ``job.json`` rec
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import enum
 import functools
@@ -117,14 +118,19 @@ def git_state(package_dir: Path = PACKAGE_DIR) -> Dict[str, Any]:
 
 def resolved_config(run: Mapping[str, Any]) -> TrainerConfig:
     """A run's method config with its overrides (``run``: a :class:`~depth_strategies.study.runs.RunSpec` as a
-    dict), before the worker adds its data and bookkeeping: what decides how the run trains."""
+    dict), before the worker adds its data and bookkeeping: what decides how the run trains.
+
+    A deep copy: configs derived with ``dataclasses.replace`` share sub-configs with the module-level base config,
+    and nerfstudio writes into some of them while it sets a run up (the pixel sampler's ``num_rays_per_batch``), so
+    a shared one would carry one run's setup into every config made after it in the process (the worker's recorded
+    config hash of ``depth-nerfacto`` differed from the study's expectation that way)."""
     if run["external"] == "depth-nerfacto":
         config = depth_nerfacto_reference()
     elif run["external"] == "depth-nerfacto-nerfstudio-data":
         config = depth_nerfacto_on_nerfstudio_data()
     else:
         config = method_config(run["base"])
-    return apply_overrides(config, dict(run["overrides"]))
+    return copy.deepcopy(apply_overrides(config, dict(run["overrides"])))
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")

@@ -116,3 +116,17 @@ def test_a_worker_records_what_its_fingerprint_was_made_from(tmp_path):
     assert made["config_hash"] == wanted["config_hash"] and made["source_hash"] == wanted["source_hash"]
     assert made["spec_fingerprint"] == wanted["spec_fingerprint"] and made["common_random_numbers"] is True
     assert {"package_version", "git", "platform", "torch_threads", "device"} <= set(made)
+
+
+def test_the_config_hash_is_the_same_after_nerfstudio_set_up_a_run_in_the_same_process(tiny_capture, tmp_path):
+    # nerfstudio writes into a pixel-sampler config while it sets up a run; a worker hashes its config after training
+    from depth_strategies.core.training import TrainingLoop
+    from depth_strategies.study.worker import build_config
+
+    spec = RunSpec(scene="room", method="depth-nerfacto", base=None, external="depth-nerfacto",
+                   overrides=tuple(methods.load_size_profile("tiny").items()), seed=0, iterations=1)
+    before = provenance.expected(spec)["config_hash"]
+    job = {"run": dataclasses.asdict(spec), "data": str(tiny_capture), "output_dir": str(tmp_path / "out"),
+           "device": "cpu"}
+    TrainingLoop(build_config(job), "cpu").run(1)
+    assert provenance.config_hash(provenance.resolved_config(dataclasses.asdict(spec))) == before

@@ -56,7 +56,8 @@ def robustness_summary(results: Dict[str, Any],
                     # a kind of depth degradation (the robustness columns apply) or of training regime (they do not)
                     "axis": "depth" if any(c.get("degradations") for c in levels) or not any(
                         c.get("overrides") or c.get("iterations") for c in levels) else "regime",
-                    "levels": [{"condition": c["name"], "level": c["level"]} for c in levels],
+                    "levels": [{"condition": c["name"], "level": c["level"], "reference": c["kind"] == "clean"}
+                               for c in levels],
                     "methods": {}, "stops_helping": {}, "kept_at_mildest": {}, "worse_at": {},
                 }
                 for method in methods:
@@ -117,8 +118,10 @@ def robustness_tables(results: Dict[str, Any],
     baseline = results["protocol"]["baseline"]
     for entry in robustness_summary(results, comparisons):
         metric = entry["metric"]
-        head = [f"{lvl['condition']} ({lvl['level']:g})" for lvl in entry["levels"]]
         regime = entry.get("axis") == "regime"
+        # a regime's reference is the profile every factor departs from: its level on the factor's axis is not 0
+        head = [f"{lvl['condition']} (reference)" if regime and lvl.get("reference")
+                else f"{lvl['condition']} ({lvl['level']:g})" for lvl in entry["levels"]]
         lines = ["| method | " + " | ".join(head) + (" |" if regime else " | stops helping at | clean gain kept at "
                                                       "the mildest level | significantly worse at |"),
                  "|---" * (len(head) + (1 if regime else 4)) + "|"]

@@ -243,6 +243,7 @@ def test_a_factor_of_the_training_regime_gets_a_regime_table_without_the_degrada
     ((title, table),) = robustness.robustness_tables(results)
     assert title.startswith("Regime on `s`: nerf_samples")
     assert "stops helping" not in table and "| depth-soft | 21.35 (+1.00†) | 20.85 (+0.50†) | 20.15 (-0.20†) |" in table
+    assert table.splitlines()[0].startswith("| method | clean (reference) | ")  # not its 0 on the factor's axis
     assert "## Regimes: each factor against its level" in report.render_markdown(results)
 
 

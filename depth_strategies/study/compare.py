@@ -493,8 +493,8 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
     """Run a comparison; returns the results dictionary. ``figures`` draws the plots and panels (:data:`Figures`;
     none without it)."""
     if args.report_only:
-        return _finish(report_only_results(args), args.output or Path("results") / Path(args.protocol).stem,
-                       time.perf_counter(), figures)
+        out = args.output or Path("results") / Path(args.protocol).stem
+        return _finish(report_only_results(args, out), out, time.perf_counter(), figures)
     protocol = load_protocol(args.protocol)
     if args.seeds is not None:
         if args.seeds < 1:
@@ -528,11 +528,14 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
     return _finish(results, out, start, figures)
 
 
-def collect_finished(protocol: Protocol, runs: List[RunSpec], out: Path) -> Tuple[List[RunOutcome], List[str]]:
-    """What the run folders under ``out/runs`` hold, training nothing: the finished runs (by whichever code made
-    them: each records its own provenance, which the report shows), the runs that failed (``failed.json``), and the
-    run ids of the protocol's runs with neither (not run yet, or unfinished)."""
+def collect_finished(runs: List[RunSpec], out: Path,
+                     recorded: Optional[Dict[str, Dict[str, Any]]] = None) -> Tuple[List[RunOutcome], List[str]]:
+    """What the run folders under ``out/runs`` hold, training nothing, in run order: the finished runs (by whichever
+    code made them: each records its own provenance, which the report shows), the runs that failed
+    (``failed.json``), a run whose folder was not kept as ``recorded`` (results.json's entries by run id) has it, and
+    the run ids of the runs with none of these (not run yet, or unfinished)."""
     outcomes, missing = [], []
+    recorded = recorded or {}
     for spec in runs:
         run_dir = out / "runs" / spec.run_id
         wanted = provenance.expected(spec)
@@ -542,20 +545,22 @@ def collect_finished(protocol: Protocol, runs: List[RunSpec], out: Path) -> Tupl
         elif (run_dir / "failed.json").is_file():
             outcomes.append(RunOutcome(spec, _failure(spec, run_dir, 1, run_dir / "log.txt", wanted["fingerprint"]),
                                        reused=True))
+        elif spec.run_id in recorded:
+            entry = recorded[spec.run_id]
+            outcomes.append(RunOutcome(spec, {**entry, "software": {"platform": entry.get("platform")}},
+                                       reused=True))
         else:
             missing.append(spec.run_id)
     return outcomes, missing
 
 
-def report_only_results(args: CompareArgs) -> Dict[str, Any]:
-    """The results of ``--report-only``: recomputed from the per-run results under the output folder, training
+def report_only_results(args: CompareArgs, out: Path) -> Dict[str, Any]:
+    """The results of ``--report-only`` into ``out``: recomputed from the per-run results under it, training
     nothing. The protocol as the study ran it (from its results.json; before the first report, the protocol named on
     the command line) says which runs belong to the study; the runs not finished are listed under ``missing`` and in
     the report (the methods are those the study ran, unless ``--methods`` names others). A run whose folder was not
     kept is taken as the last results.json recorded it; without any run folder the results.json is read as it is,
-    its comparisons recomputed. The machine,
-    wall time and reused runs stay those of the invocation that trained."""
-    out = args.output or Path("results") / Path(args.protocol).stem
+    its comparisons recomputed. The machine, wall time and reused runs stay those of the invocation that trained."""
     previous_path = out / "results.json"
     previous = json.loads(previous_path.read_text()) if previous_path.is_file() else None
     if not (out / "runs").is_dir():
@@ -574,18 +579,8 @@ def report_only_results(args: CompareArgs) -> Dict[str, Any]:
     if methods is None and previous is not None:  # the methods the study ran (ds-compare --methods, if it was given)
         ran = {r["method"].split("@", 1)[0] for r in previous.get("runs", [])}
         methods = [m.name for m in protocol.methods if m.name in ran] or None
-    specs = expand_runs(protocol, methods)
-    outcomes, missing = collect_finished(protocol, specs, out)
-    if previous is not None and missing:  # runs whose folders were not kept: as the last results.json recorded them
-        recorded = {r.get("run_id"): r for r in previous.get("runs", []) if r.get("status") in ("ok", "failed")}
-        by_id = {spec.run_id: spec for spec in specs}
-        for run_id in [m for m in missing if m in recorded]:
-            entry = recorded[run_id]
-            outcomes.append(RunOutcome(by_id[run_id], {**entry, "software": {"platform": entry.get("platform")}},
-                                       reused=True))
-            missing.remove(run_id)
-        order = {spec.run_id: i for i, spec in enumerate(specs)}
-        outcomes.sort(key=lambda o: order[o.spec.run_id])
+    recorded = {r.get("run_id"): r for r in (previous or {}).get("runs", []) if r.get("status") in ("ok", "failed")}
+    outcomes, missing = collect_finished(expand_runs(protocol, methods), out, recorded)
     if missing:
         CONSOLE.print(f"[yellow]--report-only: {len(missing)} of {len(missing) + len(outcomes)} runs of the "
                       f"protocol have no finished result (not run yet, or unfinished); reporting the others[/yellow]")

@@ -6,7 +6,7 @@ its difference to the baseline under the same condition, and where it stops help
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from depth_strategies.study.comparisons import (
     SIGNIFICANT,
@@ -54,8 +54,7 @@ def robustness_summary(results: Dict[str, Any],
                 entry: Dict[str, Any] = {
                     "scene": scene, "kind": kind, "metric": metric, "better": direction,
                     # a kind of depth degradation (the robustness columns apply) or of training regime (they do not)
-                    "axis": "depth" if any(c.get("degradations") for c in levels) or not any(
-                        c.get("overrides") or c.get("iterations") for c in levels) else "regime",
+                    "axis": "regime" if is_regime_axis(levels) else "depth",
                     "levels": [{"condition": c["name"], "level": c["level"], "reference": c["kind"] == "clean"}
                                for c in levels],
                     "methods": {}, "stops_helping": {}, "kept_at_mildest": {}, "worse_at": {},
@@ -88,6 +87,13 @@ def robustness_summary(results: Dict[str, Any],
                         entry["kept_at_mildest"][method] = _kept(cells, levels, direction)
                 summary.append(entry)
     return summary
+
+
+def is_regime_axis(conditions: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether these protocol conditions vary how the model trains (overrides or iterations, e.g. nerfacto's sizes
+    one factor at a time) rather than the training depth (degradations): a regime study, not a robustness one."""
+    return not any(c.get("degradations") for c in conditions) and any(
+        c.get("overrides") or c.get("iterations") for c in conditions)
 
 
 def _finite(value: Optional[float]) -> Optional[float]:

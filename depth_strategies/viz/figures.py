@@ -16,8 +16,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 import numpy as np
 from matplotlib.transforms import blended_transform_factory
 
-from depth_strategies.study.comparisons import per_view
-from depth_strategies.study.robustness import robustness_summary
+from depth_strategies.study.comparisons import condition_label, per_view
+from depth_strategies.study.robustness import is_regime_axis, robustness_summary
 from depth_strategies.study.stats import CONFIDENCE, bootstrap_mean_ci
 from depth_strategies.viz.drawing import (
     FAILED_COLOUR,
@@ -115,6 +115,66 @@ def plot_curves(results: dict, out_dir: Path, metrics: Sequence[str] = CURVE_MET
     A method's curve is the mean over its seeds at each evaluated step. Scenes without any curve are skipped.
     """
     return run_jobs(_curve_jobs(results, out_dir, tuple(metrics)))
+
+
+def _regime_curve_jobs(results: Mapping[str, Any], out_dir: Path, metrics: Sequence[str]) -> Iterator[Job]:
+    conditions = list((results.get("protocol") or {}).get("conditions") or [])
+    if not conditions or not is_regime_axis(conditions):
+        return
+    for scene in dict.fromkeys(str(r.get("base_scene")) for r in runs_of(results) if r.get("base_scene")):
+        groups = [(c["name"], condition_label(scene, c["name"])) for c in conditions]
+        if not any(r.get("curve") for r in runs_of(results) if str(r.get("scene")) in {g for _, g in groups}):
+            continue
+        path = Path(out_dir) / f"curves_by_regime_{safe_name(scene)}.png"
+        yield path.name, (lambda s=scene, g=groups, p=path: _draw_regime_curves(results, s, g, p, metrics))
+
+
+def _draw_regime_curves(results: Mapping[str, Any], scene: str, groups: Sequence[Tuple[str, str]], path: Path,
+                        metrics: Sequence[str]) -> Path:
+    colours, baseline = method_colours(results), baseline_of(results)
+    fig = new_figure(3.2 * len(groups), 2.9 * len(metrics))
+    axes = fig.subplots(len(metrics), len(groups), squeeze=False, sharey="row")
+    for row, metric in enumerate(metrics):
+        later: List[float] = []  # every point after each curve's first evaluation: the row's y range
+        for col, (name, group) in enumerate(groups):
+            ax, drawn = axes[row][col], False
+            for method in methods_of(results, group):
+                steps, means = _mean_curve([r for r in scene_runs(results, group, method) if is_ok(r)], metric)
+                if not steps:
+                    continue
+                is_baseline = method == baseline
+                ax.plot(steps, means, marker="o", markersize=2.5, color=colours.get(method),
+                        linewidth=2.0 if is_baseline else 1.3, linestyle="--" if is_baseline else "-",
+                        label=f"{method} (baseline)" if is_baseline else method)
+                if is_baseline:  # the budget line: what the others must reach (the Budget table's target)
+                    ax.axhline(means[-1], color=colours.get(method), linewidth=0.8, linestyle=":")
+                later += means[1:]
+                drawn = True
+            if not drawn:
+                no_data(ax)
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(name, fontsize="small")
+            if row == len(metrics) - 1:
+                ax.set_xlabel("training step", fontsize="small")
+            if col == 0:
+                ax.set_ylabel(metric_label(results, metric), fontsize="small")
+            if row == 0 and col == 0 and drawn:
+                ax.legend(fontsize="x-small")
+        if later:  # the untrained first evaluation would squeeze the differences that matter into a few pixels
+            axes[row][0].set_ylim(*_padded(later, log=False))
+    fig.suptitle(f"{scene}: evaluation during training per regime (mean over seeds; dotted: the baseline's final "
+                 "value)", fontsize="small")
+    return save_figure(fig, path)
+
+
+def plot_regime_curves(results: dict, out_dir: Path, metrics: Sequence[str] = CURVE_METRICS) -> List[Path]:
+    """For a protocol whose conditions are training regimes (:func:`depth_strategies.study.robustness.is_regime_axis`),
+    per base scene ``curves_by_regime_<scene>.png``: the training curves of every regime side by side (a column per
+    condition, in the protocol's order; a row per metric, one y axis per row), with the baseline's final value
+    dotted, so the steps each method needs to reach it can be compared across regimes. Nothing for other protocols.
+    """
+    return run_jobs(_regime_curve_jobs(results, out_dir, tuple(metrics)))
 
 
 # --------------------------------------------------------------------------------------------------- bars
@@ -450,6 +510,7 @@ def make_all_figures(results: dict, out: Path) -> List[Path]:
     plots, panels = out / "plots", out / "panels"
     families: List[Tuple[str, Callable[[], Iterable[Job]]]] = [
         ("curves", lambda: _curve_jobs(results, plots, CURVE_METRICS)),
+        ("regime curves", lambda: _regime_curve_jobs(results, plots, CURVE_METRICS)),
         ("bars", lambda: _bar_jobs(results, plots, None)),
         ("scatter", lambda: _scatter_jobs(results, plots, CURVE_METRICS)),
         ("sweeps", lambda: _sweep_jobs(results, plots)),

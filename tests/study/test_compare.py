@@ -211,6 +211,17 @@ def condition_results(gains):
     }
 
 
+def test_a_regime_axis_changes_how_the_model_trains_and_a_depth_axis_the_depth():
+    clean = {"name": "cpu", "kind": "clean", "degradations": [], "overrides": {}, "iterations": None}
+    rays = {"name": "rays", "kind": "rays", "degradations": [], "overrides": {"x.rays": 4096}, "iterations": None}
+    longer = {"name": "long", "kind": "iterations", "degradations": [], "overrides": {}, "iterations": 2000}
+    noise = {"name": "n1", "kind": "noise", "degradations": [{"kind": "noise"}], "overrides": {}, "iterations": None}
+    assert robustness.is_regime_axis([clean, rays]) and robustness.is_regime_axis([clean, longer])
+    assert not robustness.is_regime_axis([clean, noise])
+    assert not robustness.is_regime_axis([clean, noise, rays])  # degraded depth makes it a robustness axis
+    assert not robustness.is_regime_axis([clean])
+
+
 def test_robustness_summary_gives_each_level_and_the_level_where_a_method_stops_helping():
     results = condition_results({"clean": 1.0, "n1": 0.5, "n3": -0.2})
     (entry,) = robustness.robustness_summary(results)

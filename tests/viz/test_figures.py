@@ -243,3 +243,35 @@ def test_panel_grid_without_gt_and_missing_column():
     low, high = panels.panel_depth_range(views)
     rendered = np.concatenate([v["depth"][v["accumulation"] > 0.5] for v in views])
     assert (low, high) == pytest.approx(tuple(np.percentile(rendered, colour.DEPTH_PERCENTILES)))
+
+
+def _regime_results(conditions: List[Dict[str, Any]]) -> Dict[str, Any]:
+    runs = []
+    for condition in conditions:
+        for method in OK_METHODS:
+            for seed in SEEDS:
+                run = _run(f"{SCENE}/{condition['name']}", method, seed)
+                runs.append({**run, "base_scene": SCENE, "condition": condition["name"]})
+    return {"protocol": {"name": "regimes", "baseline": BASELINE, "conditions": conditions},
+            "metrics": {"psnr": {"better": "higher", "unit": "dB"}, "depth_l1": {"better": "lower", "unit": "units"}},
+            "runs": runs, "comparisons": []}
+
+
+REGIMES = [{"name": "cpu", "kind": "clean", "level": 0, "degradations": [], "overrides": {}, "iterations": None},
+           {"name": "rays-4096", "kind": "rays", "level": 4096, "degradations": [],
+            "overrides": {"pipeline.datamanager.train_num_rays_per_batch": 4096}, "iterations": None},
+           {"name": "iterations-2000", "kind": "iterations", "level": 2000, "degradations": [], "overrides": {},
+            "iterations": 2000}]
+DEPTH_LEVELS = [{"name": "clean", "kind": "clean", "level": 0, "degradations": [], "overrides": {},
+                 "iterations": None},
+                {"name": "noise-0.05", "kind": "noise", "level": 0.05, "degradations": [{"kind": "noise"}],
+                 "overrides": {}, "iterations": None}]
+
+
+def test_regime_curves_put_every_regime_side_by_side_and_skip_depth_degradations(fast, tmp_path):
+    _assert_pngs(figures.plot_regime_curves(_regime_results(REGIMES), tmp_path / "p"),
+                 [f"curves_by_regime_{SCENE}.png"])
+    assert figures.plot_regime_curves(_regime_results(DEPTH_LEVELS), tmp_path / "q") == []
+    assert figures.plot_regime_curves(build(tmp_path / "out"), tmp_path / "r") == []  # no conditions at all
+    written = figures.make_all_figures(_regime_results(REGIMES), tmp_path / "all")
+    assert f"curves_by_regime_{SCENE}.png" in {p.name for p in written}

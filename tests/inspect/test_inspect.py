@@ -212,15 +212,21 @@ def test_summary_says_where_the_pick_for_exact_depth_was_an_established_loss(sce
         assert f"but on {loss['scene']}" in text and "an established loss" in text
 
 
-def test_real_kinect_capture_reads_as_metric_depth_with_holes(kitchen_tiny):
+def test_real_kinect_capture_reads_as_metric_depth_with_holes_and_gets_the_kitchen_studys_pick(kitchen_tiny):
     """Five real Kinect frames of 7-Scenes' red kitchen (ds-import-rgbd): one scale for every frame, the views
-    agree to about a per cent, and the sensor's holes are found; no study measured holes, so there is no pick."""
+    agree to about a per cent, and the sensor's holes are found; the pick for depth with holes rests on the study of
+    the whole capture (the redkitchen protocol), and its ns-train line reads the imported folder."""
     loaded, measured, findings = inspect_in_process(kitchen_tiny)
     assert [f.kind for f in findings] == ["holes"]
     assert verdict.beyond_noise(measured.scale_range, measured.noise) < 1.05
     assert measured.consistency_median < 0.02
-    rec = verdict.recommend(findings, mapping.shipped_mapping(), loaded.dataparser, str(kitchen_tiny))
-    assert rec.images["method"] is None and rec.images["status"] == "not studied" and rec.command is None
+    shipped = mapping.shipped_mapping()
+    rec = verdict.recommend(findings, shipped, loaded.dataparser, str(kitchen_tiny))
+    study = shipped["kinds"]["holes"]["levels"][0]["pick"]
+    assert rec.images == study["psnr"] and rec.geometry == study["depth_l1"]
+    assert rec.images["row"]["study"] == "docs/results/v0.6/redkitchen"
+    assert rec.command.startswith(f"ns-train {rec.images['method']} $(ds-flags cpu)")
+    assert rec.command.endswith(f"nerfstudio-data --data {kitchen_tiny}")
 
 
 def test_nearest_studied_level_is_taken_on_a_log_scale():

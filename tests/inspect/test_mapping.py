@@ -55,7 +55,7 @@ def test_methods_without_a_paired_seed_are_never_picked():
 def test_a_kind_no_study_measured_has_no_pick():
     assert mapping.pick([], "psnr")["status"] == "not studied"
     shipped = mapping.shipped_mapping()
-    for kind in ("holes", "flying", "lowres", "quantise"):
+    for kind in ("flying", "lowres", "quantise"):
         assert shipped["kinds"][kind]["levels"][0]["pick"]["psnr"]["method"] is None
 
 

@@ -32,6 +32,7 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
     metrics: {psnr: higher, ssim: higher, lpips: lower, depth_l1: lower}   # reported metrics and direction
     primary_metrics: [psnr, depth_l1] # the declared test family: primary_metrics x compared methods (Holm)
     compared: []                      # methods tested against the baseline (empty: all but the baseline)
+    # a method outside `compared` may run fewer seeds: {name: depth-hard-nomask, base: depth-hard, seeds: 3, ...}
 
 Relative scene paths (``path``, ``split.source``, ``rgbd.source``) are resolved from the data root:
 ``ds-compare --data-root DIR``, by default the current directory (the repository root for the shipped lego and
@@ -159,6 +160,10 @@ class MethodSpec:
     """Dotted config paths replaced for this method only."""
     external: Optional[str] = None
     """An external nerfstudio method run as a reference (``depth-nerfacto``)."""
+    seeds: Optional[Tuple[int, ...]] = None
+    """Seeds of this method, a count (0..n-1) or a list, within the protocol's (None: all of the protocol's): fewer
+    seeds for a method outside the declared family, e.g. an ablation variant at 3 seeds, reported as exploratory,
+    while the family runs 5. The baseline and the methods of ``compared`` run every seed of the protocol."""
 
 
 @dataclass(frozen=True)
@@ -344,9 +349,25 @@ def _parse_scene(data: Any, source: str, path: str) -> SceneSpec:
     return scene
 
 
+def _parse_seeds(seeds: Any, source: str, path: str) -> Tuple[int, ...]:
+    """A count (seeds 0..n-1) or a list of distinct integers."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise _fail(source, path, f"need at least one seed, got {seeds}")
+        seeds = list(range(seeds))
+    _expect(seeds, (list, tuple), source, path, "a count or a list of integers")
+    for i, s in enumerate(seeds):
+        _expect(s, int, source, f"{path}[{i}]", "an integer")
+    if len(set(seeds)) != len(seeds):
+        raise _fail(source, path, f"seeds must be distinct, got {list(seeds)}")
+    return tuple(seeds)
+
+
 def _parse_method(data: Any, source: str, path: str) -> MethodSpec:
     if isinstance(data, str):
         data = {"name": data}
+    if isinstance(data, dict) and data.get("seeds") is not None:
+        data = {**data, "seeds": _parse_seeds(data["seeds"], source, f"{path}.seeds")}
     method = _parse_dataclass(MethodSpec, data, source, path)
     _expect(method.overrides, dict, source, f"{path}.overrides", "a mapping of dotted config paths")
     if method.external is not None:
@@ -379,15 +400,7 @@ def parse_protocol(data: Any, source: str) -> Protocol:
     if "methods" in data:
         data["methods"] = tuple(_parse_method(m, source, f"methods[{i}]") for i, m in enumerate(data["methods"]))
     if "seeds" in data:
-        seeds = data["seeds"]
-        if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if seeds < 1:
-                raise _fail(source, "seeds", f"need at least one seed, got {seeds}")
-            seeds = list(range(seeds))
-        _expect(seeds, list, source, "seeds", "a count or a list of integers")
-        for i, s in enumerate(seeds):
-            _expect(s, int, source, f"seeds[{i}]", "an integer")
-        data["seeds"] = tuple(seeds)
+        data["seeds"] = _parse_seeds(data["seeds"], source, "seeds")
     if "sweeps" in data:
         _expect(data["sweeps"], list, source, "sweeps", "a list")
         sweeps = []
@@ -475,6 +488,19 @@ def parse_protocol(data: Any, source: str) -> Protocol:
     for i, method in enumerate(protocol.compared):
         if method not in names or method == protocol.baseline:
             raise _fail(source, f"compared[{i}]", f"{method!r} is not one of the methods other than the baseline")
+    for i, method in enumerate(protocol.methods):
+        if method.seeds is None:
+            continue
+        where = f"methods[{i}].seeds"
+        outside = [s for s in method.seeds if s not in protocol.seeds]
+        if outside:
+            raise _fail(source, where, f"seeds {outside} are not among the protocol's seeds {list(protocol.seeds)}")
+        if method.name == protocol.baseline:
+            raise _fail(source, where, "the baseline runs every seed of the protocol (each run is paired with its "
+                                       "seed's baseline run)")
+        if method.name in protocol.compared or not protocol.compared:
+            raise _fail(source, where, "a method of the declared family runs every seed of the protocol; list the "
+                                       "family in `compared` and leave this method out of it (it is then exploratory)")
     condition_names = [c.name for c in protocol.conditions]
     if len(set(condition_names)) != len(condition_names):
         raise _fail(source, "conditions", "condition names must be unique")

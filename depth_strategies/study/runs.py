@@ -77,18 +77,20 @@ def expand_runs(protocol: Protocol, only_methods: Optional[List[str]] = None) ->
     for scene in protocol.scenes:
         for seed in protocol.seeds:
             for m in protocol.methods:
-                if m.name not in keep or m.name not in protocol.condition_free:
+                if m.name not in keep or m.name not in protocol.condition_free or not _runs_seed(m, seed):
                     continue
                 runs.append(_method_run(scene.name, m, common, seed, protocol.iterations, None))
             for condition in conditions:
                 for m in protocol.methods:
-                    if m.name not in keep or m.name in protocol.condition_free:
+                    if m.name not in keep or m.name in protocol.condition_free or not _runs_seed(m, seed):
                         continue
                     runs.append(_method_run(scene.name, m, common, seed, protocol.iterations, condition))
                 for sweep in protocol.sweeps:
                     if sweep.method not in keep:
                         continue
                     m = methods[sweep.method]
+                    if not _runs_seed(m, seed):
+                        continue
                     for value in sweep.values:
                         run = _method_run(scene.name, m, common, seed, protocol.iterations, condition)
                         runs.append(
@@ -100,6 +102,12 @@ def expand_runs(protocol: Protocol, only_methods: Optional[List[str]] = None) ->
                             )
                         )
     return runs
+
+
+def _runs_seed(m: MethodSpec, seed: int) -> bool:
+    """Whether method ``m`` runs ``seed`` (a method with its own seeds runs those of the protocol's seeds, which
+    ``ds-compare --seeds N`` may have narrowed)."""
+    return m.seeds is None or seed in m.seeds
 
 
 def _method_run(

@@ -27,6 +27,7 @@ from depth_strategies.study.protocol import (
     ProtocolError,
     load_protocol,
     parse_protocol,
+    protocol_from_results,
     resolve_path,
 )
 from depth_strategies.study.runs import RunSpec, expand_runs
@@ -157,6 +158,47 @@ def test_expand_runs_crosses_scenes_seeds_methods_and_sweep_values():
     assert {r.method for r in expand_runs(protocol, ["depth-soft"])} >= {"depth-baseline", "depth-soft"}
     with pytest.raises(ProtocolError, match="depth-hard"):
         expand_runs(protocol, ["depth-hard"])
+
+
+FAMILY_AND_AN_ABLATION = {
+    **MINIMAL, "seeds": 5, "compared": ["depth-hard"],
+    "methods": ["depth-baseline", "depth-hard",
+                {"name": "depth-hard-nomask", "base": "depth-hard", "seeds": 3,
+                 "overrides": {"pipeline.model.empty_space_mult": 0.0}}],
+}
+
+
+def test_a_method_outside_the_declared_family_may_run_fewer_seeds():
+    protocol = parse_protocol(FAMILY_AND_AN_ABLATION, "x")
+    assert protocol.methods[2].seeds == (0, 1, 2)
+    runs = expand_runs(protocol)
+    seeds = {m: sorted(r.seed for r in runs if r.method == m) for m in ("depth-baseline", "depth-hard",
+                                                                        "depth-hard-nomask")}
+    assert seeds == {"depth-baseline": [0, 1, 2, 3, 4], "depth-hard": [0, 1, 2, 3, 4], "depth-hard-nomask": [0, 1, 2]}
+    fewer = dataclasses.replace(protocol, seeds=(0, 1))  # ds-compare --seeds 2 narrows every method
+    assert sorted(r.seed for r in expand_runs(fewer) if r.method == "depth-hard-nomask") == [0, 1]
+    # the protocol's asdict (results.json) reads back the same runs (--report-only)
+    again = protocol_from_results(json.loads(json.dumps(dataclasses.asdict(protocol))), "results.json")
+    assert [r.run_id for r in expand_runs(again)] == [r.run_id for r in runs]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"seeds": 3, "compared": []}, "declared family runs every seed"),  # no `compared`: every method is the family
+    ({"seeds": 3, "compared": ["depth-hard-nomask"]}, "declared family runs every seed"),
+    ({"seeds": [3, 7]}, "not among the protocol's seeds"),
+    ({"seeds": [1, 1]}, "distinct"),
+    ({"seeds": 0}, "at least one seed"),
+])
+def test_a_method_s_own_seeds_are_refused_where_pairing_or_the_family_would_lose_runs(change, words):
+    methods = list(FAMILY_AND_AN_ABLATION["methods"])
+    compared = change.pop("compared", FAMILY_AND_AN_ABLATION["compared"])
+    methods[2] = {**methods[2], **change}
+    with pytest.raises(ProtocolError) as err:
+        parse_protocol({**FAMILY_AND_AN_ABLATION, "methods": methods, "compared": compared}, "p.yaml")
+    assert str(err.value).startswith("p.yaml: methods[2].seeds:") and words in str(err.value), str(err.value)
+    with pytest.raises(ProtocolError, match="baseline runs every seed"):
+        parse_protocol({**FAMILY_AND_AN_ABLATION, "methods": [{"name": "depth-baseline", "seeds": 2}, "depth-hard"]},
+                       "p.yaml")
 
 
 CONDITIONS = [

@@ -26,7 +26,8 @@ def test_plan_of_every_shipped_protocol_lists_its_runs(name, tmp_path):
 def test_ds_compare_plan_as_a_user_types_it_trains_nothing(tmp_path):
     out = tmp_path / "out"
     proc = run_cli(["ds-compare", "lego-fewview", "--plan", "--output", str(out)], cwd=tmp_path, timeout=300)
-    assert "33 runs" in proc.stdout and "To run: 33 of 33 runs" in proc.stdout and "hours" in proc.stdout
+    runs = 5 * 5 + 3 * 6  # 5 seeds of the baseline and the declared family of 4, 3 of the 6 exploratory methods
+    assert f"{runs} runs" in proc.stdout and f"To run: {runs} of {runs} runs" in proc.stdout and "hours" in proc.stdout
     assert not out.exists()  # nothing made, nothing trained
 
 

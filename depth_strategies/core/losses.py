@@ -2,8 +2,14 @@
 
 Every loss function returns per-ray values (``[*bs, 1]``); :func:`assemble_depth_losses`, the one place that
 chooses which rays count (a mask from the depth state of each pixel) and how levels are reduced, combines them
-with :func:`masked_mean` and the lambdas of :class:`DepthLossWeights`. Distances are along the ray, all in one
+with :func:`masked_means` and the lambdas of :class:`DepthLossWeights`. Distances are along the ray, all in one
 unit: the model passes Blender units, so that no value depends on the dataparser's scale.
+
+The per-ray functions take any leading batch shape, so the assembly computes each loss on every sampling level at
+once, over the levels stacked into one tensor (:func:`stack_levels`), and reduces every term in one
+:func:`masked_means`: on a GPU a training step is bound by the number of kernels it launches, and a loop over
+levels and terms launched each op once per level and term. ``tests/core/test_losses.py`` keeps the loop over levels
+and terms as the reference and checks that both give the same values and gradients.
 
 Notation: a ray has samples ``i`` with bin ``[s_i, e_i]``, midpoint ``t_i = (s_i + e_i) / 2`` and volume
 rendering weight ``w_i = T_i (1 - exp(-sigma_i (e_i - s_i)))`` (Max 1995; Mildenhall et al. 2020, eq. 3).
@@ -12,9 +18,10 @@ rendering weight ``w_i = T_i (1 - exp(-sigma_i (e_i - s_i)))`` (Max 1995; Milden
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Literal, Optional, Sequence, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
@@ -275,6 +282,34 @@ def masked_mean(values: Float[Tensor, "*bs 1"], mask: Bool[Tensor, "*bs 1"]) -> 
     return torch.sum(torch.where(mask, values, torch.zeros_like(values))) / torch.clamp(mask_f.sum(), min=1.0)
 
 
+def masked_means(values: Float[Tensor, "*bs num_terms"], mask: Bool[Tensor, "*mask_bs num_terms"]) -> Float[
+        Tensor, " num_terms"]:
+    """Per term (the last dim): the mean of its ``values`` over ``mask``, 0 (not NaN) when nothing is selected, with
+    a zero gradient; :func:`masked_mean` of every column in one reduction. ``mask`` broadcasts against ``values``:
+    a per-ray mask ``[num_rays, num_terms]`` against per-level values ``[num_levels, num_rays, num_terms]`` selects
+    the same rays on every level, so the mean over the selected (level, ray) pairs is the mean over levels of each
+    level's :func:`masked_mean`."""
+    mask = mask.expand_as(values)
+    dims = tuple(range(values.dim() - 1))
+    total = torch.sum(torch.where(mask, values, 0.0), dim=dims)
+    return total / torch.clamp(torch.sum(mask, dim=dims, dtype=values.dtype), min=1.0)
+
+
+def stack_levels(
+    per_level: Sequence[Float[Tensor, "*bs _ 1"]],
+) -> Float[Tensor, "num_levels *bs max_samples 1"]:
+    """The sampling levels' per-sample tensors (weights, bin starts or ends; levels may differ in their number of
+    samples) as one tensor, each level padded at its far end with zeros up to the largest level's sample count.
+
+    Every loss of this module is a sum over samples of terms that carry the sample's weight w_i as a factor
+    (:func:`expected_termination`, :func:`termination_variance` of the normalised weights, :func:`free_space_loss`),
+    so a padded sample (w = 0, finite distances) changes no loss value and no gradient: one op then computes a loss
+    on every level.
+    """
+    most = max(t.shape[-2] for t in per_level)
+    return torch.stack([t if t.shape[-2] == most else F.pad(t, (0, 0, 0, most - t.shape[-2])) for t in per_level])
+
+
 # ------------------------------------------------------------------------------------------ loss assembly
 @dataclass(frozen=True)
 class DepthLossWeights:
@@ -301,10 +336,14 @@ class DepthLossWeights:
     """delta of the huber and cauchy penalties, Blender units."""
 
 
+LevelSamples = Union[Sequence[Float[Tensor, "*bs _ 1"]], Float[Tensor, "num_levels *bs num_samples 1"]]
+"""Per-sample values of every sampling level: one tensor per level, or the levels stacked by :func:`stack_levels`."""
+
+
 def assemble_depth_losses(
-    weights: Sequence[Float[Tensor, "*bs num_samples 1"]],
-    bin_starts: Sequence[Float[Tensor, "*bs num_samples 1"]],
-    bin_ends: Sequence[Float[Tensor, "*bs num_samples 1"]],
+    weights: LevelSamples,
+    bin_starts: LevelSamples,
+    bin_ends: LevelSamples,
     gt_depth: Float[Tensor, "*bs 1"],
     surface: Bool[Tensor, "*bs 1"],
     empty: Bool[Tensor, "*bs 1"],
@@ -319,9 +358,11 @@ def assemble_depth_losses(
     """The depth loss terms of one batch: ``{"soft_depth_loss", "free_space_loss", "surface_loss",
     "empty_space_loss"}``, each lambda x mean over levels of the mean over its rays; terms with lambda 0 are absent.
 
-    One entry per sampling level in ``weights``, ``bin_starts`` and ``bin_ends``; distances and ``gt_depth`` in
-    Blender units (the caller divides model units by the dataparser scale, so the values do not depend on it).
-    ``surface``: rays with a known surface at ``gt_depth``; ``empty``: rays known to hit nothing (alpha = 0).
+    One entry per sampling level in ``weights``, ``bin_starts`` and ``bin_ends`` (a sequence of per-level tensors,
+    or one tensor of the levels stacked by :func:`stack_levels`); distances and ``gt_depth`` in Blender units (the
+    caller divides model units by the dataparser scale, so the values do not depend on it).
+    ``surface``: rays with a known surface at ``gt_depth``; ``empty``: rays known to hit nothing (alpha = 0); no ray
+    is both (each has one depth state).
 
     Optional, per ray: ``half_width`` (eps of each ray instead of ``lambdas.half_width``: the uncertainty-aware
     margin, :func:`window_half_width`), ``ray_weights`` (multiplying each surface ray's soft, free-space and surface
@@ -331,32 +372,49 @@ def assemble_depth_losses(
     ``empty_weights`` (multiplying each empty ray's mask value: :func:`image_trust_share`).
     The mean over rays always divides by the number of rays selected, so a weight of 1 on
     every ray gives the unweighted loss.
+
+    Every level is computed at once, on the levels stacked into one tensor, and every term is reduced in one
+    :func:`masked_means` (the same values and gradients as a loop over levels and terms, which the tests keep as
+    the reference). L_free is computed once for the free-space and the mask terms: up to D_gt - eps on a surface
+    ray, all the way (+inf) on a known-empty ray; each term then selects its own rays.
     """
-    if not len(weights) == len(bin_starts) == len(bin_ends) > 0:
-        raise ValueError("give weights, bin starts and bin ends for the same (non-zero) number of levels")
-    t_mid = [(s + e) / 2 for s, e in zip(bin_starts, bin_ends)]
-    eps = torch.full_like(gt_depth, lambdas.half_width) if half_width is None else half_width
-    free_until_surface = gt_depth - eps
-    free_forever = torch.full_like(gt_depth, float("inf"))
+    if isinstance(weights, Tensor) or isinstance(bin_starts, Tensor) or isinstance(bin_ends, Tensor):
+        if not (isinstance(weights, Tensor) and isinstance(bin_starts, Tensor) and isinstance(bin_ends, Tensor)):
+            raise ValueError("give weights, bin starts and bin ends all stacked or all as one tensor per level")
+        w, starts, ends = weights, bin_starts, bin_ends
+    else:
+        if not len(weights) == len(bin_starts) == len(bin_ends) > 0:
+            raise ValueError("give weights, bin starts and bin ends for the same (non-zero) number of levels")
+        w, starts, ends = stack_levels(weights), stack_levels(bin_starts), stack_levels(bin_ends)
+    t_mid = (starts + ends) / 2
     soft_gt = gt_depth if soft_gt_depth is None else soft_gt_depth
     hard_rays = surface if hard_surface is None else hard_surface
     soft_rays = surface if soft_surface is None else soft_surface
-    per_level: Dict[str, list] = {}
+    terms: List[Tuple[str, float, Float[Tensor, "num_levels *bs 1"], Bool[Tensor, "*bs 1"]]] = []
 
-    def add(name: str, lam: float, values: Float[Tensor, "*bs 1"], rays: Bool[Tensor, "*bs 1"],
-            weights: Optional[Float[Tensor, "*bs 1"]] = ray_weights) -> None:
-        if weights is not None:
-            values = values * weights
-        per_level.setdefault(name, []).append(lam * masked_mean(values, rays))
+    def weighted(values: Tensor, per_ray: Optional[Tensor]) -> Tensor:
+        return values if per_ray is None else values * per_ray
 
-    for w, ends, mids in zip(weights, bin_ends, t_mid):
-        if lambdas.soft > 0:
-            predicted = expected_termination(w, mids)
-            soft = soft_depth_loss(predicted, soft_gt, lambdas.penalty, lambdas.penalty_scale)
-            add("soft_depth_loss", lambdas.soft, soft, soft_rays)
+    if lambdas.soft > 0:
+        soft = soft_depth_loss(expected_termination(w, t_mid), soft_gt, lambdas.penalty, lambdas.penalty_scale)
+        terms.append(("soft_depth_loss", lambdas.soft, weighted(soft, ray_weights), soft_rays))
+    if lambdas.hard > 0 or lambdas.empty > 0:
+        # one L_free serves both terms: up to D_gt - eps on a surface ray, all the way on a known-empty ray
         if lambdas.hard > 0:
-            add("free_space_loss", lambdas.hard, free_space_loss(w, ends, free_until_surface), hard_rays)
-            add("surface_loss", lambdas.hard, surface_loss(w, mids, gt_depth, lambdas.surface_variance), hard_rays)
-        if lambdas.empty > 0:
-            add("empty_space_loss", lambdas.empty, free_space_loss(w, ends, free_forever), empty, empty_weights)
-    return {name: torch.stack(terms).mean() for name, terms in per_level.items()}
+            free_until = gt_depth - (lambdas.half_width if half_width is None else half_width)
+            if lambdas.empty > 0:
+                free_until = torch.where(empty, float("inf"), free_until)
+        else:
+            free_until = torch.full_like(gt_depth, float("inf"))
+        free = free_space_loss(w, ends, free_until)
+    if lambdas.hard > 0:
+        terms.append(("free_space_loss", lambdas.hard, weighted(free, ray_weights), hard_rays))
+        surf = surface_loss(w, t_mid, gt_depth, lambdas.surface_variance)
+        terms.append(("surface_loss", lambdas.hard, weighted(surf, ray_weights), hard_rays))
+    if lambdas.empty > 0:
+        terms.append(("empty_space_loss", lambdas.empty, weighted(free, empty_weights), empty))
+    if not terms:
+        return {}
+    means = masked_means(torch.cat([values for _, _, values, _ in terms], dim=-1),
+                         torch.cat([rays for _, _, _, rays in terms], dim=-1))
+    return {name: lam * mean for (name, lam, _, _), mean in zip(terms, means.unbind())}

@@ -614,10 +614,10 @@ def depth_losses(
     last = len(weights_list) - 1
     levels = range(last + 1) if config.supervise_proposals else [last]
     frustums = [ray_samples_list[i].frustums for i in levels]
-    return losses.assemble_depth_losses(
-        weights=[weights_list[i] for i in levels],
-        bin_starts=[f.starts / scale for f in frustums],
-        bin_ends=[f.ends / scale for f in frustums],
+    return losses.assemble_depth_losses(  # the levels stacked: each op below runs once for all of them
+        weights=losses.stack_levels([weights_list[i] for i in levels]),
+        bin_starts=losses.stack_levels([f.starts for f in frustums]) / scale,
+        bin_ends=losses.stack_levels([f.ends for f in frustums]) / scale,
         gt_depth=depth / scale,
         surface=state == DepthState.SURFACE,
         empty=state == DepthState.EMPTY,

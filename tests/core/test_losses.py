@@ -451,3 +451,135 @@ def test_at_256_rays_over_40_images_every_image_is_aligned_within_a_few_batches(
     assert usable.all()
     torch.testing.assert_close(scale, torch.full((images,), 2.0), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(shift, torch.full((images,), -2.0), rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------ the batched assembly
+def loop_assemble_depth_losses(weights, bin_starts, bin_ends, gt_depth, surface, empty, lambdas, half_width=None,
+                               ray_weights=None, soft_gt_depth=None, hard_surface=None, empty_weights=None,
+                               soft_surface=None):
+    """The slow obvious assembly (the implementation before the levels were stacked): a loop over levels and terms,
+    each term of each level one masked_mean, the levels' means averaged."""
+    t_mid = [(s + e) / 2 for s, e in zip(bin_starts, bin_ends)]
+    eps = torch.full_like(gt_depth, lambdas.half_width) if half_width is None else half_width
+    free_until_surface = gt_depth - eps
+    free_forever = torch.full_like(gt_depth, float("inf"))
+    soft_gt = gt_depth if soft_gt_depth is None else soft_gt_depth
+    hard_rays = surface if hard_surface is None else hard_surface
+    soft_rays = surface if soft_surface is None else soft_surface
+    per_level = {}
+
+    def add(name, lam, values, rays, weights=ray_weights):
+        if weights is not None:
+            values = values * weights
+        per_level.setdefault(name, []).append(lam * losses.masked_mean(values, rays))
+
+    for w, ends, mids in zip(weights, bin_ends, t_mid):
+        if lambdas.soft > 0:
+            predicted = losses.expected_termination(w, mids)
+            add("soft_depth_loss", lambdas.soft,
+                losses.soft_depth_loss(predicted, soft_gt, lambdas.penalty, lambdas.penalty_scale), soft_rays)
+        if lambdas.hard > 0:
+            add("free_space_loss", lambdas.hard, losses.free_space_loss(w, ends, free_until_surface), hard_rays)
+            add("surface_loss", lambdas.hard, losses.surface_loss(w, mids, gt_depth, lambdas.surface_variance),
+                hard_rays)
+        if lambdas.empty > 0:
+            add("empty_space_loss", lambdas.empty, losses.free_space_loss(w, ends, free_forever), empty, empty_weights)
+    return {name: torch.stack(terms).mean() for name, terms in per_level.items()}
+
+
+def random_batch(dtype, rays=96, samples=(12, 7, 5), seed=0):
+    """Levels of different sample counts over [2, 6], weights from random densities (leaves with a gradient), each
+    ray's state drawn among surface / empty / unknown, and every optional per-ray argument of the assembly."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, dtype=dtype)
+
+    densities = [rand(rays, n, 1) * 4 for n in samples]
+    starts = [2.0 + torch.sort(rand(rays, n, 1) * 3.5, dim=-2).values for n in samples]
+    ends = [torch.cat([s[:, 1:], torch.full_like(s[:, :1], 6.0)], dim=-2) for s in starts]
+    weights = [weights_from_density(d, s, e).requires_grad_(True) for d, s, e in zip(densities, starts, ends)]
+    state = torch.randint(0, 3, (rays, 1), generator=g)
+    surface, empty = state == 0, state == 1
+    extra = {
+        "half_width": (0.3 + rand(rays, 1)).requires_grad_(True),
+        "ray_weights": rand(rays, 1).requires_grad_(True),
+        "soft_gt_depth": (2.0 + 4 * rand(rays, 1)).requires_grad_(True),
+        "hard_surface": surface & (rand(rays, 1) > 0.3),
+        "soft_surface": surface & (rand(rays, 1) > 0.2),
+        "empty_weights": rand(rays, 1).requires_grad_(True),
+    }
+    return weights, starts, ends, (2.0 + 4 * rand(rays, 1)) * surface, surface, empty, extra
+
+
+# float32: the values to 1e-6; a gradient to 1e-5 of its largest entry, as where a residual D - D_gt cancels (the huber
+# and cauchy gradients are the residual itself) a sum over samples in another order moves it by more than 1e-6
+@pytest.mark.parametrize("dtype, tolerance, grad_tolerance", [(torch.float64, 1e-12, 1e-12),
+                                                              (torch.float32, 1e-6, 1e-5)])
+@pytest.mark.parametrize("lambdas", [
+    losses.DepthLossWeights(soft=0.03, hard=0.015, empty=0.015),  # depth-hybrid
+    losses.DepthLossWeights(hard=0.015, empty=0.015, surface_variance=0.5),  # depth-hard
+    losses.DepthLossWeights(soft=0.03),  # depth-soft
+    losses.DepthLossWeights(hard=0.2),
+    losses.DepthLossWeights(empty=0.7),
+    losses.DepthLossWeights(soft=0.03, hard=0.015, empty=0.015, penalty="cauchy", penalty_scale=0.1),
+    losses.DepthLossWeights(soft=0.5, penalty="huber", penalty_scale=0.1),
+], ids=["hybrid", "hard", "soft", "hard-only", "empty-only", "cauchy", "huber"])
+@pytest.mark.parametrize("optional", [(), ("half_width", "ray_weights", "empty_weights"),
+                                      ("soft_gt_depth", "hard_surface", "soft_surface")],
+                         ids=["plain", "uncertain", "aligned"])
+def test_the_batched_assembly_gives_the_loop_over_levels_and_terms_values_and_gradients(dtype, tolerance,
+                                                                                        grad_tolerance, lambdas,
+                                                                                        optional):
+    weights, starts, ends, gt, surface, empty, extra = random_batch(dtype)
+    per_ray = {name: extra[name] for name in optional}
+    fast = losses.assemble_depth_losses(weights, starts, ends, gt, surface, empty, lambdas, **per_ray)
+    slow = loop_assemble_depth_losses(weights, starts, ends, gt, surface, empty, lambdas, **per_ray)
+    assert list(fast) == list(slow)  # the same terms in the same order (the training loss sums them in order)
+    leaves = weights + [v for v in per_ray.values() if v.requires_grad]
+    for name in slow:
+        assert_close(fast[name], slow[name], rtol=tolerance, atol=0.0, msg=name)
+        fast_grads = torch.autograd.grad(fast[name], leaves, retain_graph=True, allow_unused=True)
+        slow_grads = torch.autograd.grad(slow[name], leaves, retain_graph=True, allow_unused=True)
+        for leaf, f, s in zip(leaves, fast_grads, slow_grads):
+            f = torch.zeros_like(leaf) if f is None else f
+            s = torch.zeros_like(leaf) if s is None else s
+            largest = float(s.abs().max().clamp(min=1e-30))
+            assert_close(f, s, rtol=grad_tolerance, atol=grad_tolerance * largest, msg=name)
+
+
+def test_the_batched_assembly_of_a_term_without_rays_is_zero_with_a_zero_gradient_as_in_the_loop():
+    weights, starts, ends, gt, surface, empty, _ = random_batch(torch.float64)
+    nothing = torch.zeros_like(surface)
+    lambdas = losses.DepthLossWeights(soft=0.03, hard=0.015, empty=0.015)
+    fast = losses.assemble_depth_losses(weights, starts, ends, gt, nothing, nothing, lambdas)
+    assert all(value.item() == 0.0 for value in fast.values())
+    grads = torch.autograd.grad(sum(fast.values()), weights)
+    assert all(g.abs().max().item() == 0.0 for g in grads)
+
+
+def test_stacked_levels_pad_with_zero_samples_and_take_the_same_assembly_as_the_list():
+    weights, starts, ends, gt, surface, empty, _ = random_batch(torch.float64)
+    stacked = losses.stack_levels(weights)
+    assert stacked.shape == (3, 96, 12, 1)
+    assert torch.equal(stacked[1, :, :7], weights[1]) and stacked[1, :, 7:].abs().max().item() == 0.0
+    lambdas = losses.DepthLossWeights(soft=0.03, hard=0.015, empty=0.015)
+    listed = losses.assemble_depth_losses(weights, starts, ends, gt, surface, empty, lambdas)
+    given_stacked = losses.assemble_depth_losses(stacked, losses.stack_levels(starts), losses.stack_levels(ends), gt,
+                                                 surface, empty, lambdas)
+    assert all(torch.equal(listed[name], given_stacked[name]) for name in listed)
+    with pytest.raises(ValueError, match="stacked"):
+        losses.assemble_depth_losses(stacked, starts, ends, gt, surface, empty, lambdas)
+
+
+def test_masked_means_are_the_masked_mean_of_each_column():
+    g = torch.Generator().manual_seed(1)
+    values = torch.rand(3, 20, 4, generator=g, dtype=torch.float64)
+    mask = torch.rand(20, 4, generator=g) > 0.5
+    mask[:, 2] = False
+    got = losses.masked_means(values, mask)
+    for k in range(4):
+        column = torch.stack([losses.masked_mean(values[level, :, k:k + 1], mask[:, k:k + 1])
+                              for level in range(3)]).mean()
+        assert_close(got[k], column)
+    assert got[2].item() == 0.0

@@ -16,6 +16,7 @@ and the viewer build rays from cameras, so every method renders with its own lea
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Sequence, Tuple, Type
@@ -71,6 +72,9 @@ from depth_strategies.core.sampling import trusted_rays
 RAY_DEPTH_OUTPUT = "ray_depth"
 """Key of a training step's outputs: the :class:`~depth_strategies.core.ray_depth.RayDepth` of its rays, prepared
 once in :meth:`DepthStrategyModel.get_outputs` for the guided sampler and reused by the depth losses."""
+
+BATCH_DEPTH_KEYS = (DEPTH_KEY, STATE_KEY, SIGMA_KEY)
+"""The keys of a training ray bundle's metadata that carry its batch's depth (``DepthDataManager.next_train``)."""
 
 SoftLossType = Literal["l2", "ds-nerf", "urf"]
 SceneType = Literal["auto", "object", "unbounded"]
@@ -397,7 +401,7 @@ class DepthStrategyModel(NerfactoModel):
         guide_depth, guide_valid, guide_half_width = self._training_guide(ray_bundle, ray_depth)
         ray_samples: RaySamples
         ray_samples, weights_list, ray_samples_list = self.proposal_sampler(
-            ray_bundle,
+            without_batch_depth(ray_bundle),
             density_fns=self.density_fns,
             guide_depth=guide_depth,
             guide_valid=guide_valid,
@@ -624,6 +628,19 @@ def depth_losses(
         lambdas=config.depth_loss_weights(),
         **per_ray,
     )
+
+
+def without_batch_depth(ray_bundle: RayBundle) -> RayBundle:
+    """``ray_bundle`` without the batch's depth, depth state and sigma in its metadata (a shallow copy; the bundle
+    itself when it carries none). The model reads them once per step, into its
+    :class:`~depth_strategies.core.ray_depth.RayDepth`; left in the bundle, the sampler would broadcast each of them
+    to the samples of every level (ops that nothing reads)."""
+    meta = ray_bundle.metadata or {}
+    if not any(key in meta for key in BATCH_DEPTH_KEYS):
+        return ray_bundle
+    stripped = copy.copy(ray_bundle)
+    stripped.metadata = {key: value for key, value in meta.items() if key not in BATCH_DEPTH_KEYS}
+    return stripped
 
 
 def scene_scale(model: Model) -> float:

@@ -20,10 +20,11 @@ Construction, for a ray with ``n`` NeRF samples of which ``g`` are guided (``g =
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+import copy
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, SpacedSampler
 from torch import Tensor
@@ -39,6 +40,15 @@ def num_guided_samples(num_samples: int, fraction: float) -> int:
     return max(0, min(round(fraction * num_samples), num_samples + 1 - MIN_OWN_EDGES - 1))
 
 
+def kept_edge_indices(num_edges: int, num_guided: int, device: torch.device | str = "cpu") -> Int[Tensor, " num_own"]:
+    """Which of a guided ray's ``num_edges`` own edges it keeps: ``n - g`` of them, evenly spaced in index, the
+    first and the last included."""
+    num_own = num_edges - (num_guided + 1)
+    if num_own < MIN_OWN_EDGES:
+        raise ValueError(f"{num_guided} guided bins leave fewer than {MIN_OWN_EDGES} of {num_edges} own edges")
+    return torch.linspace(0, num_edges - 1, num_own, device=device).round().long()
+
+
 def guided_bin_edges(
     own_edges: Float[Tensor, "*bs num_edges"],
     window_start: Float[Tensor, "*bs 1"],
@@ -46,6 +56,8 @@ def guided_bin_edges(
     valid: Bool[Tensor, "*bs 1"],
     num_guided: int,
     jitter: Optional[Float[Tensor, "*bs 1"]] = None,
+    keep: Optional[Int[Tensor, " num_own"]] = None,
+    strata: Optional[Float[Tensor, " num_guided_edges"]] = None,
 ) -> Float[Tensor, "*bs num_edges"]:
     """Merge ``num_guided`` stratified bins inside ``[window_start, window_end]`` into a ray's own sorted edges.
 
@@ -56,21 +68,22 @@ def guided_bin_edges(
         valid: rays that have a known surface depth; the others keep ``own_edges`` unchanged.
         num_guided: ``g``, the number of bins placed in the window (``0 <= g <= n - 2``).
         jitter: per-ray offset ``u`` in [0, 1) of the stratified window edges; ``None`` uses the centre 0.5.
+        keep: :func:`kept_edge_indices` of these sizes on ``own_edges``' device, when the caller holds them (a
+            sampler builds them once instead of every step); ``None`` builds them here.
+        strata: ``k = 0..g`` in ``own_edges``' dtype and device, likewise; ``None`` builds them here.
 
     Returns:
         ``n + 1`` sorted edges per ray.
     """
     num_edges = own_edges.shape[-1]
-    num_own = num_edges - (num_guided + 1)
     if num_guided == 0:
         return own_edges
-    if num_own < MIN_OWN_EDGES:
-        raise ValueError(f"{num_guided} guided bins leave fewer than {MIN_OWN_EDGES} of {num_edges} own edges")
-    keep = torch.linspace(0, num_edges - 1, num_own, device=own_edges.device).round().long()
+    if keep is None:
+        keep = kept_edge_indices(num_edges, num_guided, own_edges.device)
     kept = own_edges[..., keep]
     if jitter is None:
         jitter = torch.full_like(window_start, 0.5)
-    k = torch.arange(num_guided + 1, device=own_edges.device, dtype=own_edges.dtype)
+    k = torch.arange(num_guided + 1, device=own_edges.device, dtype=own_edges.dtype) if strata is None else strata
     step = (window_end - window_start) / (num_guided + 1)
     guided = window_start + (k + jitter) * step
     merged, _ = torch.sort(torch.cat([kept, guided], dim=-1), dim=-1)
@@ -90,12 +103,13 @@ def trusted_rays(
 
 
 def euclidean_to_spacing(
-    t: Float[Tensor, "*bs 1"],
+    t: Float[Tensor, "*bs num_points"],
     nears: Float[Tensor, "*bs 1"],
     fars: Float[Tensor, "*bs 1"],
     spacing_fn: Callable[[Tensor], Tensor],
-) -> Float[Tensor, "*bs 1"]:
-    """Inverse of nerfstudio's ``spacing_to_euclidean_fn``: s = (g(t) - g(near)) / (g(far) - g(near))."""
+) -> Float[Tensor, "*bs num_points"]:
+    """Inverse of nerfstudio's ``spacing_to_euclidean_fn``: s = (g(t) - g(near)) / (g(far) - g(near)), for any
+    number of distances per ray."""
     g_near, g_far = spacing_fn(nears), spacing_fn(fars)
     return (spacing_fn(t) - g_near) / (g_far - g_near)
 
@@ -104,6 +118,25 @@ def edges_from_samples(ray_samples: RaySamples) -> Float[Tensor, "*bs num_edges"
     """The ``n + 1`` spacing edges of ``n`` contiguous samples."""
     assert ray_samples.spacing_starts is not None and ray_samples.spacing_ends is not None
     return torch.cat([ray_samples.spacing_starts[..., 0], ray_samples.spacing_ends[..., -1:, 0]], dim=-1)
+
+
+def with_spacing_edges(ray_samples: RaySamples, edges: Float[Tensor, "*bs num_edges"]) -> RaySamples:
+    """``ray_samples`` with its ``n`` contiguous bins moved to the spacing ``edges`` (``n + 1`` per ray).
+
+    The same samples as ``ray_bundle.get_ray_samples`` builds from the bundle that ``ray_samples`` came from (bins
+    from the edges, deltas = ends - starts), without broadcasting the bundle's origins, directions, pixel area,
+    camera indices and metadata to the samples again: ``ray_samples`` holds them broadcast already (a shallow copy
+    shares them; the tests compare every field with nerfstudio's construction).
+    """
+    assert ray_samples.spacing_to_euclidean_fn is not None
+    euclidean = ray_samples.spacing_to_euclidean_fn(edges)
+    frustums = copy.copy(ray_samples.frustums)
+    frustums.starts, frustums.ends = euclidean[..., :-1, None], euclidean[..., 1:, None]
+    moved = copy.copy(ray_samples)
+    moved.frustums = frustums
+    moved.deltas = frustums.ends - frustums.starts
+    moved.spacing_starts, moved.spacing_ends = edges[..., :-1, None], edges[..., 1:, None]
+    return moved
 
 
 class DepthGuidedProposalSampler(ProposalNetworkSampler):
@@ -118,6 +151,18 @@ class DepthGuidedProposalSampler(ProposalNetworkSampler):
         if not isinstance(self.initial_sampler, SpacedSampler):
             raise TypeError("depth guidance needs a spaced initial sampler (e.g. nerfstudio's UniformSampler)")
         self.num_guided = num_guided_samples(self.num_nerf_samples_per_ray, guided_fraction)
+        self._guide_indices: Dict[Tuple[int, str, torch.dtype], Tuple[Tensor, Tensor]] = {}
+
+    def _kept_and_strata(self, own_edges: Tensor) -> Tuple[Tensor, Tensor]:
+        """:func:`kept_edge_indices` and ``k = 0..g`` of :func:`guided_bin_edges` for ``own_edges`` (its edge count,
+        device and dtype), built once instead of at every step (each is a kernel of its own)."""
+        key = (own_edges.shape[-1], str(own_edges.device), own_edges.dtype)
+        if key not in self._guide_indices:
+            self._guide_indices[key] = (
+                kept_edge_indices(own_edges.shape[-1], self.num_guided, own_edges.device),
+                torch.arange(self.num_guided + 1, device=own_edges.device, dtype=own_edges.dtype),
+            )
+        return self._guide_indices[key]
 
     def generate_ray_samples(  # type: ignore[override]
         self,
@@ -138,18 +183,15 @@ class DepthGuidedProposalSampler(ProposalNetworkSampler):
         assert isinstance(self.initial_sampler, SpacedSampler)
         nears, fars = ray_bundle.nears, ray_bundle.fars
         spacing_fn = self.initial_sampler.spacing_fn
-        lo = euclidean_to_spacing(torch.maximum(guide_depth - guide_half_width, nears), nears, fars, spacing_fn)
-        hi = euclidean_to_spacing(torch.minimum(guide_depth + guide_half_width, fars), nears, fars, spacing_fn)
-        jitter = uniform(lo) if self.training else None
-        edges = guided_bin_edges(edges_from_samples(ray_samples), lo, hi, guide_valid, self.num_guided, jitter)
-        edges = edges.detach()
-        assert ray_samples.spacing_to_euclidean_fn is not None
-        euclidean = ray_samples.spacing_to_euclidean_fn(edges)
-        guided_samples = ray_bundle.get_ray_samples(
-            bin_starts=euclidean[..., :-1, None],
-            bin_ends=euclidean[..., 1:, None],
-            spacing_starts=edges[..., :-1, None],
-            spacing_ends=edges[..., 1:, None],
-            spacing_to_euclidean_fn=ray_samples.spacing_to_euclidean_fn,
+        # both ends of the window in one conversion to spacing
+        window = euclidean_to_spacing(
+            torch.cat([torch.maximum(guide_depth - guide_half_width, nears),
+                       torch.minimum(guide_depth + guide_half_width, fars)], dim=-1),
+            nears, fars, spacing_fn,
         )
-        return guided_samples, weights_list, ray_samples_list
+        lo, hi = window[..., :1], window[..., 1:]
+        jitter = uniform(lo) if self.training else None
+        own = edges_from_samples(ray_samples)
+        keep, strata = self._kept_and_strata(own)
+        edges = guided_bin_edges(own, lo, hi, guide_valid, self.num_guided, jitter, keep=keep, strata=strata)
+        return with_spacing_edges(ray_samples, edges.detach()), weights_list, ray_samples_list

@@ -108,6 +108,23 @@ def test_depth_losses_do_not_depend_on_the_dataparser_scale():
         torch.testing.assert_close(half[name], one[name], msg=name)
 
 
+def test_the_samplers_ray_bundle_leaves_the_batch_depth_out_and_the_callers_bundle_keeps_it():
+    from nerfstudio.cameras.rays import RayBundle
+
+    from depth_strategies.core.data import SIGMA_KEY
+    from depth_strategies.core.model import without_batch_depth
+
+    norms = torch.rand(4, 1)
+    bundle = RayBundle(origins=torch.zeros(4, 3), directions=torch.ones(4, 3), pixel_area=torch.ones(4, 1),
+                       metadata={DEPTH_KEY: torch.rand(4, 1), STATE_KEY: torch.zeros(4, 1, dtype=torch.uint8),
+                                 SIGMA_KEY: torch.rand(4, 1), "directions_norm": norms})
+    stripped = without_batch_depth(bundle)
+    assert set(stripped.metadata) == {"directions_norm"} and torch.equal(stripped.metadata["directions_norm"], norms)
+    assert set(bundle.metadata) == {DEPTH_KEY, STATE_KEY, SIGMA_KEY, "directions_norm"}  # the caller's is unchanged
+    assert stripped.origins is bundle.origins and stripped.directions is bundle.directions
+    assert without_batch_depth(stripped) is stripped  # nothing to leave out: the bundle itself
+
+
 def test_build_nerfacto_modules_gives_nerfstudios_parameters(tiny_scene, monkeypatch):
     """Our module construction (offline LPIPS, guided sampler) builds exactly nerfstudio's parameters."""
     from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig

@@ -13,8 +13,10 @@ from depth_strategies.core.sampling import (
     edges_from_samples,
     euclidean_to_spacing,
     guided_bin_edges,
+    kept_edge_indices,
     num_guided_samples,
     trusted_rays,
+    with_spacing_edges,
 )
 
 
@@ -149,7 +151,7 @@ def make_sampler(fraction: float, cls=DepthGuidedProposalSampler, **extra):
         single_jitter=True,
         initial_sampler=UniformSampler(single_jitter=True),
     )
-    if cls is DepthGuidedProposalSampler:
+    if issubclass(cls, DepthGuidedProposalSampler):
         kwargs["guided_fraction"] = fraction
     return cls(**{**kwargs, **extra})
 
@@ -287,3 +289,105 @@ def test_guided_bins_stay_sorted_contiguous_and_metric_in_the_piecewise_spacing(
     # the spacing edges are the images of the distances under the piecewise spacing
     g = samples.spacing_to_euclidean_fn(samples.spacing_starts[..., 0])
     assert_close(g, starts, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- fewer ops, the same samples
+class FirstGuidedSampler(DepthGuidedProposalSampler):
+    """The guided sampler as first written, kept as the reference of the one that launches fewer kernels: each end of
+    the window converted to spacing on its own, the kept indices and strata built at every call, and the NeRF
+    samples built anew from the ray bundle (nerfstudio's ``get_ray_samples``, which broadcasts every field of the
+    bundle to the samples again)."""
+
+    def generate_ray_samples(self, ray_bundle=None, density_fns=None, guide_depth=None, guide_valid=None,
+                             guide_half_width=0.0, uniform=torch.rand_like):
+        ray_samples, weights_list, ray_samples_list = ProposalNetworkSampler.generate_ray_samples(
+            self, ray_bundle, density_fns)
+        if guide_depth is None or guide_valid is None or self.num_guided == 0:
+            return ray_samples, weights_list, ray_samples_list
+        nears, fars = ray_bundle.nears, ray_bundle.fars
+        spacing_fn = self.initial_sampler.spacing_fn
+        lo = euclidean_to_spacing(torch.maximum(guide_depth - guide_half_width, nears), nears, fars, spacing_fn)
+        hi = euclidean_to_spacing(torch.minimum(guide_depth + guide_half_width, fars), nears, fars, spacing_fn)
+        jitter = uniform(lo) if self.training else None
+        edges = guided_bin_edges(edges_from_samples(ray_samples), lo, hi, guide_valid, self.num_guided, jitter)
+        edges = edges.detach()
+        euclidean = ray_samples.spacing_to_euclidean_fn(edges)
+        guided_samples = ray_bundle.get_ray_samples(
+            bin_starts=euclidean[..., :-1, None],
+            bin_ends=euclidean[..., 1:, None],
+            spacing_starts=edges[..., :-1, None],
+            spacing_ends=edges[..., 1:, None],
+            spacing_to_euclidean_fn=ray_samples.spacing_to_euclidean_fn,
+        )
+        return guided_samples, weights_list, ray_samples_list
+
+
+def sample_fields(samples):
+    """Every tensor of a RaySamples, by name (the frustums' and the metadata's included)."""
+    f = samples.frustums
+    fields = {"origins": f.origins, "directions": f.directions, "starts": f.starts, "ends": f.ends,
+              "pixel_area": f.pixel_area, "camera_indices": samples.camera_indices, "deltas": samples.deltas,
+              "spacing_starts": samples.spacing_starts, "spacing_ends": samples.spacing_ends}
+    fields.update({f"metadata.{k}": v for k, v in (samples.metadata or {}).items()})
+    return fields
+
+
+@pytest.mark.parametrize("spacing", ["uniform", "piecewise"])
+@pytest.mark.parametrize("training", [True, False])
+def test_the_sampler_draws_bit_identical_samples_to_its_first_version(spacing, training):
+    from nerfstudio.model_components.ray_samplers import UniformLinDispPiecewiseSampler
+
+    def build(cls):
+        initial = UniformSampler(single_jitter=True) if spacing == "uniform" else \
+            UniformLinDispPiecewiseSampler(single_jitter=True)
+        return make_sampler(0.75, cls=cls, initial_sampler=initial).train(training)
+
+    bundle = make_bundle(8)
+    if spacing == "piecewise":
+        bundle.nears, bundle.fars = torch.full((8, 1), 0.05), torch.full((8, 1), 1000.0)
+    bundle.metadata = {"directions_norm": torch.ones(8, 1)}
+    depth = torch.tensor([[4.0], [3.0], [5.9], [2.1], [0.7], [12.0], [4.4], [3.3]])
+    valid = torch.tensor([[True], [False], [True], [True], [True], [True], [False], [True]])
+    field = TinyField()
+    drawn = {}
+    for cls in (FirstGuidedSampler, DepthGuidedProposalSampler):
+        torch.manual_seed(11)
+        stream = torch.Generator().manual_seed(5)
+        samples, weights, _ = build(cls)(bundle, density_fns=[field], guide_depth=depth, guide_valid=valid,
+                                         guide_half_width=torch.full((8, 1), 0.3),
+                                         uniform=lambda like: torch.rand(like.shape, generator=stream))
+        drawn[cls] = samples, weights
+    (first, first_weights), (now, now_weights) = drawn[FirstGuidedSampler], drawn[DepthGuidedProposalSampler]
+    first_fields, now_fields = sample_fields(first), sample_fields(now)
+    assert first_fields.keys() == now_fields.keys()
+    for name, value in first_fields.items():
+        assert now_fields[name].shape == value.shape and torch.equal(now_fields[name], value), name
+    probe = torch.rand(8, 5)
+    assert now.shape == first.shape
+    assert torch.equal(now.spacing_to_euclidean_fn(probe), first.spacing_to_euclidean_fn(probe))
+    assert all(torch.equal(a, b) for a, b in zip(first_weights, now_weights))
+
+
+def test_samples_with_new_spacing_edges_are_nerfstudios_samples_of_those_edges():
+    bundle = make_bundle(4)
+    bundle.metadata = {"directions_norm": torch.rand(4, 1)}
+    samples, _, _ = make_sampler(0.0)(bundle, density_fns=[TinyField()])
+    edges = torch.sort(torch.rand(4, N_NERF + 1), dim=-1).values
+    moved = with_spacing_edges(samples, edges)
+    euclidean = samples.spacing_to_euclidean_fn(edges)
+    built = bundle.get_ray_samples(euclidean[..., :-1, None], euclidean[..., 1:, None], edges[..., :-1, None],
+                                   edges[..., 1:, None], samples.spacing_to_euclidean_fn)
+    for name, value in sample_fields(built).items():
+        assert torch.equal(sample_fields(moved)[name], value), name
+    assert not torch.equal(samples.frustums.starts, moved.frustums.starts)  # the original is left as it was
+
+
+def test_guided_edges_with_the_indices_given_are_those_built_inside():
+    own = torch.sort(torch.rand(5, 17), dim=-1).values
+    lo, hi = torch.full((5, 1), 0.3), torch.full((5, 1), 0.5)
+    valid, jitter = torch.ones(5, 1, dtype=torch.bool), torch.rand(5, 1)
+    built = guided_bin_edges(own, lo, hi, valid, 8, jitter)
+    given = guided_bin_edges(own, lo, hi, valid, 8, jitter, keep=kept_edge_indices(17, 8), strata=torch.arange(9.0))
+    assert torch.equal(built, given)
+    with pytest.raises(ValueError, match="own edges"):
+        kept_edge_indices(9, 8)

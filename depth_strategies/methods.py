@@ -266,7 +266,8 @@ def nerfstudio_reference(stock_name: str) -> TrainerConfig:
     Model fields, optimizers and schedule are nerfstudio's; the model class only builds without a download
     (:mod:`depth_strategies.core.reference`) and the camera optimizer's exponential schedule is swapped for the same
     schedule with float state, so checkpoints reload under torch >= 2.6. ``depth-nerfacto`` is named
-    :data:`REFERENCE_NAME`.
+    :data:`REFERENCE_NAME`. A fresh deep copy at every call, which shares nothing with :data:`BASE_CONFIG` or
+    nerfstudio's configs, so that whoever runs it may mutate it (nerfstudio does).
     """
     # Imported here: nerfstudio's method_configs loads this module's entry points, so a top-level import cycles.
     from nerfstudio.configs.method_configs import method_configs
@@ -295,12 +296,15 @@ def nerfstudio_reference(stock_name: str) -> TrainerConfig:
             )
         optimizers[group] = {"optimizer": entry["optimizer"], "scheduler": scheduler}
     datamanager = dataclasses.replace(BASE_CONFIG.pipeline.datamanager, train_depth=train_depth, keep_alpha=False)
-    return dataclasses.replace(
+    # a deep copy: dataclasses.replace shares every sub-config it does not replace (the datamanager's pixel sampler,
+    # into which nerfstudio writes num_rays_per_batch while it sets up a run, the machine, the viewer) with
+    # BASE_CONFIG, and the optimizers with nerfstudio's method_configs
+    return copy.deepcopy(dataclasses.replace(
         BASE_CONFIG,
         method_name=method_name,
         pipeline=dataclasses.replace(BASE_CONFIG.pipeline, datamanager=datamanager, model=model),
         optimizers=optimizers,
-    )
+    ))
 
 
 def depth_nerfacto_reference() -> TrainerConfig:

@@ -327,3 +327,22 @@ def test_ns_train_on_a_nerfstudio_data_capture_needs_no_extra_flag_and_ns_render
     run_cli(["ns-render", "dataset", "--load-config", str(config), "--output-path", str(tmp_path / "render"),
              "--split", "test", "--rendered-output-names", "rgb", "depth"], cwd=tmp_path, timeout=900)
     assert len(list((tmp_path / "render").rglob("*.png"))) + len(list((tmp_path / "render").rglob("*.jpg"))) >= 2
+
+
+@pytest.mark.parametrize("stock_name", ["nerfacto", "depth-nerfacto"])
+def test_a_reference_config_shares_no_sub_config_with_the_base_or_with_nerfstudio(stock_name):
+    """nerfstudio writes the pixel sampler's num_rays_per_batch into the datamanager's sub-config while it sets up a
+    run: a reference config that shared it with BASE_CONFIG (or its optimizers with nerfstudio's method_configs)
+    would change every later config built from them."""
+    from nerfstudio.configs.method_configs import method_configs
+
+    base_rays = methods.BASE_CONFIG.pipeline.datamanager.pixel_sampler.num_rays_per_batch
+    stock_lr = method_configs[stock_name].optimizers["fields"]["optimizer"].lr
+    first, second = methods.nerfstudio_reference(stock_name), methods.nerfstudio_reference(stock_name)
+    first.pipeline.datamanager.pixel_sampler.num_rays_per_batch = base_rays + 7
+    first.optimizers["fields"]["optimizer"].lr = 123.0
+    assert second.pipeline.datamanager.pixel_sampler.num_rays_per_batch == base_rays
+    assert methods.BASE_CONFIG.pipeline.datamanager.pixel_sampler.num_rays_per_batch == base_rays
+    assert methods.nerfstudio_reference(stock_name).pipeline.datamanager.pixel_sampler.num_rays_per_batch == base_rays
+    assert second.optimizers["fields"]["optimizer"].lr == stock_lr
+    assert method_configs[stock_name].optimizers["fields"]["optimizer"].lr == stock_lr

@@ -158,12 +158,13 @@ def render_benchmark(
 
 def op_counts(data: Path, methods: List[str], size_profile: str, device: str, warmup: int
               ) -> Dict[str, Dict[str, object]]:
-    """Per method: the aten ops and host syncs of one training step after ``warmup`` steps
-    (:func:`depth_strategies.study.ops.count_training_step`), with the syncs by op name."""
+    """Per method: the aten ops (of them kernels and views) and host syncs of one training step after ``warmup``
+    steps (:func:`depth_strategies.study.ops.count_training_step`), with the syncs by op name."""
     counts = {}
     for name, loop in build_timers(data, methods, size_profile, device, warmup).items():
         count = count_training_step(loop)
-        counts[name] = {"ops": count.ops, "syncs": count.total_syncs, "sync_ops": dict(count.syncs)}
+        counts[name] = {"ops": count.ops, "kernels": count.kernels, "views": count.views, "syncs": count.total_syncs,
+                        "sync_ops": dict(count.syncs)}
     return counts
 
 
@@ -239,9 +240,9 @@ class BenchArgs:
     output: Optional[Path] = None
     """Also write the measurements as JSON here."""
     ops: bool = False
-    """Also count, for one training step of each method after the warm-up, the aten ops it dispatches and the
-    host-device synchronisations among them (:mod:`depth_strategies.study.ops`; the same on every device), beside
-    the time."""
+    """Also count, for one training step of each method after the warm-up, the aten ops it dispatches (and of them
+    the kernels, the ops that are not views) and the host-device synchronisations among them
+    (:mod:`depth_strategies.study.ops`; the same on every device), beside the time."""
 
 
 def entrypoint() -> None:
@@ -273,10 +274,12 @@ def entrypoint() -> None:
     for line in report_lines(result, render=args.render):
         print(line)
     if counts:
-        base = counts["depth-baseline"]["ops"]
-        print(f"{'method':<30} {'aten ops/step':>13} {'ratio':>7} {'host syncs/step':>15}")
+        base = counts["depth-baseline"]
+        print(f"{'method':<30} {'aten ops/step':>13} {'ratio':>7} {'kernels':>8} {'ratio':>7} {'views':>6} "
+              f"{'host syncs/step':>15}")
         for name, count in counts.items():
-            print(f"{name:<30} {count['ops']:13d} {count['ops'] / base:7.3f} {count['syncs']:15d}")
+            print(f"{name:<30} {count['ops']:13d} {count['ops'] / base['ops']:7.3f} {count['kernels']:8d} "
+                  f"{count['kernels'] / base['kernels']:7.3f} {count['views']:6d} {count['syncs']:15d}")
     if args.output is not None:
         payload = {
             "device": device_name,

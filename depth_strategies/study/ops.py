@@ -52,6 +52,12 @@ class OpCount:
 
     ops: int = 0
     """aten ops dispatched (each one a kernel launch or more on a GPU, for ops that compute)."""
+    views: int = 0
+    """Of the ops, views (``expand``, ``slice``, ``unsqueeze``, ``detach``, ...): they launch no kernel, only cost
+    the host the dispatch."""
+    sites: Counter = field(default_factory=Counter)
+    """With ``OpCounter(sites=True)``: ops by ``file:function`` of the innermost Python frame of this package or
+    nerfstudio that dispatched them; ops of the backward pass under :data:`BACKWARD_SITE`."""
     syncs: Counter = field(default_factory=Counter)
     """Host-synchronising ops, by aten name."""
     sync_sites: Counter = field(default_factory=Counter)
@@ -62,32 +68,56 @@ class OpCount:
     def total_syncs(self) -> int:
         return sum(self.syncs.values())
 
+    @property
+    def kernels(self) -> int:
+        """Ops that are not views: on a GPU, each launches a kernel (or more)."""
+        return self.ops - self.views
+
+
+BACKWARD_SITE = "<backward>"
+"""The site of the ops that the autograd engine dispatches (the backward pass)."""
+
+
+def _package_frames() -> list:
+    """The frames of the current Python stack in this package or nerfstudio, this module's excluded."""
+    return [f for f in traceback.extract_stack() if f.filename != __file__
+            and ("depth_strategies" in f.filename or "nerfstudio" in f.filename)]
+
 
 class OpCounter(TorchDispatchMode):
-    """``with OpCounter() as counter: ...``: counts into ``counter.count`` (:class:`OpCount`)."""
+    """``with OpCounter() as counter: ...``: counts into ``counter.count`` (:class:`OpCount`); with ``sites=True``
+    also where each op came from (:attr:`OpCount.sites`: a stack walk per op, for finding what to fuse)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sites: bool = False) -> None:
         super().__init__()
         self.count = OpCount()
+        self.record_sites = sites
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = func._schema.name
         self.count.ops += 1
+        self.count.views += bool(func.is_view)
+        if self.record_sites:
+            if torch._C._current_autograd_node() is not None:
+                self.count.sites[BACKWARD_SITE] += 1
+            else:
+                frames = _package_frames()
+                where = f"{Path(frames[-1].filename).name}:{frames[-1].name}" if frames else "<elsewhere>"
+                self.count.sites[where] += 1
         if is_sync(name, args, kwargs):
             self.count.syncs[name] += 1
-            frames = [f for f in traceback.extract_stack() if f.filename != __file__
-                      and ("depth_strategies" in f.filename or "nerfstudio" in f.filename)]
+            frames = _package_frames()
             if frames:
                 self.count.sync_sites[(name, f"{Path(frames[-1].filename).name}:{frames[-1].lineno}")] += 1
         return func(*args, **kwargs)
 
 
-def count_training_step(loop: Any) -> OpCount:
+def count_training_step(loop: Any, sites: bool = False) -> OpCount:
     """The ops of one training step of ``loop`` (:class:`depth_strategies.core.training.TrainingLoop`): the batch,
     the forward pass, the loss and the backward pass, as ``TrainingLoop.run`` does them (the optimizer step, the
-    same for every method, is left out)."""
-    with OpCounter() as counter:
+    same for every method, is left out). ``sites``: also count them by where they came from (:class:`OpCounter`)."""
+    with OpCounter(sites=sites) as counter:
         loop.optimizers.zero_grad_all()
         _, loss_dict, _ = loop.pipeline.get_train_loss_dict(step=loop.step)
         torch.stack(list(loss_dict.values())).sum().backward()

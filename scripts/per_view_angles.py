@@ -11,6 +11,8 @@ Usage (from the repository root)::
     python scripts/per_view_angles.py \\
         ../shared/measurements/gpu-2026-12-04/lego10-2000it/results-baseline-hard-hybrid-seed0.json \\
         --source ../shared/data/lego --method depth-hard
+    python scripts/per_view_angles.py docs/results/v0.6/regime-factors/results.json --source ../shared/data/lego \
+        --method depth-hard --scene lego-10/rays-4096
 """
 
 from __future__ import annotations
@@ -53,15 +55,25 @@ def main() -> None:
                         help="the split's source folder (e.g. ../shared/data/lego)")
     parser.add_argument("--method", required=True)
     parser.add_argument("--metric", default="psnr")
+    parser.add_argument("--scene", help="the scene (a scene/condition of a protocol with conditions, e.g. "
+                                        "lego-10/rays-4096); needed when the results hold several")
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
-    spec = results["protocol"]["scenes"][0]["split"]
+    scenes = list(dict.fromkeys(r["scene"] for r in results["runs"]))
+    if args.scene is None and len(scenes) > 1:
+        parser.error(f"{args.results} holds several scenes; pick one with --scene: {', '.join(scenes)}")
+    scene = args.scene or scenes[0]
+    if scene not in scenes:
+        parser.error(f"--scene {scene!r} is not in {args.results}: {', '.join(scenes)}")
+    runs = [r for r in results["runs"] if r["scene"] == scene]
+    base_scene = scene.split("/")[0]
+    spec = next(s for s in results["protocol"]["scenes"] if s["name"] == base_scene)["split"]
     angles = nearest_training_angles(args.source, spec)
     centres = camera_centres(args.source, spec["from_split"])
     baseline = results["protocol"]["baseline"]
-    values = {method: per_view([r for r in results["runs"] if r["method"] == method], args.metric)
+    values = {method: per_view([r for r in runs if r["method"] == method], args.metric)
               for method in (baseline, args.method)}
-    names = {v["index"]: v["name"] for r in results["runs"] for v in r.get("views") or []}
+    names = {v["index"]: v["name"] for r in runs for v in r.get("views") or []}
     per_seed: Dict[int, Dict[str, float]] = {}
     for (seed, index), value in values[args.method].items():
         if (seed, index) in values[baseline]:  # only views with both runs of the seed

@@ -10,4 +10,4 @@ follow the system (their layers: ``docs/development.md``):
 * :mod:`depth_strategies.viz`: figures, panels, videos, camera paths.
 """
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import math
 import warnings
 from pathlib import Path
@@ -99,7 +100,7 @@ def probe_run(run: Path, views: Sequence[str]) -> Dict[str, Dict[str, float]]:
     if config is None:
         raise SystemExit(f"{run}: no nerfstudio/run/*/*/config.yml (give a ds-compare run folder that kept its "
                          "checkpoint)")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # nerfstudio's loading chatter
         warnings.simplefilter("ignore")
         _, pipeline, _, _ = eval_setup(config, test_mode="test")
     pipeline.eval()

@@ -10,6 +10,7 @@ formula computed with :mod:`math`, so every stored learning rate is a Python flo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -23,6 +24,7 @@ from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCall
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.schedulers import Scheduler, SchedulerConfig
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch.optim import Optimizer, lr_scheduler
 
 from depth_strategies.core.atomic import atomic_path
@@ -137,20 +139,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class TrainingLoop:
-    """One method's pipeline and optimizers, stepped exactly like nerfstudio's ``Trainer.train_iteration``.
+def nerfstudio_trainer(config: TrainerConfig, device: str) -> Trainer:
+    """nerfstudio's ``Trainer`` for ``config`` on ``device``, built but not set up (no pipeline, writers or viewer
+    yet): its mixed precision, gradient scaler and gradient accumulation are decided as ``ns-train`` decides them,
+    from the config and the device (mixed precision off on the CPU)."""
+    config = dataclasses.replace(config, machine=dataclasses.replace(config.machine, device_type=device.split(":")[0]))
+    with CONSOLE.capture():  # "Mixed precision is disabled for CPU training."
+        return Trainer(config)
 
-    For benchmarks and tests that train in-process: no writers or viewer (nerfstudio's ``Trainer`` registers
-    global event writers, which would leak from one run into the next); :meth:`save` writes a run that
-    nerfstudio's tools load.
+
+class TrainingLoop:
+    """One method's pipeline and optimizers, stepped by nerfstudio's own ``Trainer.train_iteration``: the step
+    ``ns-train`` runs, with its mixed precision (autocast and the gradient scaler on CUDA when the config asks for
+    them, off on the CPU) and gradient accumulation, so ``ds-bench`` times the step users run.
+
+    For benchmarks and tests that train in-process: the ``Trainer`` is built but never set up, so there are no
+    writers or viewer (nerfstudio's ``Trainer.setup`` registers global event writers, which would leak from one run
+    into the next); :meth:`save` writes a run that nerfstudio's tools load.
     """
 
     def __init__(self, config: TrainerConfig, device: str, test_mode: Literal["val", "test"] = "val"):
         self.device = device
-        self.config = config
+        self.trainer = nerfstudio_trainer(config, device)
+        self.config = config = self.trainer.config
         self.pipeline = config.pipeline.setup(device=device, test_mode=test_mode)
         self.optimizers = Optimizers(config.optimizers, self.pipeline.get_param_groups())
-        self.grad_scaler = torch.amp.GradScaler(enabled=False)
+        self.trainer.pipeline, self.trainer.optimizers = self.pipeline, self.optimizers
+        self.grad_scaler = self.trainer.grad_scaler
         attrs = TrainingCallbackAttributes(
             optimizers=self.optimizers,
             grad_scaler=self.grad_scaler,
@@ -171,12 +186,7 @@ class TrainingLoop:
         for _ in range(iterations):
             for cb in self.callbacks:
                 cb.run_callback_at_location(self.step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-            self.optimizers.zero_grad_all()
-            _, loss_dict, _ = self.pipeline.get_train_loss_dict(step=self.step)
-            loss = torch.stack([v for v in loss_dict.values()]).sum()
-            loss.backward()
-            self.optimizers.optimizer_step_all()
-            self.optimizers.scheduler_step_all(self.step)
+            self.trainer.train_iteration(self.step)
             for cb in self.callbacks:
                 cb.run_callback_at_location(self.step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
             self.step += 1

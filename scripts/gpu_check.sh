@@ -2,7 +2,8 @@
 # The GPU check, on a machine with one GPU and the package installed (about 5-8 minutes on an H200):
 #   1. the environment: Python, torch, CUDA, the GPU, whether tiny-cuda-nn imports;
 #   2. ds-bench at the methods' default (nerfacto's) sizes, with nerfstudio's nerfacto and depth-nerfacto as
-#      reference rows, on a 128 px built-in scene;
+#      reference rows, on a 128 px built-in scene, with each method's op counts (--ops) and a torch.profiler
+#      table of its training step (--profile: top CUDA kernels and host-side ops by self time, OUT/profile/);
 #   3. depth-baseline vs depth-hybrid on lego with 10 training views (ds-split-scene), default sizes, a few hundred
 #      iterations through ds-compare, then ns-eval on each run.
 # Everything lands in OUT (default gpu_check/); OUT/summary.json gathers the figures.
@@ -24,7 +25,7 @@ python "$(dirname "$0")/gpu_environment.py" "$out/environment.json" "$device" gp
 echo "== ds-bench, sizes $sizes, with reference rows"
 ds-make-scene "$out/scene128" --resolution 128 --views-train 20 --views-val 1 --views-test 2 >/dev/null
 ds-bench --data "$out/scene128" --sizes "$sizes" --device "$device" --warmup 5 --iterations 10 --rounds 3 \
-  --output "$out/bench.json"
+  --ops --profile "$out/profile" --output "$out/bench.json"
 
 echo "== depth-baseline vs depth-hybrid on lego-10, sizes $sizes, $iterations iterations"
 protocol_sizes=$([ "$sizes" = default ] && echo null || echo "$sizes")
@@ -65,7 +66,8 @@ for run in results["runs"]:
         "ns_eval": json.loads(evals[0].read_text())["results"] if evals else None,
     }
 summary = {"environment": json.loads((out / "environment.json").read_text()),
-           "bench": json.loads((out / "bench.json").read_text()), "lego10": runs}
+           "bench": json.loads((out / "bench.json").read_text()),
+           "profile": json.loads((out / "profile" / "profile.json").read_text()), "lego10": runs}
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps(summary, indent=2))
 PY

@@ -80,3 +80,7 @@ def test_gpu_check_smoke_run_on_the_cpu_writes_its_summary(tmp_path):
     assert set(summary["lego10"]) == {"depth-baseline", "depth-hybrid"}
     assert all(run["status"] == "ok" and run["ns_eval"] for run in summary["lego10"].values())
     assert summary["bench"] and summary["environment"]["torch"]
+    counts = summary["bench"]["op_counts"]
+    assert counts["depth-hybrid"]["syncs"] == counts["depth-baseline"]["syncs"]
+    assert {"depth-baseline", "nerfacto"} <= set(summary["profile"]["methods"])  # a table per row, references too
+    assert (out / "profile" / "profile.md").read_text().count("### ") == len(summary["profile"]["methods"])

@@ -34,6 +34,7 @@ from depth_strategies.methods import (
     nerfstudio_reference,
 )
 from depth_strategies.study.ops import count_training_step
+from depth_strategies.study.profile import profile_summary, profile_table
 
 DEFAULT_SIZES = "default"
 """``--sizes default``: the methods' own (GPU) sizes, no profile applied."""
@@ -168,6 +169,14 @@ def op_counts(data: Path, methods: List[str], size_profile: str, device: str, wa
     return counts
 
 
+def profiles(data: Path, methods: List[str], size_profile: str, device: str, warmup: int, steps: int, top: int
+             ) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
+    """Per method: the ops (and on CUDA the kernels) with the most self time over ``steps`` training steps after
+    ``warmup`` steps (:func:`depth_strategies.study.profile.profile_summary`)."""
+    return {name: profile_summary(loop, steps, top)
+            for name, loop in build_timers(data, methods, size_profile, device, warmup).items()}
+
+
 def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
     """Whether ``name`` meets its target: a strategy <= TARGET_RATIO x depth-baseline; depth-baseline <=
     BASELINE_TARGET x nerfacto (when nerfacto was timed); references have none."""
@@ -243,6 +252,14 @@ class BenchArgs:
     """Also count, for one training step of each method after the warm-up, the aten ops it dispatches (and of them
     the kernels, the ops that are not views) and the host-device synchronisations among them
     (:mod:`depth_strategies.study.ops`; the same on every device), beside the time."""
+    profile: Optional[Path] = None
+    """Also profile each method's training step with ``torch.profiler`` (after the warm-up) and write, in this
+    folder, ``profile.md`` (per method the ops and, on CUDA, the kernels with the most self time per step) and
+    ``profile.json`` (the same as data)."""
+    profile_steps: int = 5
+    """Training steps profiled per method with --profile."""
+    profile_top: int = 15
+    """Ops listed per method and clock with --profile."""
 
 
 def entrypoint() -> None:
@@ -265,6 +282,8 @@ def entrypoint() -> None:
         else:
             times = benchmark(data, methods, args.sizes, args.device, args.warmup, args.iterations, args.rounds)
         counts = op_counts(data, methods, args.sizes, args.device, args.warmup) if args.ops else {}
+        profiled = (profiles(data, methods, args.sizes, args.device, args.warmup, args.profile_steps, args.profile_top)
+                    if args.profile is not None else {})
     result = ratios(times)
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
@@ -280,6 +299,15 @@ def entrypoint() -> None:
         for name, count in counts.items():
             print(f"{name:<30} {count['ops']:13d} {count['ops'] / base['ops']:7.3f} {count['kernels']:8d} "
                   f"{count['kernels'] / base['kernels']:7.3f} {count['views']:6d} {count['syncs']:15d}")
+    if profiled:
+        header = [f"# ds-bench --profile on {device_name}, sizes '{args.sizes}', {args.profile_steps} steps per "
+                  "method after the warm-up", ""]
+        args.profile.mkdir(parents=True, exist_ok=True)
+        body = [line for name, summary in profiled.items() for line in profile_table(name, summary)]
+        write_text_atomic(args.profile / "profile.md", "\n".join(header + body))
+        write_text_atomic(args.profile / "profile.json", json.dumps(
+            {"device": device_name, "sizes": args.sizes, "steps": args.profile_steps, "methods": profiled}, indent=2))
+        print(f"Profiles: {args.profile / 'profile.md'}")
     if args.output is not None:
         payload = {
             "device": device_name,

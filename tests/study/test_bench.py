@@ -81,3 +81,21 @@ def test_ds_bench_ops_counts_each_methods_aten_ops_and_host_syncs_beside_the_tim
     assert counts["depth-hard"]["ops"] > counts["depth-baseline"]["ops"]  # the guide and the losses are extra ops
     assert counts["depth-hard"]["syncs"] == counts["depth-baseline"]["syncs"]  # but no extra sync
     assert "aten ops/step" in proc.stdout and "host syncs/step" in proc.stdout
+
+
+def test_ds_bench_profile_writes_each_methods_ops_ranked_by_self_time(tiny_scene, tmp_path):
+    out = tmp_path / "profile"
+    proc = run_cli(["ds-bench", "--data", str(tiny_scene), "--sizes", "tiny", "--methods", "depth-hybrid",
+                    "--references", "--warmup", "1", "--iterations", "1", "--rounds", "1", "--profile", str(out),
+                    "--profile-steps", "2", "--profile-top", "5"], cwd=tmp_path)
+    profiled = json.loads((out / "profile.json").read_text())
+    assert profiled["steps"] == 2 and set(profiled["methods"]) == {"depth-baseline", "depth-hybrid"}
+    for summary in profiled["methods"].values():
+        assert set(summary) == {"cpu"}  # no CUDA clock on the CPU
+        ops = summary["cpu"]
+        assert len(ops) == 5 and all(op["name"] and op["self_cpu_ms"] > 0 and op["calls"] > 0 for op in ops)
+        times = [op["self_cpu_ms"] for op in ops]
+        assert times == sorted(times, reverse=True) and 0 < sum(op["share"] for op in ops) <= 1
+    table = (out / "profile.md").read_text()
+    assert "### depth-hybrid: ops by host (CPU) self time, per training step" in table
+    assert "Profiles:" in proc.stdout

@@ -95,9 +95,9 @@ def collapsed_runs(runs: Iterable[Mapping[str, Any]]) -> Dict[Any, str]:
 
 
 def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
-    """One row per (scene, method): status, error, and for every metric the mean and std over test views (each view
-    averaged over seeds first), the number of views, and the std over seeds of each seed's mean (the run-to-run
-    spread; None with one seed)."""
+    """One row per (scene, method): status, error, the seeds run (``seed_ids``), and for every metric the mean and std
+    over test views (each view averaged over seeds first), the number of views, and the std over seeds of each seed's
+    mean (the run-to-run spread; None with one seed)."""
     rows = []
     for (scene, method), group in group_runs(main_runs(results) if runs is None else runs).items():
         failed = [r for r in group if r["status"] != "ok"]
@@ -105,6 +105,7 @@ def summarize(results: Dict[str, Any], runs: Optional[List[Dict[str, Any]]] = No
             "scene": scene,
             "method": method,
             "seeds": len(group),
+            "seed_ids": sorted((r.get("seed") for r in group), key=str),
             "status": "failed" if len(failed) == len(group) else "ok",
             "error": failed[0].get("error") if failed else None,
             "sweep": group[0].get("sweep"),

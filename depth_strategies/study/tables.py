@@ -132,6 +132,9 @@ def main_table(
         "| method | " + " | ".join(_header(results, m) for m in metrics) + " | train s/iter (wall) |",
         "|---|" + "---|" * (len(metrics) + 1),
     ]
+    baseline = (results.get("protocol") or {}).get("baseline")
+    baseline_seeds = next((r.get("seed_ids") for r in rows if r["method"] == baseline), None)
+    other_seeds = False
     for row in rows:
         if row["status"] != "ok":
             error = (row["error"] or "").replace("|", "/").splitlines()[0][:160] if row["error"] else ""
@@ -154,7 +157,16 @@ def main_table(
             cells.append(text)
         spi = row["seconds_per_iteration"]
         cells.append(f"{spi:.3f}" if spi else "–")
-        lines.append(f"| {row['method']}{_collapse_note(row)} | " + " | ".join(cells) + " |")
+        seeds_note = ""
+        if baseline_seeds is not None and row.get("seed_ids") not in (None, baseline_seeds):
+            word = "seed" if len(row["seed_ids"]) == 1 else "seeds"
+            seeds_note, other_seeds = f" ({word} {', '.join(map(str, row['seed_ids']))})", True
+        lines.append(f"| {row['method']}{seeds_note}{_collapse_note(row)} | " + " | ".join(cells) + " |")
+    if other_seeds:
+        lines += ["", f"A method marked with its seeds ran other seeds than {baseline} "
+                  f"({', '.join(map(str, baseline_seeds))}): its mean ± std is over its own seeds, so set it beside "
+                  "the others' with care; the difference in brackets pairs it with the baseline's runs of the same "
+                  "seeds only."]
     return "\n".join(lines)
 
 

@@ -92,3 +92,20 @@ def test_the_budget_leaves_out_seeds_whose_runs_were_trained_on_different_platfo
                         curve_run("depth-hard", 1, (10, 21, 23), "B")]}  # seed 1 is not a pair
     (entry,) = budget_summary(results)
     assert entry["steps"] == {0: 100.0}
+
+
+def test_a_method_run_on_other_seeds_than_the_baseline_says_so_under_its_unpaired_mean():
+    results = {
+        "protocol": {"baseline": "depth-baseline"},
+        "metrics": {"psnr": {"better": "higher", "unit": "dB"}},
+        "runs": [run("depth-baseline", seed, 20.0, [OK_VIEW] * 3) for seed in range(5)]
+        + [run("depth-hard", seed, 21.0, [OK_VIEW] * 3) for seed in range(5)]
+        + [run("ablation", seed, 22.0, [OK_VIEW] * 3) for seed in range(3)],
+    }
+    table = main_table(results, "s", summarize(results), [])
+    line = {row.split("|")[1].strip().split(" ")[0]: row for row in table.splitlines()[2:] if row.startswith("|")}
+    assert "ablation (seeds 0, 1, 2) |" in line["ablation"]
+    assert "seeds" not in line["depth-hard"] and "seeds" not in line["depth-baseline"]
+    assert "ran other seeds than depth-baseline (0, 1, 2, 3, 4)" in table
+    same = dict(results, runs=[r for r in results["runs"] if r["method"] != "ablation"])
+    assert "other seeds" not in main_table(same, "s", summarize(same), [])

@@ -32,12 +32,16 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 
 def pytest_configure(config):
     """Under pytest-xdist (the README's test command runs two workers) each worker trains with its share of the
-    CPU cores as torch threads, so that the workers share the cores instead of oversubscribing them."""
+    CPU cores as torch threads, and so do the command lines it starts (``ns-train``, ``ds-compare``: they inherit
+    ``OMP_NUM_THREADS``), so that the workers share the cores instead of oversubscribing them: two processes with
+    two OpenMP threads each on two cores ran a training step 10x slower than one thread each."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        share = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)  # this test process only: its children inherit it
 
 
 @pytest.fixture(scope="session")

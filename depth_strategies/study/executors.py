@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import site
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,13 @@ Runner = Callable[[Dict[str, Any], Path, Callable[[int, int], None]], int]
 """Runs one job (``job``, ``log_path``, ``on_progress(step, total)``) and returns the worker's exit status."""
 
 WORKER_MODULE = "depth_strategies.study.worker"
-"""Module run (``python -m``) for each training run."""
+"""Module run (``python -P -m``) for each training run."""
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The folder this ``depth_strategies`` is imported from."""
+WORKER: Tuple[str, ...] = (sys.executable, "-P", "-m", WORKER_MODULE)
+"""The worker's command line. ``-P``: the current directory is not put first on the worker's ``sys.path``, so a
+study started from a folder that holds another checkout of the package (a frozen worktree, an older clone) trains
+with the code that planned it, not with that folder's (:func:`worker_environment` puts this package first)."""
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -43,11 +50,23 @@ def parse_progress(line: str) -> Optional[Tuple[int, int]]:
         return None
 
 
+def worker_environment(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of a worker process: this process's, the job's ``extra`` (e.g. the GPU the executor gave the
+    run), and, where this package is a source checkout rather than an installed copy, its folder first on
+    ``PYTHONPATH``, so that the worker imports the code of the ``ds-compare`` that planned the run (whose hash the
+    run's fingerprint holds) whatever the worker's current directory or the editable install point at."""
+    env = {**os.environ, **(extra or {})}
+    installed = any(PACKAGE_ROOT == Path(p).resolve() for p in site.getsitepackages() + [site.getusersitepackages()])
+    if not installed:
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
 def run_in_subprocess(
     job: Dict[str, Any],
     log_path: Path,
     on_progress: ProgressCallback,
-    worker: Sequence[str] = (sys.executable, "-m", WORKER_MODULE),
+    worker: Sequence[str] = WORKER,
 ) -> int:
     """Run one job in a fresh process (``worker JOB.json PROGRESS_FD``); its stdout and stderr go to ``log_path``,
     its progress comes back over a pipe of its own."""
@@ -56,7 +75,7 @@ def run_in_subprocess(
     read_fd, write_fd = os.pipe()
     with log_path.open("w") as log, os.fdopen(read_fd) as channel:
         try:
-            env = {**os.environ, **job.get("env", {})}  # e.g. the GPU the executor gave this run
+            env = worker_environment(job.get("env", {}))
             proc = subprocess.Popen(
                 [*worker, str(job_path), str(write_fd)], stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
                 env=env,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from depth_strategies.study.compare import execute
-from depth_strategies.study.executors import Events, LocalExecutor, Request
+from depth_strategies.study.executors import Events, LocalExecutor, Request, run_in_subprocess
 from depth_strategies.study.protocol import load_protocol
 from depth_strategies.study.runs import expand_runs
 from tests.conftest import TEST_DATA, console_script
@@ -109,3 +109,20 @@ def test_ray_executor_runs_the_protocol_retries_failures_and_resumes(tmp_path):
     assert broken["status"] == "failed" and "guided fraction" in broken["error"]
     again, _ = _compare([str(protocol), "--output", str(tmp_path / "ray")], tmp_path)  # resume on this machine
     assert "Reusing 1 finished run(s); 1 to run." in again.stdout
+
+
+def test_a_worker_imports_the_package_that_planned_its_run_not_one_in_its_current_directory(tmp_path, monkeypatch):
+    # a study started from a folder holding another checkout (here a decoy whose import fails) trains with the code
+    # whose hash the run's fingerprint holds; before, `python -m` put the current directory first
+    decoy = tmp_path / "elsewhere" / "depth_strategies"
+    (decoy / "study").mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy checkout was imported')\n")
+    (decoy / "study" / "__init__.py").write_text("")
+    monkeypatch.chdir(decoy.parent)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    job = {"run_dir": str(run_dir), "run_id": "x/y/seed0", "fingerprint": "f", "run": {}, "device": "cpu"}
+    code = run_in_subprocess(job, run_dir / "log.txt", lambda step, total: None)
+    log = (run_dir / "log.txt").read_text()
+    assert "decoy" not in log
+    assert code == 1 and "failed" in (run_dir / "failed.json").read_text()  # the real worker ran and refused the job

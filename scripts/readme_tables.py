@@ -3,8 +3,11 @@
     <!-- table: docs/results/v0.3/robustness/results.md :: Robustness on `lego-10`: noise, psnr -->
 
 is replaced by the table under the first heading of that ``results.md`` (written by ``ds-compare``) that starts with
-the text after ``::`` (without its ``#``). ``--check`` changes nothing and exits 1 if a table differs from its source,
-naming it (the test suite runs it), so the README's copies cannot drift from the committed results.
+the text after ``::`` (without its ``#``). A marker may end with ``:: columns psnr, ssim, depth_l1`` to copy only
+the first column and those columns, in the source's order (a column is named by its header's first word:
+``depth_l1`` is ``depth_l1 (units) ↓``, not ``depth_l1_expected (units) ↓``). ``--check`` changes nothing and exits
+1 if a table differs from its source, naming it (the test suite runs it), so the README's copies cannot drift from
+the committed results.
 
     python scripts/readme_tables.py            # rewrite the README's marked tables
     python scripts/readme_tables.py --check    # only compare
@@ -21,7 +24,7 @@ from typing import List, Tuple
 from depth_strategies.core.atomic import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"^<!-- table: (?P<path>\S+) :: (?P<heading>.+?) -->$")
+MARKER = re.compile(r"^<!-- table: (?P<path>\S+) :: (?P<heading>.+?)(?: :: columns (?P<columns>.+?))? -->$")
 
 
 class TableError(ValueError):
@@ -47,6 +50,22 @@ def source_table(path: Path, heading: str) -> List[str]:
     raise TableError(f"{path}: no heading starting with {heading!r}")
 
 
+def _cells(row: str) -> List[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def select_columns(table: List[str], columns: List[str]) -> List[str]:
+    """The first column of a markdown ``table`` and the columns whose header's first word is in ``columns``, in the
+    table's order; raises TableError naming a requested column the table does not have."""
+    header = _cells(table[0])
+    keep = [0] + [i for i, name in enumerate(header) if i and name.split(" ")[0] in columns]
+    missing = [c for c in columns if c not in {header[i].split(" ")[0] for i in keep}]
+    if missing:
+        raise TableError(f"no column {missing[0]!r} in the table (its columns: {', '.join(header[1:])})")
+    return ["| " + " | ".join(_cells(row)[i] for i in keep) + " |" if n != 1 else "|" + "---|" * len(keep)
+            for n, row in enumerate(table)]
+
+
 def fill(readme: str, root: Path) -> Tuple[str, List[str]]:
     """The README with every marked table replaced by its source, and the markers whose table changed."""
     lines = readme.splitlines()
@@ -65,6 +84,8 @@ def fill(readme: str, root: Path) -> Tuple[str, List[str]]:
             old.append(lines[i])
             i += 1
         new = source_table(root / match["path"], match["heading"])
+        if match["columns"]:
+            new = select_columns(new, [c.strip() for c in match["columns"].split(",")])
         if new != old:
             changed.append(f"{match['path']} :: {match['heading']}")
         out.extend(new)

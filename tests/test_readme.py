@@ -79,3 +79,17 @@ def test_a_marker_naming_a_missing_heading_stops_with_the_file_and_heading(tiny)
     result = run_script("--check", "--readme", str(tiny))
     assert result.returncode == 2
     assert "results.md: no heading starting with 'Robustness on `s`: sparse, depth_l1'" in result.stderr
+
+
+def test_a_column_selection_keeps_the_first_column_and_the_named_ones_by_their_first_word(tmp_path):
+    (tmp_path / "results.md").write_text(
+        "## Scene `s`\n\n| method | psnr (dB) ↑ | depth_l1 (units) ↓ | depth_l1_expected (units) ↓ |\n"
+        "|---|---|---|---|\n| depth-baseline | 20.00 ± 1.00 | 0.060 ± 0.010 | 0.070 ± 0.010 |\n\nAfter.\n")
+    page = tmp_path / "page.md"
+    page.write_text("<!-- table: results.md :: Scene `s` :: columns depth_l1 -->\n| stale |\n")
+    assert run_script("--readme", str(page)).returncode == 0
+    assert page.read_text().splitlines()[1:] == [
+        "| method | depth_l1 (units) ↓ |", "|---|---|", "| depth-baseline | 0.060 ± 0.010 |"]
+    page.write_text("<!-- table: results.md :: Scene `s` :: columns lpips -->\n| stale |\n")
+    result = run_script("--check", "--readme", str(page))
+    assert result.returncode == 2 and "no column 'lpips'" in result.stderr

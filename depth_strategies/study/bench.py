@@ -157,24 +157,21 @@ def render_benchmark(
     return interleaved(methods, rounds, lambda name: render_seconds(timers[name]))
 
 
-def op_counts(data: Path, methods: List[str], size_profile: str, device: str, warmup: int
-              ) -> Dict[str, Dict[str, object]]:
-    """Per method: the aten ops (of them kernels and views) and host syncs of one training step after ``warmup``
-    steps (:func:`depth_strategies.study.ops.count_training_step`), with the syncs by op name."""
+def op_counts(loops: Dict[str, TrainingLoop]) -> Dict[str, Dict[str, object]]:
+    """Per method: the aten ops (of them kernels and views) and host syncs of one training step of its warmed-up
+    loop (:func:`depth_strategies.study.ops.count_training_step`), with the syncs by op name."""
     counts = {}
-    for name, loop in build_timers(data, methods, size_profile, device, warmup).items():
+    for name, loop in loops.items():
         count = count_training_step(loop)
         counts[name] = {"ops": count.ops, "kernels": count.kernels, "views": count.views, "syncs": count.total_syncs,
                         "sync_ops": dict(count.syncs)}
     return counts
 
 
-def profiles(data: Path, methods: List[str], size_profile: str, device: str, warmup: int, steps: int, top: int
-             ) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
-    """Per method: the ops (and on CUDA the kernels) with the most self time over ``steps`` training steps after
-    ``warmup`` steps (:func:`depth_strategies.study.profile.profile_summary`)."""
-    return {name: profile_summary(loop, steps, top)
-            for name, loop in build_timers(data, methods, size_profile, device, warmup).items()}
+def profiles(loops: Dict[str, TrainingLoop], steps: int, top: int) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
+    """Per method: the ops (and on CUDA the kernels) with the most self time over ``steps`` training steps of its
+    warmed-up loop (:func:`depth_strategies.study.profile.profile_summary`)."""
+    return {name: profile_summary(loop, steps, top) for name, loop in loops.items()}
 
 
 def verdict(name: str, result: Dict[str, Tuple[float, float]]) -> str:
@@ -281,9 +278,11 @@ def entrypoint() -> None:
             times = render_benchmark(data, methods, args.sizes, args.device, args.warmup, args.rounds)
         else:
             times = benchmark(data, methods, args.sizes, args.device, args.warmup, args.iterations, args.rounds)
-        counts = op_counts(data, methods, args.sizes, args.device, args.warmup) if args.ops else {}
-        profiled = (profiles(data, methods, args.sizes, args.device, args.warmup, args.profile_steps, args.profile_top)
-                    if args.profile is not None else {})
+        # one set of warmed-up loops for the op counts and the profiles (building them is most of their cost)
+        loops = build_timers(data, methods, args.sizes, args.device, args.warmup) \
+            if args.ops or args.profile is not None else {}
+        counts = op_counts(loops) if args.ops else {}
+        profiled = profiles(loops, args.profile_steps, args.profile_top) if args.profile is not None else {}
     result = ratios(times)
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"

@@ -19,7 +19,7 @@ import numpy as np
 
 from depth_strategies.core.data import CONSISTENCY_KEY
 from depth_strategies.methods import apply_overrides, method_config
-from depth_strategies.study.compare import prepare_scene
+from depth_strategies.study.scene_folders import prepare_scene
 from depth_strategies.study.protocol import load_protocol
 from depth_strategies.study.runs import DEGRADATIONS_FIELD
 

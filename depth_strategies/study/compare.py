@@ -21,27 +21,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import tyro
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from depth_strategies.core.atomic import write_text_atomic
-from depth_strategies.core.metrics import EVALUATION_PROTOCOL
-from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
 from depth_strategies.study import comparisons, provenance, report
 from depth_strategies.study.executors import (
     Events,
     Executor,
     LocalExecutor,
     Request,
+    busy_machine_warning,
     make_executor,
     run_in_subprocess,
     visible_gpus,
@@ -49,87 +46,17 @@ from depth_strategies.study.executors import (
 from depth_strategies.study.protocol import (
     Protocol,
     ProtocolError,
-    SceneSpec,
     load_protocol,
     protocol_from_results,
-    resolve_path,
 )
+from depth_strategies.study.results import Figures, RunOutcome, assemble_results, resolve_device, write_outputs
 from depth_strategies.study.runs import RunSpec, expand_runs
+from depth_strategies.study.scene_folders import prepare_scene, test_view_count
 
 CONSOLE = Console()
-RESULTS_SCHEMA_VERSION = 1
-Figures = Callable[[Dict[str, Any], Path], List[Path]]
-"""Draws the plots and panels of a results dictionary into the output folder; returns the files written. The
-``ds-compare`` console script passes :func:`depth_strategies.viz.figures.make_all_figures`: ``viz`` is a layer above
-the study, which never imports it (docs/development.md, Layers)."""
-"""Version of the results.json layout."""
-
-
-# ------------------------------------------------------------------------------------------- scenes
-def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
-    """The folder of a protocol scene, generating or splitting it under ``out/scenes`` when needed."""
-    if scene.path is not None:
-        path = resolve_path(scene.path, data_root)
-        if not ((path / "transforms_train.json").is_file() or is_nerfstudio_data(path)):
-            raise ProtocolError(
-                f"scene {scene.name}: {path} is neither a Blender-format scene (transforms_train.json) nor "
-                "nerfstudio-data (transforms.json); point the protocol at the folder that holds one of them"
-            )
-        return path
-    target = out / "scenes" / scene.name
-    recipe = json.dumps(dataclasses.asdict(scene), sort_keys=True)
-    stamp = target / ".recipe.json"
-    if stamp.is_file() and stamp.read_text() == recipe:
-        return target
-    if scene.room is not None:
-        from depth_strategies.scenes.room import make_room
-
-        if target.exists():
-            shutil.rmtree(target)
-        make_room(target, scene.room)
-    elif scene.generate is not None:
-        from depth_strategies.scenes.builtin import make_scene
-
-        g = scene.generate
-        if target.exists():
-            shutil.rmtree(target)
-        make_scene(target, **dataclasses.asdict(g))  # supersampling: ds-make-scene's default
-    elif scene.rgbd is not None:
-        from depth_strategies.scenes.rgbd import ImportOptions, import_rgbd
-
-        r = scene.rgbd
-        options = {k: v for k, v in dataclasses.asdict(r).items() if k != "source"}
-        import_rgbd(resolve_path(r.source, data_root), target, ImportOptions(**options))
-    else:
-        from depth_strategies.scenes.split import split_scene
-
-        s = scene.split
-        assert s is not None
-        split_scene(resolve_path(s.source, data_root), target, s.from_split, s.n_train, s.n_val, s.n_test, s.seed)
-    write_text_atomic(stamp, recipe)
-    return target
-
-
-def test_view_count(scene_dir: Path) -> int:
-    """Number of test views of a scene (Blender format, or nerfstudio-data as its dataparser splits it)."""
-    if is_nerfstudio_data(scene_dir):
-        from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
-
-        parser = NerfstudioDataParserConfig(data=scene_dir).setup()
-        return len(parser.get_dataparser_outputs(split="test").image_filenames)
-    return len(json.loads((scene_dir / "transforms_test.json").read_text())["frames"])
 
 
 # ------------------------------------------------------------------------------------------- runs
-@dataclass
-class RunOutcome:
-    """What became of one run."""
-
-    spec: RunSpec
-    result: Dict[str, Any]
-    reused: bool = False
-
-
 def _read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
     path = run_dir / "result.json"
     if not path.is_file():
@@ -244,6 +171,10 @@ def execute(
             CONSOLE.print(f"  stale {run_id}: {reason}", markup=False)
     if outcomes:
         CONSOLE.print(f"[green]Reusing {len(outcomes)} finished run(s)[/green]; {len(pending)} to run.")
+    if pending and device == "cpu" and isinstance(executor, LocalExecutor) and hasattr(os, "getloadavg"):
+        busy = busy_machine_warning(os.getloadavg()[0], executor.cpu_count, executor.jobs)
+        if busy:
+            CONSOLE.print(f"[yellow]Warning:[/yellow] {busy}", markup=True)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -330,106 +261,6 @@ def execute(
     return sorted(outcomes.values(), key=lambda o: order[o.spec.run_id])
 
 
-# ------------------------------------------------------------------------------------------- results
-def resolve_device(protocol_device: str) -> str:
-    """``auto`` -> cuda when available, else cpu."""
-    if protocol_device != "auto":
-        return protocol_device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def machine_description(device: str) -> Dict[str, Any]:
-    """Where the study ran."""
-    info: Dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(), "device": device}
-    if device == "cuda":
-        import torch
-
-        info["device"] = torch.cuda.get_device_name()
-    else:
-        info["device"] = f"CPU ({platform.processor() or platform.machine()})"
-    return info
-
-
-def assemble_results(
-    protocol: Protocol, outcomes: List[RunOutcome], out: Path, device: str, command: str, wall_time_s: float
-) -> Dict[str, Any]:
-    """The results.json dictionary."""
-    runs = []
-    software: Dict[str, str] = {}
-    for outcome in outcomes:
-        spec, result = outcome.spec, outcome.result
-        entry = {
-            "scene": spec.scene,
-            "method": spec.method,
-            "seed": spec.seed,
-            "run_id": spec.run_id,
-            "run_dir": str(Path("runs") / spec.run_id),
-            "status": result["status"],
-            "error": result.get("error"),
-            "sweep": list(spec.sweep) if spec.sweep else None,
-            "reused": outcome.reused,
-            "train": result.get("train", {}),
-            "render": result.get("render", {}),
-            "views": result.get("views", []),
-            "curve": result.get("curve", []),
-            "config": result.get("config"),
-            "platform": (result.get("software") or {}).get("platform"),
-            "provenance": result.get("provenance"),
-            "stale": result.get("stale"),
-        }
-        software = result.get("software", software)
-        runs.extend(condition_entries(protocol, spec, entry))
-    results = {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "protocol": _protocol_dict(protocol),
-        "metrics": comparisons.metric_specs(protocol.metrics, dict(protocol.metrics)),
-        "evaluation": dict(EVALUATION_PROTOCOL),
-        "command": command,
-        "machine": machine_description(device),
-        "software": software,
-        "wall_time_s": wall_time_s,
-        "runs": runs,
-    }
-    results["comparisons"] = comparisons.compare_to_baseline(results)
-    return results
-
-
-def condition_entries(protocol: Protocol, spec: RunSpec, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The results.json entries of one run: grouped under ``scene/condition`` when the protocol has conditions; a
-    condition-free run (it reads no training depth) is entered under every condition, marked ``shared``."""
-    if not protocol.conditions:
-        return [entry]
-    if spec.condition is not None:
-        return [{**entry, "scene": comparisons.condition_label(spec.scene, spec.condition), "base_scene": spec.scene,
-                 "condition": spec.condition}]
-    return [
-        {**entry, "scene": comparisons.condition_label(spec.scene, c.name), "base_scene": spec.scene,
-         "condition": c.name, "shared": True}
-        for c in protocol.conditions
-    ]
-
-
-def _protocol_dict(protocol: Protocol) -> Dict[str, Any]:
-    data = dataclasses.asdict(protocol)
-    return json.loads(json.dumps(data, default=str))
-
-
-def write_outputs(results: Dict[str, Any], out: Path, figures: Optional[Figures] = None) -> List[Path]:
-    """results.json / .csv / .md, and the plots and panels that ``figures`` draws (none without it); returns the
-    files written."""
-    written = []
-    for name, text in (
-        ("results.json", json.dumps(results, indent=2)),
-        ("results.csv", report.render_csv(results)),
-        ("results.md", report.render_markdown(results)),
-    ):
-        write_text_atomic(out / name, text)
-        written.append(out / name)
-    if figures is not None:
-        written += figures(results, out)
-    return written
 
 
 # ------------------------------------------------------------------------------------------- CLI

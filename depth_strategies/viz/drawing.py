@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib import colormaps as mpl_colormaps
@@ -144,3 +144,13 @@ def run_jobs(jobs: Iterable[Job]) -> List[Path]:
 
 def no_data(ax: Any, text: str = "no data") -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.5")
+
+
+def padded(xs: Sequence[float], log: bool, pad: float = 0.08) -> Tuple[float, float]:
+    """Axis limits that show every x in ``xs`` with a margin (multiplicative on a log axis)."""
+    low, high = min(xs), max(xs)
+    if log:
+        ratio = (high / low) ** pad
+        return low / ratio, high * ratio
+    margin = pad * (high - low) if high > low else max(abs(low) * pad, 0.5)
+    return low - margin, high + margin

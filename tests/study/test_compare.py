@@ -21,7 +21,8 @@ from scipy import stats as sp_stats
 
 from depth_strategies.methods import OBJECT_SETTINGS
 from depth_strategies.study import comparisons, report, robustness, stats, tables
-from depth_strategies.study.compare import panel_indices, prepare_scene
+from depth_strategies.study.compare import panel_indices
+from depth_strategies.study.scene_folders import prepare_scene
 from depth_strategies.study.executors import parse_progress, run_in_subprocess
 from depth_strategies.study.protocol import (
     ProtocolError,

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from depth_strategies.core import colour
-from depth_strategies.viz import drawing, figures, panels
+from depth_strategies.viz import drawing, figures, level_figures, panels
 
 SCENE = "builtin"
 BROKEN = "broken"  # a second scene where every run failed
@@ -153,7 +153,7 @@ def test_plot_scatter(fast, setup, tmp_path):
 
 def test_plot_sweeps(fast, setup, tmp_path):
     results, _ = setup
-    _assert_pngs(figures.plot_sweeps(results, tmp_path / "p"), [f"sweep_{SCENE}_lambda_soft.png"])
+    _assert_pngs(level_figures.plot_sweeps(results, tmp_path / "p"), [f"sweep_{SCENE}_lambda_soft.png"])
 
 
 def test_make_panels(setup, tmp_path, monkeypatch):
@@ -251,7 +251,7 @@ def _regime_results(conditions: List[Dict[str, Any]]) -> Dict[str, Any]:
         for method in OK_METHODS:
             for seed in SEEDS:
                 run = _run(f"{SCENE}/{condition['name']}", method, seed)
-                runs.append({**run, "base_scene": SCENE, "condition": condition["name"]})
+                runs.append({**run, "base_scene": SCENE, "condition": condition["name"], "render": {}})
     return {"protocol": {"name": "regimes", "baseline": BASELINE, "conditions": conditions},
             "metrics": {"psnr": {"better": "higher", "unit": "dB"}, "depth_l1": {"better": "lower", "unit": "units"}},
             "runs": runs, "comparisons": []}
@@ -273,5 +273,8 @@ def test_regime_curves_put_every_regime_side_by_side_and_skip_depth_degradations
                  [f"curves_by_regime_{SCENE}.png"])
     assert figures.plot_regime_curves(_regime_results(DEPTH_LEVELS), tmp_path / "q") == []
     assert figures.plot_regime_curves(build(tmp_path / "out"), tmp_path / "r") == []  # no conditions at all
-    written = figures.make_all_figures(_regime_results(REGIMES), tmp_path / "all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every family drawn, none skipped
+        written = figures.make_all_figures(_regime_results(REGIMES), tmp_path / "all")
     assert f"curves_by_regime_{SCENE}.png" in {p.name for p in written}
+    assert any(p.name.startswith("robustness_") for p in written)

@@ -1,0 +1,136 @@
+"""``results.json`` of a study: each run's outcome entered under its scene (and condition), the run-level
+comparisons, the machine and command, and the files ``ds-compare`` writes from it (``results.json``, ``.csv``,
+``.md``, and the figures a caller passes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from depth_strategies.core.atomic import write_text_atomic
+from depth_strategies.core.metrics import EVALUATION_PROTOCOL
+from depth_strategies.study import comparisons, report
+from depth_strategies.study.protocol import Protocol
+from depth_strategies.study.runs import RunSpec
+
+RESULTS_SCHEMA_VERSION = 1
+"""Version of the results.json layout."""
+Figures = Callable[[Dict[str, Any], Path], List[Path]]
+"""Draws the plots and panels of a results dictionary into the output folder; returns the files written. The
+``ds-compare`` console script passes :func:`depth_strategies.viz.figures.make_all_figures`: ``viz`` is a layer above
+the study, which never imports it (docs/development.md, Layers)."""
+
+
+@dataclass
+class RunOutcome:
+    """What became of one run."""
+
+    spec: RunSpec
+    result: Dict[str, Any]
+    reused: bool = False
+
+
+def resolve_device(protocol_device: str) -> str:
+    """``auto`` -> cuda when available, else cpu."""
+    if protocol_device != "auto":
+        return protocol_device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def machine_description(device: str) -> Dict[str, Any]:
+    """Where the study ran."""
+    info: Dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(), "device": device}
+    if device == "cuda":
+        import torch
+
+        info["device"] = torch.cuda.get_device_name()
+    else:
+        info["device"] = f"CPU ({platform.processor() or platform.machine()})"
+    return info
+
+
+def assemble_results(
+    protocol: Protocol, outcomes: List[RunOutcome], out: Path, device: str, command: str, wall_time_s: float
+) -> Dict[str, Any]:
+    """The results.json dictionary."""
+    runs = []
+    software: Dict[str, str] = {}
+    for outcome in outcomes:
+        spec, result = outcome.spec, outcome.result
+        entry = {
+            "scene": spec.scene,
+            "method": spec.method,
+            "seed": spec.seed,
+            "run_id": spec.run_id,
+            "run_dir": str(Path("runs") / spec.run_id),
+            "status": result["status"],
+            "error": result.get("error"),
+            "sweep": list(spec.sweep) if spec.sweep else None,
+            "reused": outcome.reused,
+            "train": result.get("train", {}),
+            "render": result.get("render", {}),
+            "views": result.get("views", []),
+            "curve": result.get("curve", []),
+            "config": result.get("config"),
+            "platform": (result.get("software") or {}).get("platform"),
+            "provenance": result.get("provenance"),
+            "stale": result.get("stale"),
+        }
+        software = result.get("software", software)
+        runs.extend(condition_entries(protocol, spec, entry))
+    results = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "protocol": _protocol_dict(protocol),
+        "metrics": comparisons.metric_specs(protocol.metrics, dict(protocol.metrics)),
+        "evaluation": dict(EVALUATION_PROTOCOL),
+        "command": command,
+        "machine": machine_description(device),
+        "software": software,
+        "wall_time_s": wall_time_s,
+        "runs": runs,
+    }
+    results["comparisons"] = comparisons.compare_to_baseline(results)
+    return results
+
+
+def condition_entries(protocol: Protocol, spec: RunSpec, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The results.json entries of one run: grouped under ``scene/condition`` when the protocol has conditions; a
+    condition-free run (it reads no training depth) is entered under every condition, marked ``shared``."""
+    if not protocol.conditions:
+        return [entry]
+    if spec.condition is not None:
+        return [{**entry, "scene": comparisons.condition_label(spec.scene, spec.condition), "base_scene": spec.scene,
+                 "condition": spec.condition}]
+    return [
+        {**entry, "scene": comparisons.condition_label(spec.scene, c.name), "base_scene": spec.scene,
+         "condition": c.name, "shared": True}
+        for c in protocol.conditions
+    ]
+
+
+def _protocol_dict(protocol: Protocol) -> Dict[str, Any]:
+    data = dataclasses.asdict(protocol)
+    return json.loads(json.dumps(data, default=str))
+
+
+def write_outputs(results: Dict[str, Any], out: Path, figures: Optional[Figures] = None) -> List[Path]:
+    """results.json / .csv / .md, and the plots and panels that ``figures`` draws (none without it); returns the
+    files written."""
+    written = []
+    for name, text in (
+        ("results.json", json.dumps(results, indent=2)),
+        ("results.csv", report.render_csv(results)),
+        ("results.md", report.render_markdown(results)),
+    ):
+        write_text_atomic(out / name, text)
+        written.append(out / name)
+    if figures is not None:
+        written += figures(results, out)
+    return written

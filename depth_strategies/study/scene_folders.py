@@ -1,0 +1,67 @@
+"""The folder of each scene of a protocol: a path as given, or generated, split or imported under the study's
+output (``scenes/<name>``, remade only when its recipe changes), and its number of test views."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+from depth_strategies.core.atomic import write_text_atomic
+from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
+from depth_strategies.study.protocol import ProtocolError, SceneSpec, resolve_path
+
+
+def prepare_scene(scene: SceneSpec, out: Path, data_root: Path) -> Path:
+    """The folder of a protocol scene, generating or splitting it under ``out/scenes`` when needed."""
+    if scene.path is not None:
+        path = resolve_path(scene.path, data_root)
+        if not ((path / "transforms_train.json").is_file() or is_nerfstudio_data(path)):
+            raise ProtocolError(
+                f"scene {scene.name}: {path} is neither a Blender-format scene (transforms_train.json) nor "
+                "nerfstudio-data (transforms.json); point the protocol at the folder that holds one of them"
+            )
+        return path
+    target = out / "scenes" / scene.name
+    recipe = json.dumps(dataclasses.asdict(scene), sort_keys=True)
+    stamp = target / ".recipe.json"
+    if stamp.is_file() and stamp.read_text() == recipe:
+        return target
+    if scene.room is not None:
+        from depth_strategies.scenes.room import make_room
+
+        if target.exists():
+            shutil.rmtree(target)
+        make_room(target, scene.room)
+    elif scene.generate is not None:
+        from depth_strategies.scenes.builtin import make_scene
+
+        g = scene.generate
+        if target.exists():
+            shutil.rmtree(target)
+        make_scene(target, **dataclasses.asdict(g))  # supersampling: ds-make-scene's default
+    elif scene.rgbd is not None:
+        from depth_strategies.scenes.rgbd import ImportOptions, import_rgbd
+
+        r = scene.rgbd
+        options = {k: v for k, v in dataclasses.asdict(r).items() if k != "source"}
+        import_rgbd(resolve_path(r.source, data_root), target, ImportOptions(**options))
+    else:
+        from depth_strategies.scenes.split import split_scene
+
+        s = scene.split
+        assert s is not None
+        split_scene(resolve_path(s.source, data_root), target, s.from_split, s.n_train, s.n_val, s.n_test, s.seed)
+    write_text_atomic(stamp, recipe)
+    return target
+
+
+def test_view_count(scene_dir: Path) -> int:
+    """Number of test views of a scene (Blender format, or nerfstudio-data as its dataparser splits it)."""
+    if is_nerfstudio_data(scene_dir):
+        from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+        parser = NerfstudioDataParserConfig(data=scene_dir).setup()
+        return len(parser.get_dataparser_outputs(split="test").image_filenames)
+    return len(json.loads((scene_dir / "transforms_test.json").read_text())["frames"])

@@ -97,6 +97,24 @@ def run_in_subprocess(
             raise
 
 
+BUSY_LOAD_PER_CORE = 0.5
+"""1-minute load average per core above which a CPU study warns that the machine is already busy. Measured on the
+2-core development machine (docs/comparing.md): beside another study each run trained 9-27x slower (2-6 s per iteration instead of 0.22)."""
+
+
+def busy_machine_warning(load_1min: float, cpu_count: int, jobs: int) -> Optional[str]:
+    """A warning when a study about to train on the CPU finds the machine already loaded (``load_1min``, the
+    1-minute load average, at or above :data:`BUSY_LOAD_PER_CORE` per core): its runs' torch threads will compete
+    with what runs there, so they train slower and their times do not compare with other studies'; None otherwise."""
+    if cpu_count < 1 or load_1min < BUSY_LOAD_PER_CORE * cpu_count:
+        return None
+    share = max(1, cpu_count // max(1, jobs))
+    return (f"this machine is already busy (1-minute load {load_1min:.1f} on {cpu_count} cores) and these runs will "
+            f"each use {share} thread(s): they compete with what runs there, train slower, and their times do not "
+            "compare with other studies'. Give each study its share of the cores (OMP_NUM_THREADS=1, or one "
+            "ds-compare with --jobs N; docs/comparing.md), or wait.")
+
+
 @dataclass
 class Request:
     """One run to execute: its job (the worker's ``job.json``), where its log goes, and its resources."""

@@ -126,3 +126,14 @@ def test_a_worker_imports_the_package_that_planned_its_run_not_one_in_its_curren
     log = (run_dir / "log.txt").read_text()
     assert "decoy" not in log
     assert code == 1 and "failed" in (run_dir / "failed.json").read_text()  # the real worker ran and refused the job
+
+
+def test_busy_machine_warning_fires_at_half_a_load_per_core_and_names_the_thread_share():
+    from depth_strategies.study.executors import busy_machine_warning
+
+    assert busy_machine_warning(0.9, 2, 1) is None  # below 0.5 per core: quiet
+    assert busy_machine_warning(0.0, 16, 4) is None
+    warning = busy_machine_warning(1.0, 2, 1)  # exactly 0.5 per core
+    assert warning is not None and "load 1.0 on 2 cores" in warning and "use 2 thread(s)" in warning
+    assert "use 1 thread(s)" in busy_machine_warning(3.2, 2, 2)
+    assert "OMP_NUM_THREADS" in warning

@@ -19,9 +19,9 @@ import numpy as np
 
 from depth_strategies.core.data import CONSISTENCY_KEY
 from depth_strategies.methods import apply_overrides, method_config
-from depth_strategies.study.scene_folders import prepare_scene
 from depth_strategies.study.protocol import load_protocol
 from depth_strategies.study.runs import DEGRADATIONS_FIELD
+from depth_strategies.study.scene_folders import prepare_scene
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -232,6 +232,26 @@ def declared_family(protocol: Mapping[str, Any], run_methods: Iterable[str] = ()
     return [(method, metric) for method in compared for metric in primary_metrics(protocol)]
 
 
+def family_members(scenes: Iterable[str], family: Iterable[Tuple[str, str]]) -> List[Tuple[str, str, str]]:
+    """The tests Holm corrects over: (scene, method, metric) for every scene with a baseline run and every declared
+    (method, metric)."""
+    pairs = sorted(set(family))
+    return [(scene, method, metric) for scene in scenes for method, metric in pairs]
+
+
+def family_coverage(results: Dict[str, Any], comparisons: Sequence[Mapping[str, Any]]) -> Tuple[int, int]:
+    """(untestable, total): how many of the declared family's tests (:func:`family_members`) have no finite paired-t
+    p over seeds in ``comparisons`` (a missing run or fewer than two paired seeds, counted as p = 1 by
+    :func:`compare_to_baseline`), and how many tests the family has."""
+    baseline = results["protocol"]["baseline"]
+    groups = group_runs(main_runs(results))
+    scenes = [scene for scene in dict.fromkeys(scene for scene, _ in groups) if (scene, baseline) in groups]
+    members = family_members(scenes, declared_family(results["protocol"], (method for _, method in groups)))
+    finite = {(c["scene"], c["method"], c["metric"]) for c in comparisons if c.get("in_family")
+              and c.get("p_value") is not None and math.isfinite(c["p_value"])}
+    return sum(member not in finite for member in members), len(members)
+
+
 def compare_to_baseline(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Every method against the baseline in every scene (and condition), with the training run as the unit: each
     seed's mean difference over the views (:func:`seed_differences`), Student's paired t over those seeds
@@ -273,7 +293,7 @@ def compare_to_baseline(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                     }
                 )
     tested = {(c["scene"], c["method"], c["metric"]): c for c in comparisons if c["in_family"]}
-    members = [(scene, method, metric) for scene in scenes for method, metric in sorted(family)]
+    members = family_members(scenes, family)
     raw = []
     for member in members:
         p = tested[member]["p_value"] if member in tested else float("nan")

@@ -19,6 +19,7 @@ from depth_strategies.study.comparisons import (
     SIGNIFICANT,
     better,
     compare_to_baseline,
+    family_coverage,
     metric_names,
     primary_metrics,
     summarize,
@@ -93,6 +94,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
                 *depth_use_lines(protocol, {str(r["method"]) for r in results.get("runs", [])} or None), ""]
     if results.get("evaluation"):
         out += ["Evaluation protocol:", "", *evaluation_lines(results), ""]
+    untestable, family_size = family_coverage(results, comparisons)
     for scene in dict.fromkeys(r["scene"] for r in rows):
         scene_rows = [r for r in rows if r["scene"] == scene]
         out += [f"## Scene `{scene}`", "", main_table(results, scene, scene_rows, comparisons), ""]
@@ -104,9 +106,9 @@ def render_markdown(results: Dict[str, Any]) -> str:
                 f"Per seed: the mean over the test views of (method's run − {protocol['baseline']}'s run of that "
                 "seed; runs of one seed draw the same ray batches); mean difference, 95% t interval and two-sided "
                 "paired t p over those seeds; Holm-Bonferroni over the declared family in every scene and condition "
-                "(a missing run, or fewer than two seeds, counts as p = 1); other rows are exploratory. Views: how "
-                "many test views were paired, and the std over them of the difference (a description, not "
-                "replicates).",
+                f"(a missing run, or fewer than two seeds, counts as p = 1: {untestable} of its {family_size} tests "
+                "here); other rows are exploratory. Views: how many test views were paired, and the std over them of "
+                "the difference (a description, not replicates).",
                 "",
                 table,
                 "",

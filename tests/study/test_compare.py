@@ -22,7 +22,6 @@ from scipy import stats as sp_stats
 from depth_strategies.methods import OBJECT_SETTINGS
 from depth_strategies.study import comparisons, report, robustness, stats, tables
 from depth_strategies.study.compare import panel_indices
-from depth_strategies.study.scene_folders import prepare_scene
 from depth_strategies.study.executors import parse_progress, run_in_subprocess
 from depth_strategies.study.protocol import (
     ProtocolError,
@@ -32,6 +31,7 @@ from depth_strategies.study.protocol import (
     resolve_path,
 )
 from depth_strategies.study.runs import RunSpec, expand_runs
+from depth_strategies.study.scene_folders import prepare_scene
 from tests.conftest import TEST_DATA, console_script
 
 TINY_PROTOCOL = TEST_DATA / "tiny_protocol.yaml"
@@ -574,6 +574,17 @@ def test_the_declared_family_does_not_change_with_the_runs_that_exist():
                     for c in comparisons.compare_to_baseline(declared) if c["metric"] == "psnr"}
     assert with_missing["depth-soft"] == pytest.approx(p_three["depth-soft"])
     assert all(c["p_holm"] is None for c in two if c["metric"] == "depth_l1")  # not primary: exploratory
+
+
+def test_the_report_counts_the_declared_tests_that_have_no_two_paired_seeds():
+    declared = many_view_results(seeds=(0, 1))
+    declared["protocol"]["compared"] = ["depth-soft", "depth-hard"]  # depth-hard declared, never run
+    found = comparisons.compare_to_baseline(declared)
+    # primary metric psnr x two declared methods x one scene: depth-hard's test is untestable
+    assert comparisons.family_coverage(declared, found) == (1, 2)
+    assert "1 of its 2 tests here" in report.render_markdown(declared)
+    complete = many_view_results(seeds=(0, 1))
+    assert comparisons.family_coverage(complete, comparisons.compare_to_baseline(complete))[0] == 0
 
 
 def test_bold_marks_a_leader_only_when_a_run_level_test_separates_it():

@@ -27,3 +27,20 @@ def test_each_seed_is_compared_with_the_baseline_of_its_own_seed_and_the_gap_bet
     assert "| s/c | depth-baseline (mean) | 21.000 | 23.000 |" in out
     # mean +0.5, s = 2.121, t on 1 df: p = 0.795, interval 0.5 -+ 12.706 * 1.5
     assert "| s/c | depth-soft | +2.000 | -1.000 | 3.000 | +0.500 | [-18.559, +19.559] | 0.795 |" in out
+
+
+def test_pairs_compare_each_method_with_its_own_reference_and_average_the_pairs_per_seed(tmp_path):
+    results = {"protocol": {"baseline": "a"}, "runs": [
+        run("s", "a", 0, [20.0]), run("s", "a", 1, [20.0]), run("s", "a-off", 0, [21.0]), run("s", "a-off", 1, [23.0]),
+        run("s", "b", 0, [10.0]), run("s", "b", 1, [10.0]), run("s", "b-off", 0, [9.0]), run("s", "b-off", 1, [12.0]),
+    ]}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "seed_differences.py"), str(tmp_path),
+                          "--pairs", "a-off:a", "b-off:b"], capture_output=True, text=True, check=True).stdout
+    assert "| s | a-off − a | +1.000 | +3.000 | 2.000 | +2.000 |" in out
+    assert "| s | b-off − b | -1.000 | +2.000 | 3.000 | +0.500 |" in out
+    # per seed: (1 - 1) / 2 = 0 and (3 + 2) / 2 = 2.5; mean 1.25
+    assert "| s | mean over the 2 pairs | +0.000 | +2.500 | 2.500 | +1.250 |" in out
+    bad = subprocess.run([sys.executable, str(REPO / "scripts" / "seed_differences.py"), str(tmp_path),
+                          "--pairs", "a-off"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "METHOD:REFERENCE" in bad.stderr

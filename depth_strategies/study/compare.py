@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import time
@@ -38,6 +37,7 @@ from depth_strategies.study.executors import (
     Executor,
     LocalExecutor,
     Request,
+    busy_cores,
     busy_machine_warning,
     make_executor,
     run_in_subprocess,
@@ -171,10 +171,11 @@ def execute(
             CONSOLE.print(f"  stale {run_id}: {reason}", markup=False)
     if outcomes:
         CONSOLE.print(f"[green]Reusing {len(outcomes)} finished run(s)[/green]; {len(pending)} to run.")
-    if pending and device == "cpu" and isinstance(executor, LocalExecutor) and hasattr(os, "getloadavg"):
-        busy = busy_machine_warning(os.getloadavg()[0], executor.cpu_count, executor.jobs)
-        if busy:
-            CONSOLE.print(f"[yellow]Warning:[/yellow] {busy}", markup=True)
+    in_use = busy_cores(executor.cpu_count) if pending and device == "cpu" and isinstance(executor, LocalExecutor) \
+        else None
+    busy = busy_machine_warning(in_use, executor.cpu_count, executor.jobs) if in_use is not None else None
+    if busy:
+        CONSOLE.print(f"[yellow]Warning:[/yellow] {busy}", markup=True)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -18,6 +18,7 @@ import queue
 import site
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,18 +99,40 @@ def run_in_subprocess(
 
 
 BUSY_LOAD_PER_CORE = 0.5
-"""1-minute load average per core above which a CPU study warns that the machine is already busy. Measured on the
-2-core development machine (docs/comparing.md): beside another study each run trained 9-27x slower (2-6 s per iteration instead of 0.22)."""
+"""Busy cores per core (CPU time in use over a short window) above which a CPU study warns that the machine is
+already busy (on the 2-core development machine, beside another study, each run trained 9-27x slower:
+docs/comparing.md)."""
 
 
-def busy_machine_warning(load_1min: float, cpu_count: int, jobs: int) -> Optional[str]:
-    """A warning when a study about to train on the CPU finds the machine already loaded (``load_1min``, the
-    1-minute load average, at or above :data:`BUSY_LOAD_PER_CORE` per core): its runs' torch threads will compete
-    with what runs there, so they train slower and their times do not compare with other studies'; None otherwise."""
-    if cpu_count < 1 or load_1min < BUSY_LOAD_PER_CORE * cpu_count:
+def cpu_times(stat_text: str) -> Tuple[float, float]:
+    """(busy, total) CPU time since boot from the first line of ``/proc/stat`` (``cpu user nice system idle iowait
+    irq softirq steal ...``): idle and iowait are not busy."""
+    fields = [float(x) for x in stat_text.splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cores(cpu_count: int, interval_s: float = 0.5) -> Optional[float]:
+    """How many cores are in use now: the busy share of CPU time over ``interval_s`` (two reads of ``/proc/stat``)
+    times ``cpu_count``; the 1-minute load average where ``/proc/stat`` does not exist (it lags: it still counts
+    a study that ended a minute ago); None where neither exists."""
+    stat = Path("/proc/stat")
+    if stat.is_file():
+        busy0, total0 = cpu_times(stat.read_text())
+        time.sleep(interval_s)
+        busy1, total1 = cpu_times(stat.read_text())
+        return cpu_count * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def busy_machine_warning(busy: float, cpu_count: int, jobs: int) -> Optional[str]:
+    """A warning when a study about to train on the CPU finds ``busy`` of its ``cpu_count`` cores already in use
+    (:func:`busy_cores`; at or above :data:`BUSY_LOAD_PER_CORE` per core): its runs' torch threads will compete with
+    what runs there, so they train slower and their times do not compare with other studies'; None otherwise."""
+    if cpu_count < 1 or busy < BUSY_LOAD_PER_CORE * cpu_count:
         return None
     share = max(1, cpu_count // max(1, jobs))
-    return (f"this machine is already busy (1-minute load {load_1min:.1f} on {cpu_count} cores) and these runs will "
+    return (f"this machine is already busy (about {busy:.1f} of its {cpu_count} cores in use) and these runs will "
             f"each use {share} thread(s): they compete with what runs there, train slower, and their times do not "
             "compare with other studies'. Give each study its share of the cores (OMP_NUM_THREADS=1, or one "
             "ds-compare with --jobs N; docs/comparing.md), or wait.")

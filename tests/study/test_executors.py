@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -128,12 +129,33 @@ def test_a_worker_imports_the_package_that_planned_its_run_not_one_in_its_curren
     assert code == 1 and "failed" in (run_dir / "failed.json").read_text()  # the real worker ran and refused the job
 
 
-def test_busy_machine_warning_fires_at_half_a_load_per_core_and_names_the_thread_share():
+def test_busy_machine_warning_fires_at_half_the_cores_in_use_and_names_the_thread_share():
     from depth_strategies.study.executors import busy_machine_warning
 
     assert busy_machine_warning(0.9, 2, 1) is None  # below 0.5 per core: quiet
     assert busy_machine_warning(0.0, 16, 4) is None
     warning = busy_machine_warning(1.0, 2, 1)  # exactly 0.5 per core
-    assert warning is not None and "load 1.0 on 2 cores" in warning and "use 2 thread(s)" in warning
+    assert warning is not None and "about 1.0 of its 2 cores in use" in warning and "use 2 thread(s)" in warning
     assert "use 1 thread(s)" in busy_machine_warning(3.2, 2, 2)
     assert "OMP_NUM_THREADS" in warning
+
+
+def test_cpu_times_count_idle_and_iowait_as_not_busy():
+    from depth_strategies.study.executors import cpu_times
+
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    assert cpu_times("cpu  10 5 5 70 10 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n") == (20.0, 100.0)
+
+
+def test_busy_cores_sees_a_spinning_process_within_half_a_second():
+    from depth_strategies.study.executors import busy_cores
+
+    if not Path("/proc/stat").is_file():
+        pytest.skip("no /proc/stat on this platform: busy_cores falls back to the load average")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores(os.cpu_count() or 1) >= 0.8  # the spinner holds at least most of one core
+    finally:
+        spinner.kill()
+        spinner.wait()

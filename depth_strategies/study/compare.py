@@ -171,11 +171,11 @@ def execute(
             CONSOLE.print(f"  stale {run_id}: {reason}", markup=False)
     if outcomes:
         CONSOLE.print(f"[green]Reusing {len(outcomes)} finished run(s)[/green]; {len(pending)} to run.")
-    in_use = busy_cores(executor.cpu_count) if pending and device == "cpu" and isinstance(executor, LocalExecutor) \
-        else None
-    busy = busy_machine_warning(in_use, executor.cpu_count, executor.jobs) if in_use is not None else None
-    if busy:
-        CONSOLE.print(f"[yellow]Warning:[/yellow] {busy}", markup=True)
+    if pending and device == "cpu" and isinstance(executor, LocalExecutor):
+        in_use = busy_cores(executor.cpu_count)
+        busy = busy_machine_warning(in_use, executor.cpu_count, executor.jobs) if in_use is not None else None
+        if busy:
+            CONSOLE.print(f"[yellow]Warning:[/yellow] {busy}", markup=True)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

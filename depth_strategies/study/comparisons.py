@@ -232,21 +232,22 @@ def declared_family(protocol: Mapping[str, Any], run_methods: Iterable[str] = ()
     return [(method, metric) for method in compared for metric in primary_metrics(protocol)]
 
 
-def family_members(scenes: Iterable[str], family: Iterable[Tuple[str, str]]) -> List[Tuple[str, str, str]]:
-    """The tests Holm corrects over: (scene, method, metric) for every scene with a baseline run and every declared
-    (method, metric)."""
-    pairs = sorted(set(family))
-    return [(scene, method, metric) for scene in scenes for method, metric in pairs]
+def family_members(results: Mapping[str, Any], groups: Mapping[Tuple[str, str], Any]
+                   ) -> Tuple[List[str], List[Tuple[str, str]], List[Tuple[str, str, str]]]:
+    """The declared family as Holm corrects over it, from ``results`` and its runs grouped by (scene, method)
+    (:func:`group_runs`): the scenes with a baseline run, the declared (method, metric) pairs
+    (:func:`declared_family`), and the tests, (scene, method, metric) for every such scene and pair."""
+    baseline = results["protocol"]["baseline"]
+    scenes = [scene for scene in dict.fromkeys(scene for scene, _ in groups) if (scene, baseline) in groups]
+    family = sorted(set(declared_family(results["protocol"], (method for _, method in groups))))
+    return scenes, family, [(scene, method, metric) for scene in scenes for method, metric in family]
 
 
 def family_coverage(results: Dict[str, Any], comparisons: Sequence[Mapping[str, Any]]) -> Tuple[int, int]:
     """(untestable, total): how many of the declared family's tests (:func:`family_members`) have no finite paired-t
     p over seeds in ``comparisons`` (a missing run or fewer than two paired seeds, counted as p = 1 by
     :func:`compare_to_baseline`), and how many tests the family has."""
-    baseline = results["protocol"]["baseline"]
-    groups = group_runs(main_runs(results))
-    scenes = [scene for scene in dict.fromkeys(scene for scene, _ in groups) if (scene, baseline) in groups]
-    members = family_members(scenes, declared_family(results["protocol"], (method for _, method in groups)))
+    _, _, members = family_members(results, group_runs(main_runs(results)))
     finite = {(c["scene"], c["method"], c["metric"]) for c in comparisons if c.get("in_family")
               and c.get("p_value") is not None and math.isfinite(c["p_value"])}
     return sum(member not in finite for member in members), len(members)
@@ -260,12 +261,11 @@ def compare_to_baseline(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     two paired seeds counts as p = 1, so the family, and every mark, does not depend on which runs exist. Tests
     outside the family keep their raw p-value (``in_family`` False, ``p_holm`` None): exploratory. The views stay
     as description: ``n`` (views paired), ``view_std`` (std over views of the seed-averaged differences)."""
-    protocol = results["protocol"]
-    baseline = protocol["baseline"]
+    baseline = results["protocol"]["baseline"]
     groups = group_runs(main_runs(results))
-    family = set(declared_family(protocol, (method for _, method in groups)))
+    scenes, declared, members = family_members(results, groups)
+    family = set(declared)
     comparisons: List[Dict[str, Any]] = []
-    scenes = [scene for scene in dict.fromkeys(scene for scene, _ in groups) if (scene, baseline) in groups]
     for scene in scenes:
         for (group_scene, method), group in groups.items():
             if group_scene != scene or method == baseline:
@@ -293,7 +293,6 @@ def compare_to_baseline(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                     }
                 )
     tested = {(c["scene"], c["method"], c["metric"]): c for c in comparisons if c["in_family"]}
-    members = family_members(scenes, family)
     raw = []
     for member in members:
         p = tested[member]["p_value"] if member in tested else float("nan")

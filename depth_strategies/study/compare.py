@@ -49,7 +49,14 @@ from depth_strategies.study.protocol import (
     load_protocol,
     protocol_from_results,
 )
-from depth_strategies.study.results import Figures, RunOutcome, assemble_results, resolve_device, write_outputs
+from depth_strategies.study.results import (
+    Figures,
+    RunOutcome,
+    assemble_results,
+    resolve_device,
+    stored_evaluation,
+    write_outputs,
+)
 from depth_strategies.study.runs import RunSpec, expand_runs
 from depth_strategies.study.scene_folders import prepare_scene, test_view_count
 
@@ -356,7 +363,7 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
                              ray_address=args.ray_address, gpus=visible_gpus() if device == "cuda" else ())
     outcomes = execute(protocol, runs, scene_dirs, out, device, runner, executor=executor, retries=args.retries,
                        reuse_stale=args.reuse_stale)
-    results = assemble_results(protocol, outcomes, out, device, command_line(args), time.perf_counter() - start)
+    results = assemble_results(protocol, outcomes, device, command_line(args), time.perf_counter() - start)
     return _finish(results, out, start, figures)
 
 
@@ -416,10 +423,12 @@ def report_only_results(args: CompareArgs, out: Path) -> Dict[str, Any]:
     if missing:
         CONSOLE.print(f"[yellow]--report-only: {len(missing)} of {len(missing) + len(outcomes)} runs of the "
                       f"protocol have no finished result (not run yet, or unfinished); reporting the others[/yellow]")
-    results = assemble_results(protocol, outcomes, out, "cpu", command_line(args), 0.0)
+    results = assemble_results(protocol, outcomes, "cpu", command_line(args), 0.0)
     if previous is not None:  # the invocation that trained, not this one: its machine, software, evaluation, ...
-        for key in ("machine", "wall_time_s", "command", "software", "evaluation"):
+        for key in ("machine", "wall_time_s", "command", "software"):
             results[key] = previous.get(key, results[key])
+        if "evaluation" in previous:
+            results["evaluation"] = stored_evaluation(previous["evaluation"], protocol)
         reused = {r.get("run_id"): r.get("reused", True) for r in previous.get("runs", [])}
         for run in results["runs"]:
             run["reused"] = reused.get(run["run_id"], True)
@@ -440,9 +449,21 @@ def _finish(results: Dict[str, Any], out: Path, start: float, figures: Optional[
     return results
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    """A SIGTERM handler that stops the study as Ctrl-C does."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def entrypoint(figures: Optional[Figures] = None) -> None:
-    """Console script ``ds-compare`` (:func:`depth_strategies.cli.compare` passes the figures)."""
+    """Console script ``ds-compare`` (:func:`depth_strategies.cli.compare` passes the figures).
+
+    SIGTERM (``kill PID``) stops it as Ctrl-C does: a study started in the background of a non-interactive shell
+    ignores SIGINT (the shell sets it so), and SIGTERM's default would end the process without a word. Nothing new
+    starts; with ``--jobs 1`` the run in progress is stopped (it trains again on resume), with ``--jobs N`` the runs
+    in progress finish and are kept before the process exits. The handler is set here, for the command's lifetime
+    only, never at import."""
     args = tyro.cli(CompareArgs)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         compare(args, figures=figures)
     except ProtocolError as err:
@@ -451,3 +472,5 @@ def entrypoint(figures: Optional[Figures] = None) -> None:
     except KeyboardInterrupt:
         CONSOLE.print("[yellow]Interrupted.[/yellow] Finished runs are kept; rerun the same command to resume.")
         raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -57,7 +57,7 @@ def machine_description(device: str) -> Dict[str, Any]:
 
 
 def assemble_results(
-    protocol: Protocol, outcomes: List[RunOutcome], out: Path, device: str, command: str, wall_time_s: float
+    protocol: Protocol, outcomes: List[RunOutcome], device: str, command: str, wall_time_s: float
 ) -> Dict[str, Any]:
     """The results.json dictionary."""
     runs = []
@@ -89,7 +89,7 @@ def assemble_results(
         "schema_version": RESULTS_SCHEMA_VERSION,
         "protocol": _protocol_dict(protocol),
         "metrics": comparisons.metric_specs(protocol.metrics, dict(protocol.metrics)),
-        "evaluation": dict(EVALUATION_PROTOCOL),
+        "evaluation": evaluation_protocol(protocol),
         "command": command,
         "machine": machine_description(device),
         "software": software,
@@ -98,6 +98,52 @@ def assemble_results(
     }
     results["comparisons"] = comparisons.compare_to_baseline(results)
     return results
+
+
+CAPTURE_EVALUATION: Dict[str, str] = {
+    "background": "none: a capture's images have no alpha and are compared as stored (the model's background "
+    "colour only fills what its rays leave unexplained)",
+    "ground truth": "8-bit images as stored (JPEG or PNG); predictions in float, not quantised",
+    "depth": "depth_l1 etc. on the median termination distance; depth_l1_expected on the expected one; in the "
+    "capture's units (metres) after undoing the dataparser's scale; against the sensor's own depth of the test "
+    "frames, which is itself noisy",
+    "depth mask": "pixels with a depth reading (ds-import-rgbd makes 0, 65535 and readings beyond its maximum "
+    "unknown; a generated room's holes are unknown too); no pixel is known empty, so background_accumulation is not "
+    "reported",
+}
+"""What differs for scenes that are captures (``rgbd``: ds-import-rgbd; ``room``: ds-make-room) from
+:data:`~depth_strategies.core.metrics.EVALUATION_PROTOCOL`, which describes NeRF-synthetic-style RGBA scenes: the
+metrics are computed by the same code, but on other inputs."""
+
+
+def capture_scenes(protocol: Protocol) -> List[str]:
+    """The protocol's scenes that are captures (``rgbd``, ``room``): images without alpha, depth from a sensor."""
+    return [s.name for s in protocol.scenes if s.rgbd is not None or s.room is not None]
+
+
+def evaluation_protocol(protocol: Protocol) -> Dict[str, str]:
+    """How the protocol's numbers are computed, for results.json and the report: the RGBA description, with
+    :data:`CAPTURE_EVALUATION`'s entries where the scenes are captures (both, each naming its scenes, in a
+    protocol that mixes them)."""
+    captures = capture_scenes(protocol)
+    if not captures:
+        return dict(EVALUATION_PROTOCOL)
+    if len(captures) == len(protocol.scenes):
+        return {**EVALUATION_PROTOCOL, **CAPTURE_EVALUATION}
+    others = [s.name for s in protocol.scenes if s.name not in captures]
+    return {**EVALUATION_PROTOCOL, **{
+        key: f"{', '.join(others)}: {EVALUATION_PROTOCOL[key]}; {', '.join(captures)}: {text}"
+        for key, text in CAPTURE_EVALUATION.items()}}
+
+
+def stored_evaluation(stored: Dict[str, str], protocol: Protocol) -> Dict[str, str]:
+    """The evaluation description a report regenerated from ``stored`` results carries: the stored one (the
+    invocation that trained), with the entries that depend on the scene kind (:data:`CAPTURE_EVALUATION`'s keys)
+    taken from :func:`evaluation_protocol`: reports before version 0.7 described every scene as RGBA."""
+    if not capture_scenes(protocol):
+        return dict(stored)
+    current = evaluation_protocol(protocol)
+    return {**stored, **{key: current[key] for key in CAPTURE_EVALUATION}}
 
 
 def condition_entries(protocol: Protocol, spec: RunSpec, entry: Dict[str, Any]) -> List[Dict[str, Any]]:

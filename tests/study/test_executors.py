@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +43,57 @@ def test_local_executor_runs_jobs_at_a_time_with_their_share_of_cores_and_a_gpu_
     assert peak[0] == 2 and sorted(finished) == [(f"r{i}", 0) for i in range(5)]
     assert {threads for threads, _ in seen} == {4}  # 8 cores / 2 jobs
     assert {gpu for _, gpu in seen} == {"0", "1"}
+
+
+def test_sigterm_during_a_parallel_study_starts_nothing_new_and_lets_the_runs_in_progress_finish():
+    """``kill PID`` on ``ds-compare --jobs 2``: the handler ``entrypoint`` installs turns SIGTERM into the Ctrl-C
+    path; the two runs in progress finish (kept), the three queued never start."""
+    from depth_strategies.study.compare import _interrupt
+
+    started, finished = [], []
+    lock, both_training = threading.Lock(), threading.Barrier(2, timeout=10)
+
+    def runner(job, log_path, on_progress):
+        with lock:
+            started.append(job)
+            first = len(started) == 1
+        if len(started) <= 2:
+            both_training.wait()
+        if first:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from another shell, while two runs train
+        time.sleep(0.5)
+        return 0
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            LocalExecutor(runner=runner, jobs=2, cpu_count=2).run(
+                [Request(f"r{i}", {}, Path(f"/nonexistent/{i}")) for i in range(5)],
+                Events(finished=lambda run_id, code: finished.append((run_id, code))))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    deadline = time.time() + 10
+    while len(finished) < len(started) and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(started) == 2, "a queued run started after SIGTERM"
+    assert sorted(code for _, code in finished) == [0, 0], "a run in progress did not finish"
+
+
+def test_ds_compare_exits_130_on_sigterm_and_restores_the_previous_handler(monkeypatch, capsys):
+    from depth_strategies.study import compare as compare_module
+
+    def compare(args, figures=None):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not interrupt the study")
+
+    monkeypatch.setattr(compare_module, "compare", compare)
+    monkeypatch.setattr(sys, "argv", ["ds-compare", "quick"])
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        compare_module.entrypoint()
+    assert stopped.value.code == 130 and "Interrupted" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def _fake_runs(tmp_path, behaviour, retries):

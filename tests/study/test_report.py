@@ -109,3 +109,30 @@ def test_a_method_run_on_other_seeds_than_the_baseline_says_so_under_its_unpaire
     assert "ran other seeds than depth-baseline (0, 1, 2, 3, 4)" in table
     same = dict(results, runs=[r for r in results["runs"] if r["method"] != "ablation"])
     assert "other seeds" not in main_table(same, "s", summarize(same), [])
+
+
+def test_the_evaluation_description_follows_the_scene_kind_and_names_both_kinds_in_a_mixed_protocol():
+    import dataclasses
+
+    from depth_strategies.core.metrics import EVALUATION_PROTOCOL
+    from depth_strategies.study.protocol import load_protocol
+    from depth_strategies.study.results import CAPTURE_EVALUATION, evaluation_protocol
+
+    assert evaluation_protocol(load_protocol("lego")) == EVALUATION_PROTOCOL
+    kitchen = load_protocol("redkitchen")
+    assert evaluation_protocol(kitchen)["depth mask"] == CAPTURE_EVALUATION["depth mask"]
+    assert "[2, 6]" not in " ".join(evaluation_protocol(kitchen).values())
+    mixed = dataclasses.replace(kitchen, scenes=kitchen.scenes + load_protocol("quick").scenes)
+    mask = evaluation_protocol(mixed)["depth mask"]
+    assert mask.startswith("builtin: pixels with a known surface") and "redkitchen: pixels with a depth reading" in mask
+
+
+def test_a_regenerated_report_keeps_the_stored_evaluation_and_corrects_only_a_capture_protocols_scene_entries():
+    from depth_strategies.study.protocol import load_protocol
+    from depth_strategies.study.results import CAPTURE_EVALUATION, stored_evaluation
+
+    stored = {"depth mask": "old RGBA text", "psnr": "as trained"}
+    assert stored_evaluation(stored, load_protocol("lego")) == stored
+    kitchen = stored_evaluation(stored, load_protocol("redkitchen"))
+    assert kitchen["psnr"] == "as trained" and kitchen["depth mask"] == CAPTURE_EVALUATION["depth mask"]
+    assert stored_evaluation(kitchen, load_protocol("redkitchen")) == kitchen

@@ -55,7 +55,8 @@ CASES: Dict[str, Tuple[List[str], str, Optional[float], Optional[Callable]]] = {
                  1.5, _level("monocular")),
 }
 """flying: the kind only. Its share is not measured within 30 %: exact depth already gives up to 0.08 (slopes
-near edges) and bands of 2 px are undercounted (docs/inspect.md, Limits)."""
+near edges) and bands of 2 px are undercounted (docs/inspect.md, Limits). sparse(lines=16): the kind only; its
+level is a number of scan lines, which ds-inspect does not estimate (it reports coverage, checked on sparse-20)."""
 
 
 def test_every_degradation_model_is_covered_at_two_levels():

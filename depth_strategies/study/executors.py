@@ -18,8 +18,9 @@ import queue
 import site
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
@@ -28,6 +29,11 @@ from depth_strategies.core.atomic import write_text_atomic
 
 Runner = Callable[[Dict[str, Any], Path, Callable[[int, int], None]], int]
 """Runs one job (``job``, ``log_path``, ``on_progress(step, total)``) and returns the worker's exit status."""
+
+SIGNAL_POLL_S = 0.1
+"""How often (seconds) the thread that waits on parallel runs wakes to run pending signal handlers. The kernel may
+deliver ``kill PID``'s SIGTERM to any thread; Python runs the handler only in the main thread and only when that
+thread runs Python code, so a main thread blocked until a run finishes would let a queued run start first."""
 
 WORKER_MODULE = "depth_strategies.study.worker"
 """Module run (``python -P -m``) for each training run."""
@@ -188,8 +194,13 @@ class LocalExecutor:
             slots.put(slot)
         threads = max(1, self.cpu_count // max(1, self.jobs))
 
+        stopping = threading.Event()  # set on Ctrl-C / SIGTERM: a run that has not started yet never starts
+
         def one(request: Request) -> None:
             slot = slots.get()
+            if stopping.is_set():
+                slots.put(slot)
+                return
             try:
                 job = dict(request.job)
                 if self.jobs > 1:
@@ -209,11 +220,14 @@ class LocalExecutor:
                 one(request)
             return
         pool = ThreadPoolExecutor(max_workers=self.jobs)
-        futures = [pool.submit(one, r) for r in requests]
+        pending = {pool.submit(one, r) for r in requests}
         try:
-            for future in futures:
-                future.result()
+            while pending:  # a timed wait, so that a signal is handled within SIGNAL_POLL_S
+                done, pending = wait(pending, timeout=SIGNAL_POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
         except BaseException:  # Ctrl-C: start nothing more (the running workers got the terminal's SIGINT too)
+            stopping.set()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()

@@ -427,6 +427,8 @@ def report_only_results(args: CompareArgs, out: Path) -> Dict[str, Any]:
     if previous is not None:  # the invocation that trained, not this one: its machine, software, evaluation, ...
         for key in ("machine", "wall_time_s", "command", "software"):
             results[key] = previous.get(key, results[key])
+        if command_line(args) != results["command"]:  # e.g. --seeds 5 over runs that several invocations trained
+            results["report_command"] = command_line(args) + " --report-only"
         if "evaluation" in previous:
             results["evaluation"] = stored_evaluation(previous["evaluation"], protocol)
         reused = {r.get("run_id"): r.get("reused", True) for r in previous.get("runs", [])}

@@ -64,6 +64,8 @@ def render_markdown(results: Dict[str, Any]) -> str:
     runs_wall = sum(float((r.get("train") or {}).get("wall_time_s") or 0.0) for r in runs)
     out += [
         f"Command: `{results.get('command', 'ds-compare')}`  ",
+        *([f"Report: `{results['report_command']}`, from the stored runs; the command, machine and wall time "
+           f"around it are those of the last invocation that trained  "] if results.get("report_command") else []),
         f"Machine: {machine.get('device', '?')}, {machine.get('cpus', '?')} CPUs; wall time of this invocation "
         f"{results.get('wall_time_s', 0) / 60:.1f} min ({reused} of {len(runs)} runs reused from earlier "
         f"invocations); the runs' own training time {runs_wall / 60:.1f} min in total; "

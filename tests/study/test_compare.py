@@ -751,8 +751,11 @@ def test_compare_end_to_end_interrupted_then_resumed(failing_protocol, tmp_path)
     assert regenerated["missing"] and all(m.endswith("/seed1") for m in regenerated["missing"])
     assert len(regenerated["missing"]) == len(by_method)
     sweep_run = regenerated["missing"][0]
-    assert f"**Incomplete**: {len(by_method)} runs of the protocol have no finished result yet (`{sweep_run}`" in (
-        out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert f"**Incomplete**: {len(by_method)} runs of the protocol have no finished result yet (`{sweep_run}`" in report
+    # a report made by another command than the one that trained says so (the same command: no line, as above)
+    assert f"Report: `ds-compare {failing_protocol} --output {out} --seeds 2 --report-only`, from the stored runs" in (
+        report), report[:1500]
 
 
 @pytest.mark.slow

@@ -212,9 +212,13 @@ def pick(rows: Sequence[Mapping[str, Any]], metric: str) -> Dict[str, Any]:
     row, name, entry, c = max(candidates, key=lambda x: (better * x[3]["mean"], x[3]["seeds"]))
     if better * c["mean"] <= 0:
         reference = row["reference"]
+        losses = [{"method": e["registered"], "overrides": e["overrides"], "mean": cc["mean"],
+                   "interval": cc["interval"], "seeds": cc["seeds"], "scene": r["scene"], "study": r["study"]}
+                  for r, _, e, cc in candidates if cc["established"] == "loss"]
         return {"method": reference["registered"], "overrides": reference["overrides"], "status": "not established",
                 "why": "no method's mean is better than the reference's", "row": _where(row), "mean": None,
-                "interval": None, "seeds": c["seeds"], "per_seed": {}}
+                "interval": None, "seeds": c["seeds"], "per_seed": {},
+                "established_losses": sorted(losses, key=lambda x: better * x["mean"])}
     why = (f"{c['seeds']} seed{'s' if c['seeds'] != 1 else ''} paired (a claim needs {MIN_SEEDS})"
            if c["seeds"] < MIN_SEEDS else "the 95 % interval includes 0")
     return {"method": entry["registered"], "overrides": entry["overrides"], "status": "not established",
@@ -302,6 +306,12 @@ def readme_table(mapping: Mapping[str, Any]) -> str:
                 choice = level["pick"][metric]
                 if not choice["method"]:
                     cells.append(choice["status"])
+                    continue
+                if choice.get("mean") is None and "established_losses" in choice:  # the reference: none beats it
+                    losing = [f"`{x['method']}` {_num(x['mean'])} [{_num(x['interval'][0])}, "
+                              f"{_num(x['interval'][1])}]" for x in choice["established_losses"]]
+                    cells.append(f"`{choice['method']}`: no method's mean is better"
+                                 + (f"; established losses: {', '.join(losing)}" if losing else ""))
                     continue
                 figure = _num(choice.get("mean"))
                 interval = choice.get("interval")

@@ -167,6 +167,10 @@ def summary(console: Console, data: LoadedData, m: Measurements, findings: Seque
         low, high = loss["interval"]
         console.print(f"    but on {loss['scene']} ({loss['study']}) it cost {loss['mean']:+.3g} [{low:+.3g}, "
                       f"{high:+.3g}] over {loss['seeds']} seeds: an established loss")
+    for loss in rec.images.get("established_losses") or []:
+        low, high = loss["interval"]
+        console.print(f"    {loss['method']} cost {loss['mean']:+.3g} [{low:+.3g}, {high:+.3g}] on {loss['scene']} "
+                      f"over {loss['seeds']} seeds: an established loss")
     console.print(f"  for geometry (depth L1): {_figure(rec.geometry)}")
     row = rec.images.get("row")
     geometry_row = rec.geometry.get("row")
@@ -182,5 +186,7 @@ def summary(console: Console, data: LoadedData, m: Measurements, findings: Seque
                       f"{row['note'] if row and row.get('note') else 'one kind at a time'}")
     if rec.command:
         console.print(f"[bold]Train:[/bold] {rec.command}")
+    if rec.geometry_command:
+        console.print(f"[bold]Train for geometry:[/bold] {rec.geometry_command}")
     for path in written:
         console.print(f"wrote {path}")

@@ -335,6 +335,10 @@ class Recommendation:
     """The pick for geometry (depth L1)."""
     command: Optional[str]
     """The ``ns-train`` line of the pick for images."""
+    geometry_command: Optional[str] = None
+    """The ``ns-train`` line of the pick for geometry where it is another method than the pick for images (a
+    capture for reconstruction: the real Kinect kitchen picks the RGB-only baseline for images and
+    ``depth-hybrid`` for depth); None where both picks are one method."""
     other_kinds: List[str] = field(default_factory=list)
     """The other kinds found, which the study did not combine with this one."""
 
@@ -359,6 +363,10 @@ def recommend(findings: Sequence[Finding], mapping: Mapping[str, Any], dataparse
         images=images,
         geometry=geometry,
         command=ns_train_line(images, dataparser, data, degradations),
+        geometry_command=(None if (geometry.get("method"), geometry.get("overrides"), (geometry.get("row") or {})
+                                   .get("regime")) == (images.get("method"), images.get("overrides"),
+                                                       (images.get("row") or {}).get("regime"))
+                          else ns_train_line(geometry, dataparser, data, degradations)),
         other_kinds=[f.kind for f in findings[1:]],
     )
 

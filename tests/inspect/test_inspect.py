@@ -228,6 +228,10 @@ def test_real_kinect_capture_reads_as_metric_depth_with_holes_and_gets_the_kitch
     assert rec.images["row"]["study"] == "docs/results/v0.6/redkitchen"
     assert rec.command.startswith(f"ns-train {rec.images['method']} $(ds-flags cpu)")
     assert rec.command.endswith(f"nerfstudio-data --data {kitchen_tiny}")
+    # where the picks for images and for geometry differ, both ns-train lines are given; where they agree, one
+    assert (rec.geometry_command is None) == (rec.geometry["method"] == rec.images["method"])
+    if rec.geometry_command:
+        assert rec.geometry_command.startswith(f"ns-train {rec.geometry['method']} $(ds-flags cpu)")
 
 
 def test_nearest_studied_level_is_taken_on_a_log_scale():

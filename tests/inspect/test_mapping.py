@@ -42,9 +42,14 @@ def test_without_an_established_gain_the_best_mean_is_picked_and_says_so():
     assert "1 seed paired (a claim needs 5)" in choice["why"]
 
 
-def test_when_no_method_beats_the_reference_the_reference_is_picked():
-    choice = mapping.pick([row({"a": comparison(3, -0.5, -1, 0)})], "psnr")
+def test_when_no_method_beats_the_reference_the_reference_is_picked_with_the_established_losses():
+    choice = mapping.pick([row({"a": comparison(3, -0.5, -1, 0), "b": comparison(5, -0.6, -0.9, -0.3, "loss"),
+                                "c": comparison(5, -0.1, -0.5, +0.3)})], "psnr")
     assert (choice["method"], choice["status"]) == ("depth-baseline", "not established")
+    assert [(x["method"], x["mean"]) for x in choice["established_losses"]] == [("b", -0.6)]
+    cell = mapping.readme_table({"order": ["k"], "kinds": {"k": {"describes": "d", "levels": [
+        {"level": None, "conditions": [], "pick": {"psnr": choice, "depth_l1": choice}}]}}}).splitlines()[2]
+    assert "`depth-baseline`: no method's mean is better; established losses: `b` -0.60 [-0.90, -0.30]" in cell
 
 
 def test_methods_without_a_paired_seed_are_never_picked():

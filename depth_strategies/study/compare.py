@@ -48,6 +48,7 @@ from depth_strategies.study.protocol import (
     ProtocolError,
     load_protocol,
     protocol_from_results,
+    resolve_path,
 )
 from depth_strategies.study.results import (
     Figures,
@@ -363,7 +364,8 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
                              ray_address=args.ray_address, gpus=visible_gpus() if device == "cuda" else ())
     outcomes = execute(protocol, runs, scene_dirs, out, device, runner, executor=executor, retries=args.retries,
                        reuse_stale=args.reuse_stale)
-    results = assemble_results(protocol, outcomes, device, command_line(args), time.perf_counter() - start)
+    results = assemble_results(protocol, outcomes, device, command_line(args), time.perf_counter() - start,
+                               scene_dirs)
     return _finish(results, out, start, figures)
 
 
@@ -391,6 +393,19 @@ def collect_finished(runs: List[RunSpec], out: Path,
         else:
             missing.append(spec.run_id)
     return outcomes, missing
+
+
+def path_scene_folders(protocol: Protocol, data_root: Path) -> Dict[str, Path]:
+    """The folders of the protocol's ``path`` scenes that are on this machine (a report regenerated elsewhere keeps
+    the stored description of the others)."""
+    found = {}
+    for scene in protocol.scenes:
+        if scene.path is not None:
+            try:
+                found[scene.name] = resolve_path(scene.path, data_root)
+            except ProtocolError:
+                continue
+    return found
 
 
 def report_only_results(args: CompareArgs, out: Path) -> Dict[str, Any]:
@@ -423,14 +438,15 @@ def report_only_results(args: CompareArgs, out: Path) -> Dict[str, Any]:
     if missing:
         CONSOLE.print(f"[yellow]--report-only: {len(missing)} of {len(missing) + len(outcomes)} runs of the "
                       f"protocol have no finished result (not run yet, or unfinished); reporting the others[/yellow]")
-    results = assemble_results(protocol, outcomes, "cpu", command_line(args), 0.0)
+    paths = path_scene_folders(protocol, args.data_root)
+    results = assemble_results(protocol, outcomes, "cpu", command_line(args), 0.0, paths)
     if previous is not None:  # the invocation that trained, not this one: its machine, software, evaluation, ...
         for key in ("machine", "wall_time_s", "command", "software"):
             results[key] = previous.get(key, results[key])
         if command_line(args) != results["command"]:  # e.g. --seeds 5 over runs that several invocations trained
             results["report_command"] = command_line(args) + " --report-only"
         if "evaluation" in previous:
-            results["evaluation"] = stored_evaluation(previous["evaluation"], protocol)
+            results["evaluation"] = stored_evaluation(previous["evaluation"], protocol, paths)
         reused = {r.get("run_id"): r.get("reused", True) for r in previous.get("runs", [])}
         for run in results["runs"]:
             run["reused"] = reused.get(run["run_id"], True)

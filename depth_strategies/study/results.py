@@ -10,13 +10,14 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.core.metrics import EVALUATION_PROTOCOL
 from depth_strategies.study import comparisons, report
 from depth_strategies.study.protocol import Protocol
 from depth_strategies.study.runs import RunSpec
+from depth_strategies.study.scene_folders import images_have_alpha
 
 RESULTS_SCHEMA_VERSION = 1
 """Version of the results.json layout."""
@@ -57,9 +58,11 @@ def machine_description(device: str) -> Dict[str, Any]:
 
 
 def assemble_results(
-    protocol: Protocol, outcomes: List[RunOutcome], device: str, command: str, wall_time_s: float
+    protocol: Protocol, outcomes: List[RunOutcome], device: str, command: str, wall_time_s: float,
+    scene_dirs: Optional[Mapping[str, Path]] = None,
 ) -> Dict[str, Any]:
-    """The results.json dictionary."""
+    """The results.json dictionary; ``scene_dirs``, the scenes' folders, decide whether a ``path`` scene is described
+    as a capture (:func:`capture_scenes`)."""
     runs = []
     software: Dict[str, str] = {}
     for outcome in outcomes:
@@ -89,7 +92,7 @@ def assemble_results(
         "schema_version": RESULTS_SCHEMA_VERSION,
         "protocol": _protocol_dict(protocol),
         "metrics": comparisons.metric_specs(protocol.metrics, dict(protocol.metrics)),
-        "evaluation": evaluation_protocol(protocol),
+        "evaluation": evaluation_protocol(protocol, scene_dirs),
         "command": command,
         "machine": machine_description(device),
         "software": software,
@@ -116,16 +119,21 @@ CAPTURE_EVALUATION: Dict[str, str] = {
 metrics are computed by the same code, but on other inputs."""
 
 
-def capture_scenes(protocol: Protocol) -> List[str]:
-    """The protocol's scenes that are captures (``rgbd``, ``room``): images without alpha, depth from a sensor."""
-    return [s.name for s in protocol.scenes if s.rgbd is not None or s.room is not None]
+def capture_scenes(protocol: Protocol, scene_dirs: Optional[Mapping[str, Path]] = None) -> List[str]:
+    """The protocol's scenes that are captures: images without alpha, depth from a sensor. ``rgbd`` and ``room``
+    scenes always; a ``path`` scene where its folder (in ``scene_dirs``) is there to read and its first training
+    image has no alpha channel (the model's own rule for ``scene_type: auto``)."""
+    dirs = scene_dirs or {}
+    return [s.name for s in protocol.scenes
+            if s.rgbd is not None or s.room is not None
+            or (s.path is not None and s.name in dirs and images_have_alpha(dirs[s.name]) is False)]
 
 
-def evaluation_protocol(protocol: Protocol) -> Dict[str, str]:
+def evaluation_protocol(protocol: Protocol, scene_dirs: Optional[Mapping[str, Path]] = None) -> Dict[str, str]:
     """How the protocol's numbers are computed, for results.json and the report: the RGBA description, with
     :data:`CAPTURE_EVALUATION`'s entries where the scenes are captures (both, each naming its scenes, in a
-    protocol that mixes them)."""
-    captures = capture_scenes(protocol)
+    protocol that mixes them); ``scene_dirs``: the scenes' folders, where known (:func:`capture_scenes`)."""
+    captures = capture_scenes(protocol, scene_dirs)
     if not captures:
         return dict(EVALUATION_PROTOCOL)
     if len(captures) == len(protocol.scenes):
@@ -136,13 +144,14 @@ def evaluation_protocol(protocol: Protocol) -> Dict[str, str]:
         for key, text in CAPTURE_EVALUATION.items()}}
 
 
-def stored_evaluation(stored: Dict[str, str], protocol: Protocol) -> Dict[str, str]:
+def stored_evaluation(stored: Dict[str, str], protocol: Protocol,
+                      scene_dirs: Optional[Mapping[str, Path]] = None) -> Dict[str, str]:
     """The evaluation description a report regenerated from ``stored`` results carries: the stored one (the
     invocation that trained), with the entries that depend on the scene kind (:data:`CAPTURE_EVALUATION`'s keys)
     taken from :func:`evaluation_protocol`: reports before version 0.7 described every scene as RGBA."""
-    if not capture_scenes(protocol):
+    if not capture_scenes(protocol, scene_dirs):
         return dict(stored)
-    current = evaluation_protocol(protocol)
+    current = evaluation_protocol(protocol, scene_dirs)
     return {**stored, **{key: current[key] for key in CAPTURE_EVALUATION}}
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from depth_strategies.core.atomic import write_text_atomic
 from depth_strategies.scenes.nerfstudio_data import is_nerfstudio_data
@@ -65,3 +66,23 @@ def test_view_count(scene_dir: Path) -> int:
         parser = NerfstudioDataParserConfig(data=scene_dir).setup()
         return len(parser.get_dataparser_outputs(split="test").image_filenames)
     return len(json.loads((scene_dir / "transforms_test.json").read_text())["frames"])
+
+
+def images_have_alpha(folder: Path) -> Optional[bool]:
+    """Whether the first training image of a scene folder has an alpha channel, which is how the model decides its
+    scene type (``scene_type: auto``, :func:`depth_strategies.core.data.scene_type_of`): Blender format's first
+    ``transforms_train.json`` frame (``file_path`` + ``.png``), else nerfstudio-data's first ``transforms.json``
+    frame. None where the folder, its transforms or that image cannot be read."""
+    from PIL import Image
+
+    folder = Path(folder)
+    blender = folder / "transforms_train.json"
+    transforms = blender if blender.is_file() else folder / "transforms.json"
+    try:
+        frame = json.loads(transforms.read_text())["frames"][0]
+        image = folder / (frame["file_path"] + (".png" if transforms == blender and
+                                                not Path(frame["file_path"]).suffix else ""))
+        with Image.open(image) as opened:
+            return "A" in opened.getbands()
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None

@@ -136,3 +136,51 @@ def test_a_regenerated_report_keeps_the_stored_evaluation_and_corrects_only_a_ca
     kitchen = stored_evaluation(stored, load_protocol("redkitchen"))
     assert kitchen["psnr"] == "as trained" and kitchen["depth mask"] == CAPTURE_EVALUATION["depth mask"]
     assert stored_evaluation(kitchen, load_protocol("redkitchen")) == kitchen
+
+
+def _scene_folder(root, layout, mode):
+    """A one-frame scene folder: Blender format (``transforms_train.json``, ``file_path`` without extension) or
+    nerfstudio-data (``transforms.json``), its image in PIL ``mode``."""
+    import json
+
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    name = "r_0" if layout == "blender" else "frame_0.png"
+    Image.new(mode, (4, 4)).save(root / (name + (".png" if layout == "blender" else "")))
+    transforms = "transforms_train.json" if layout == "blender" else "transforms.json"
+    (root / transforms).write_text(json.dumps({"frames": [{"file_path": name}]}))
+    return root
+
+
+def test_a_path_scene_is_described_as_a_capture_exactly_when_its_first_training_image_has_no_alpha(tmp_path):
+    import dataclasses
+
+    from depth_strategies.core.metrics import EVALUATION_PROTOCOL
+    from depth_strategies.study.protocol import SceneSpec, load_protocol
+    from depth_strategies.study.results import CAPTURE_EVALUATION, evaluation_protocol
+    from depth_strategies.study.scene_folders import images_have_alpha
+
+    rgba = _scene_folder(tmp_path / "object", "blender", "RGBA")
+    rgb_blender = _scene_folder(tmp_path / "opaque", "blender", "RGB")
+    capture = _scene_folder(tmp_path / "capture", "nerfstudio", "RGB")
+    assert (images_have_alpha(rgba), images_have_alpha(rgb_blender), images_have_alpha(capture)) == (True, False, False)
+    assert images_have_alpha(tmp_path / "absent") is None
+    protocol = dataclasses.replace(load_protocol("quick"), scenes=(SceneSpec(name="mine", path="mine"),))
+    assert evaluation_protocol(protocol, {"mine": capture})["depth mask"] == CAPTURE_EVALUATION["depth mask"]
+    assert evaluation_protocol(protocol, {"mine": rgb_blender})["depth mask"] == CAPTURE_EVALUATION["depth mask"]
+    assert evaluation_protocol(protocol, {"mine": rgba}) == EVALUATION_PROTOCOL
+    assert evaluation_protocol(protocol, {"mine": tmp_path / "absent"}) == EVALUATION_PROTOCOL  # unread: as stored
+    assert evaluation_protocol(protocol) == EVALUATION_PROTOCOL
+
+
+def test_report_only_reads_the_path_scenes_that_are_on_this_machine_and_skips_the_others(tmp_path):
+    import dataclasses
+
+    from depth_strategies.study.compare import path_scene_folders
+    from depth_strategies.study.protocol import SceneSpec, load_protocol
+
+    (tmp_path / "here").mkdir()
+    protocol = dataclasses.replace(load_protocol("quick"), scenes=(
+        SceneSpec(name="a", path="here"), SceneSpec(name="b", path="elsewhere"), *load_protocol("quick").scenes))
+    assert path_scene_folders(protocol, tmp_path) == {"a": (tmp_path / "here").resolve()}

@@ -58,7 +58,7 @@ from depth_strategies.study.results import (
     stored_evaluation,
     write_outputs,
 )
-from depth_strategies.study.runs import RunSpec, expand_runs
+from depth_strategies.study.runs import RunSpec, expand_runs, only_conditions
 from depth_strategies.study.scene_folders import prepare_scene, test_view_count
 
 CONSOLE = Console()
@@ -283,6 +283,9 @@ class CompareArgs:
     """Output folder (default: results/<protocol name>). Rerunning with the same folder resumes."""
     methods: Tuple[str, ...] = ()
     """Only these methods of the protocol (the baseline is always included)."""
+    conditions: Tuple[str, ...] = ()
+    """Only these conditions of a protocol with conditions (robustness, regimes); results.json keeps the whole
+    protocol, so the others are reported missing until they run."""
     seeds: Optional[int] = None
     """Number of seeds, overriding the protocol's."""
     report_only: bool = False
@@ -324,6 +327,8 @@ def command_line(args: CompareArgs) -> str:
         parts += ["--seeds", str(args.seeds)]
     if args.methods:
         parts += ["--methods", *args.methods]
+    if args.conditions:
+        parts += ["--conditions", *args.conditions]
     if args.reuse_stale:
         parts += ["--reuse-stale"]
     return " ".join(parts)
@@ -346,6 +351,8 @@ def compare(args: CompareArgs, runner=run_in_subprocess, figures: Optional[Figur
     start = time.perf_counter()
     device = resolve_device(protocol.device)
     runs = expand_runs(protocol, list(args.methods) or None)
+    if args.conditions:
+        runs = only_conditions(protocol, runs, args.conditions)
     if args.plan:
         from depth_strategies.study.plan import plan_rows, render_plan
 

@@ -133,3 +133,15 @@ def _method_run(
         iterations,
         condition=condition.name if condition is not None else None,
     )
+
+
+def only_conditions(protocol: Protocol, runs: List[RunSpec], names: Tuple[str, ...]) -> List[RunSpec]:
+    """The runs of the named conditions (``ds-compare --conditions``: a robustness or regime protocol one condition
+    at a time, e.g. the one a finding rests on first); the condition-free runs stay, they are every condition's
+    reference."""
+    known = [c.name for c in protocol.conditions]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ProtocolError(f"--conditions: {unknown[0]!r} is not a condition of protocol {protocol.name} "
+                            f"({', '.join(known) if known else 'it has none'})")
+    return [r for r in runs if r.condition is None or r.condition in names]

@@ -454,6 +454,28 @@ def test_recorded_command_reproduces_what_ran_without_how_it_was_executed():
     assert command_line(args) == (
         "ds-compare robustness --output out/r --data-root .. --seeds 1 --methods depth-soft depth-hard"
     )
+    assert command_line(CompareArgs(protocol="regime-factors", conditions=("rays-4096",))) == (
+        "ds-compare regime-factors --conditions rays-4096")
+
+
+def test_conditions_keeps_the_named_conditions_runs_and_the_condition_free_ones_and_names_an_unknown_one():
+    from depth_strategies.study.runs import only_conditions
+
+    protocol = load_protocol("regime-factors")
+    runs = expand_runs(protocol)
+    kept = only_conditions(protocol, runs, ("rays-4096", "cpu"))
+    assert {r.condition for r in kept} == {"rays-4096", "cpu"}
+    assert len(kept) == 2 * len(protocol.methods) * len(protocol.seeds)
+    with pytest.raises(ProtocolError, match=r"--conditions: 'rays-1' is not a condition of protocol regime-factors"
+                       r" \(cpu, "):
+        only_conditions(protocol, runs, ("rays-1",))
+    free = load_protocol("robustness")  # its condition-free baseline is every condition's reference
+    free_runs = expand_runs(free)
+    first = free.conditions[0].name
+    assert [r for r in only_conditions(free, free_runs, (first,)) if r.condition is None] == [
+        r for r in free_runs if r.condition is None]
+    with pytest.raises(ProtocolError, match="it has none"):
+        only_conditions(load_protocol("quick"), expand_runs(load_protocol("quick")), ("cpu",))
 
 
 def test_markdown_table_has_arrows_bold_best_differences_and_failures():

@@ -285,7 +285,7 @@ class CompareArgs:
     """Only these methods of the protocol (the baseline is always included)."""
     conditions: Tuple[str, ...] = ()
     """Only these conditions of a protocol with conditions (robustness, regimes); results.json keeps the whole
-    protocol, so the others are reported missing until they run."""
+    protocol, so --report-only afterwards reports every condition's finished runs and lists the others missing."""
     seeds: Optional[int] = None
     """Number of seeds, overriding the protocol's."""
     report_only: bool = False

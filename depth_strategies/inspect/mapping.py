@@ -199,9 +199,7 @@ def pick(rows: Sequence[Mapping[str, Any]], metric: str) -> Dict[str, Any]:
         for _, _, entry, _ in gains:
             rows_gained[entry["registered"]] = rows_gained.get(entry["registered"], 0) + 1
         row, name, entry, c = max(gains, key=lambda x: (rows_gained[x[2]["registered"]], better * x[3]["mean"]))
-        losses = [{"study": r["study"], "scene": r["scene"], "condition": r["condition"], "mean": cc["mean"],
-                   "interval": cc["interval"], "seeds": cc["seeds"]}
-                  for r, _, e, cc in candidates
+        losses = [_loss(r, e, cc) for r, _, e, cc in candidates
                   if e["registered"] == entry["registered"] and cc["established"] == "loss"]
         return {"method": entry["registered"], "overrides": entry["overrides"], "status": "established",
                 "why": f"{c['seeds']} seeds paired, 95 % interval excludes 0", "row": _where(row),
@@ -212,9 +210,7 @@ def pick(rows: Sequence[Mapping[str, Any]], metric: str) -> Dict[str, Any]:
     row, name, entry, c = max(candidates, key=lambda x: (better * x[3]["mean"], x[3]["seeds"]))
     if better * c["mean"] <= 0:
         reference = row["reference"]
-        losses = [{"method": e["registered"], "overrides": e["overrides"], "mean": cc["mean"],
-                   "interval": cc["interval"], "seeds": cc["seeds"], "scene": r["scene"], "study": r["study"]}
-                  for r, _, e, cc in candidates if cc["established"] == "loss"]
+        losses = [_loss(r, e, cc) for r, _, e, cc in candidates if cc["established"] == "loss"]
         return {"method": reference["registered"], "overrides": reference["overrides"], "status": "not established",
                 "why": "no method's mean is better than the reference's", "row": _where(row), "mean": None,
                 "interval": None, "seeds": c["seeds"], "per_seed": {},
@@ -224,6 +220,13 @@ def pick(rows: Sequence[Mapping[str, Any]], metric: str) -> Dict[str, Any]:
     return {"method": entry["registered"], "overrides": entry["overrides"], "status": "not established",
             "why": f"best mean; {why}", "row": _where(row), "mean": c["mean"], "interval": c["interval"],
             "seeds": c["seeds"], "per_seed": c["per_seed"]}
+
+
+def _loss(row: Mapping[str, Any], entry: Mapping[str, Any], c: Mapping[str, Any]) -> Dict[str, Any]:
+    """An established loss: which method, where, and its run-level figures."""
+    return {"method": entry["registered"], "overrides": entry["overrides"], "study": row["study"],
+            "scene": row["scene"], "condition": row["condition"], "mean": c["mean"], "interval": c["interval"],
+            "seeds": c["seeds"]}
 
 
 def _where(row: Mapping[str, Any]) -> Dict[str, Any]:

@@ -336,9 +336,9 @@ class Recommendation:
     command: Optional[str]
     """The ``ns-train`` line of the pick for images."""
     geometry_command: Optional[str] = None
-    """The ``ns-train`` line of the pick for geometry where it is another method than the pick for images (a
-    capture for reconstruction: the real Kinect kitchen picks the RGB-only baseline for images and
-    ``depth-hybrid`` for depth); None where both picks are one method."""
+    """The ``ns-train`` line of the pick for geometry where it differs from the line for images (a capture for
+    reconstruction: the real Kinect kitchen picks the RGB-only baseline for images and ``depth-hybrid`` for
+    depth); None where both picks train alike."""
     other_kinds: List[str] = field(default_factory=list)
     """The other kinds found, which the study did not combine with this one."""
 
@@ -355,6 +355,8 @@ def recommend(findings: Sequence[Finding], mapping: Mapping[str, Any], dataparse
         level = nearest_level(first.kind, first.level, studied_levels(mapping, first.kind))
         chosen = next((e for e in levels if e["level"] == level), levels[0])
     images, geometry = chosen["pick"]["psnr"], chosen["pick"]["depth_l1"]
+    command = ns_train_line(images, dataparser, data, degradations)
+    geometry_command = ns_train_line(geometry, dataparser, data, degradations)
     return Recommendation(
         kind=first.kind,
         measured_level=first.level,
@@ -362,11 +364,8 @@ def recommend(findings: Sequence[Finding], mapping: Mapping[str, Any], dataparse
         conditions=list(chosen["conditions"]),
         images=images,
         geometry=geometry,
-        command=ns_train_line(images, dataparser, data, degradations),
-        geometry_command=(None if (geometry.get("method"), geometry.get("overrides"), (geometry.get("row") or {})
-                                   .get("regime")) == (images.get("method"), images.get("overrides"),
-                                                       (images.get("row") or {}).get("regime"))
-                          else ns_train_line(geometry, dataparser, data, degradations)),
+        command=command,
+        geometry_command=None if geometry_command == command else geometry_command,
         other_kinds=[f.kind for f in findings[1:]],
     )
 

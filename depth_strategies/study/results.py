@@ -149,9 +149,9 @@ def stored_evaluation(stored: Dict[str, str], protocol: Protocol,
     """The evaluation description a report regenerated from ``stored`` results carries: the stored one (the
     invocation that trained), with the entries that depend on the scene kind (:data:`CAPTURE_EVALUATION`'s keys)
     taken from :func:`evaluation_protocol`: reports before version 0.7 described every scene as RGBA."""
-    if not capture_scenes(protocol, scene_dirs):
-        return dict(stored)
     current = evaluation_protocol(protocol, scene_dirs)
+    if current == EVALUATION_PROTOCOL:  # no capture among the scenes
+        return dict(stored)
     return {**stored, **{key: current[key] for key in CAPTURE_EVALUATION}}
 
 

@@ -79,10 +79,10 @@ def images_have_alpha(folder: Path) -> Optional[bool]:
     blender = folder / "transforms_train.json"
     transforms = blender if blender.is_file() else folder / "transforms.json"
     try:
-        frame = json.loads(transforms.read_text())["frames"][0]
-        image = folder / (frame["file_path"] + (".png" if transforms == blender and
-                                                not Path(frame["file_path"]).suffix else ""))
-        with Image.open(image) as opened:
+        name = json.loads(transforms.read_text())["frames"][0]["file_path"]
+        if transforms == blender and not Path(name).suffix:
+            name += ".png"  # NeRF-synthetic's file paths leave out the extension
+        with Image.open(folder / name) as opened:
             return "A" in opened.getbands()
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return None
